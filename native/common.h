@@ -1,0 +1,68 @@
+// Shared helpers for the netheal addon: errno-carrying errors, owned fds, monotonic time.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <ctime>
+#include <string>
+#include <unistd.h>
+
+namespace netheal {
+
+// CLOCK_MONOTONIC in nanoseconds: the same clock as process.hrtime.bigint().
+inline uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// An Error with errno, code (uv_err_name style, e.g. "ENOBUFS") and syscall properties.
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail = "");
+
+// Owns one file descriptor; closes it on destruction unless released.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.Release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    Reset(o.Release());
+    return *this;
+  }
+  ~UniqueFd() { Reset(); }
+  int Get() const { return fd_; }
+  bool Valid() const { return fd_ >= 0; }
+  int Release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Creates socket(domain, type|SOCK_NONBLOCK|SOCK_CLOEXEC, protocol) inside the network
+// namespace at netnsPath ("" = the current one). The calling thread re-enters its own
+// namespace before returning. On failure returns -1 and sets *syscall and errno.
+int SocketInNetns(const std::string& netnsPath, int domain, int type, int protocol,
+                  const char** syscall);
+
+// open(path) inside the namespace at netnsPath, like SocketInNetns.
+int OpenInNetns(const std::string& netnsPath, const char* path, int flags, const char** syscall);
+
+void InitNetlinkSocket(Napi::Env env, Napi::Object exports);
+void InitIcmpSocket(Napi::Env env, Napi::Object exports);
+void InitNotify(Napi::Env env, Napi::Object exports);
+void InitTun(Napi::Env env, Napi::Object exports);
+
+}  // namespace netheal

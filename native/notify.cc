@@ -1,0 +1,59 @@
+// sd_notify: one datagram to $NOTIFY_SOCKET. Node's dgram cannot send on AF_UNIX.
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstring>
+
+#include "common.h"
+
+namespace netheal {
+namespace {
+
+// sdNotify(address, message). '@name' is the abstract namespace: sun_path[0] = 0 and the
+// address length stops at the name's end (padding to sizeof(sockaddr_un) names another socket).
+Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "sdNotify(address, message)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string address = info[0].As<Napi::String>().Utf8Value();
+  std::string message = info[1].As<Napi::String>().Utf8Value();
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (address.empty() || address.size() >= sizeof addr.sun_path ||
+      (address[0] != '/' && address[0] != '@')) {
+    Napi::Error error = Napi::Error::New(env, "invalid NOTIFY_SOCKET address: " + address);
+    error.Set("code", Napi::String::New(env, "NETHEAL_ERR_NOTIFY_ADDRESS"));
+    error.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  memcpy(addr.sun_path, address.data(), address.size());
+  socklen_t len = offsetof(sockaddr_un, sun_path) + address.size();
+  if (address[0] == '@') {
+    addr.sun_path[0] = '\0';
+  } else {
+    len += 1;  // include the terminating NUL of a path
+  }
+  UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.Valid()) {
+    ErrnoError(env, errno, "socket").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  ssize_t n;
+  do {
+    n = sendto(fd.Get(), message.data(), message.size(), MSG_NOSIGNAL,
+               reinterpret_cast<sockaddr*>(&addr), len);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) ErrnoError(env, errno, "sendto", address).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+}  // namespace
+
+void InitNotify(Napi::Env env, Napi::Object exports) {
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotify, "sdNotify"));
+}
+
+}  // namespace netheal

@@ -1,0 +1,3 @@
+/** `netheal ping` (issue #3). */
+import { Command } from 'commander';
+export function registerPing(_program: Command): void {}

@@ -1,0 +1,2 @@
+import { Command } from 'commander';
+export function registerWatch(_program: Command): void {}

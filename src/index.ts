@@ -1,0 +1,16 @@
+/**
+ * netheal as a library: the monitor, prober, socket and policy pieces.
+ * Every object that opens a socket has close() and leaves no fd or handle behind.
+ */
+export * from './errors';
+export { resolveNetns } from './netns';
+export { monotonicNs } from './native';
+export type { NativeBinding } from './native';
+export { NetlinkClient } from './monitor/netlink-client';
+export type { NetlinkClientOptions, NetlinkReply } from './monitor/netlink-client';
+export { LinkControl } from './monitor/link-control';
+export type { LinkControlOptions } from './monitor/link-control';
+export * from './monitor/prober';
+export * from './monitor/sockets';
+export { Lab } from './lab/lab';
+export type { LinkEnd, TapHandle } from './lab/lab';

@@ -1,0 +1,341 @@
+/**
+ * rtnetlink codecs: links (ifinfomsg), addresses (ifaddrmsg) and routes (rtmsg), as in
+ * linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h and linux/if.h. Pure functions.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import {
+  Attributes,
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_REQUEST,
+  NetlinkMessage,
+  ProtocolError,
+  attrS32,
+  attrString,
+  attrU32,
+  attrU8,
+  encodeAttribute,
+  encodeMessage,
+  parseAttributes,
+} from './netlink';
+
+/** Message types (linux/rtnetlink.h). */
+export const RTM_NEWLINK = 16;
+export const RTM_DELLINK = 17;
+export const RTM_GETLINK = 18;
+export const RTM_NEWADDR = 20;
+export const RTM_DELADDR = 21;
+export const RTM_GETADDR = 22;
+export const RTM_NEWROUTE = 24;
+export const RTM_DELROUTE = 25;
+export const RTM_GETROUTE = 26;
+
+/** Multicast groups (enum rtnetlink_groups). */
+export const RTNLGRP_LINK = 1;
+export const RTNLGRP_IPV4_IFADDR = 5;
+export const RTNLGRP_IPV4_ROUTE = 7;
+export const RTNLGRP_IPV6_IFADDR = 9;
+export const RTNLGRP_IPV6_ROUTE = 11;
+
+/** Address families (linux/socket.h). */
+export const AF_UNSPEC = 0;
+export const AF_INET = 2;
+export const AF_BRIDGE = 7;
+export const AF_INET6 = 10;
+
+/** Interface flags (linux/if.h). */
+export const IFF_UP = 0x1;
+export const IFF_LOOPBACK = 0x8;
+export const IFF_RUNNING = 0x40;
+export const IFF_LOWER_UP = 0x10000;
+
+/** Link attributes (linux/if_link.h). */
+export const IFLA_ADDRESS = 1;
+export const IFLA_IFNAME = 3;
+export const IFLA_MTU = 4;
+export const IFLA_LINK = 5;
+export const IFLA_MASTER = 10;
+export const IFLA_OPERSTATE = 16;
+export const IFLA_LINKINFO = 18;
+export const IFLA_EXT_MASK = 29;
+export const IFLA_CARRIER = 33;
+export const IFLA_CARRIER_CHANGES = 35;
+export const IFLA_LINK_NETNSID = 37;
+export const IFLA_INFO_KIND = 1;
+/** RTEXT_FILTER_SKIP_STATS: leave the bulky statistics out of link dumps. */
+export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
+
+/** Address attributes (linux/if_addr.h). */
+export const IFA_ADDRESS = 1;
+export const IFA_LOCAL = 2;
+export const IFA_FLAGS = 8;
+
+/** Route attributes and values (linux/rtnetlink.h). */
+export const RTA_DST = 1;
+export const RTA_OIF = 4;
+export const RTA_GATEWAY = 5;
+export const RTA_PRIORITY = 6;
+export const RTA_MULTIPATH = 9;
+export const RTA_TABLE = 15;
+export const RT_TABLE_MAIN = 254;
+export const RTN_UNICAST = 1;
+export const RTNH_F_DEAD = 1;
+export const RTNH_F_LINKDOWN = 16;
+
+/** IF_OPER_* (linux/if.h), lower-case as the kernel names them (RFC 2863). */
+export const OPERSTATES = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'] as const;
+export type Operstate = (typeof OPERSTATES)[number];
+
+const IFINFOMSG_LEN = 16;
+const IFADDRMSG_LEN = 8;
+const RTMSG_LEN = 12;
+
+/** A link as decoded from RTM_NEWLINK (more than the public contract; see LinkMonitor). */
+export interface LinkMessage {
+  family: number;
+  ifindex: number;
+  /** ifi_flags: IFF_UP, IFF_RUNNING, IFF_LOWER_UP, ... */
+  flags: number;
+  name: string;
+  /** IFLA_INFO_KIND as `ip -d` shows it (veth, bridge, tun, ...); null for plain devices. */
+  kind: string | null;
+  adminUp: boolean;
+  /** IFLA_CARRIER when present, else IFF_LOWER_UP. */
+  carrier: boolean;
+  operstate: Operstate | string;
+  mtu: number | null;
+  mac: string | null;
+  master: number | null;
+  /** IFLA_LINK: the lower device; equals ifindex (or is absent) for unstacked devices. */
+  iflink: number | null;
+  /** IFLA_LINK_NETNSID: set when IFLA_LINK points into another namespace. */
+  linkNetnsid: number | null;
+  carrierChanges: number | null;
+}
+
+function formatMac(value: Buffer | undefined): string | null {
+  if (value === undefined || value.length === 0) return null;
+  return [...value].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
+}
+
+function need(payload: Buffer, length: number, what: string): void {
+  if (payload.length < length) throw new ProtocolError(`${what}: payload of ${payload.length} bytes, need ${length}`);
+}
+
+/** Decodes RTM_NEWLINK / RTM_DELLINK. */
+export function decodeLink(message: NetlinkMessage): LinkMessage {
+  const p = message.payload;
+  need(p, IFINFOMSG_LEN, 'ifinfomsg');
+  const flags = p.readUInt32LE(8);
+  const attributes = parseAttributes(p, IFINFOMSG_LEN);
+  const linkinfo = attributes.get(IFLA_LINKINFO);
+  const kind = linkinfo !== undefined ? attrString(parseAttributes(linkinfo), IFLA_INFO_KIND) ?? null : null;
+  const operstateCode = attrU8(attributes, IFLA_OPERSTATE);
+  const carrierAttr = attrU8(attributes, IFLA_CARRIER);
+  const master = attrU32(attributes, IFLA_MASTER);
+  return {
+    family: p.readUInt8(0),
+    ifindex: p.readInt32LE(4),
+    flags,
+    name: attrString(attributes, IFLA_IFNAME) ?? '',
+    kind,
+    adminUp: (flags & IFF_UP) !== 0,
+    carrier: carrierAttr !== undefined ? carrierAttr !== 0 : (flags & IFF_LOWER_UP) !== 0,
+    operstate: operstateCode === undefined ? 'unknown' : OPERSTATES[operstateCode] ?? `operstate-${operstateCode}`,
+    mtu: attrU32(attributes, IFLA_MTU) ?? null,
+    mac: formatMac(attributes.get(IFLA_ADDRESS)),
+    master: master === undefined || master === 0 ? null : master,
+    iflink: attrS32(attributes, IFLA_LINK) ?? null,
+    linkNetnsid: attrS32(attributes, IFLA_LINK_NETNSID) ?? null,
+    carrierChanges: attrU32(attributes, IFLA_CARRIER_CHANGES) ?? null,
+  };
+}
+
+/** An address as decoded from RTM_NEWADDR / RTM_DELADDR. */
+export interface AddressMessage {
+  ifindex: number;
+  family: 4 | 6;
+  address: string;
+  prefixlen: number;
+  /** IFA_F_* flags (IFA_FLAGS when present). */
+  flags: number;
+  scope: number;
+}
+
+/** Formats 4 or 16 bytes as an IP address (IPv6 compressed like `ip` does). */
+export function formatIp(bytes: Buffer): string {
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) throw new ProtocolError(`address of ${bytes.length} bytes`);
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
+  // IPv4-mapped addresses print as ::ffff:a.b.c.d, like inet_ntop.
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  }
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) { bestStart = i; bestLength = j - i; }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart === -1) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+}
+
+/** Parses a dotted or colon IP address into 4 or 16 bytes; throws RangeError otherwise. */
+export function parseIp(address: string): Buffer {
+  if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
+  if (!isIPv6(address)) throw new RangeError(`invalid IP address: ${address}`);
+  let text = address;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted !== null) {
+    // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = text.slice(0, dotted.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const zeros = tail === undefined ? 0 : 8 - left.length - right.length;
+  const groups = [...left, ...new Array<string>(zeros).fill('0'), ...right];
+  const out = Buffer.alloc(16);
+  groups.forEach((group, i) => out.writeUInt16BE(parseInt(group, 16), i * 2));
+  return out;
+}
+
+/** Decodes RTM_NEWADDR / RTM_DELADDR. The address is IFA_LOCAL when present (what `ip` shows). */
+export function decodeAddress(message: NetlinkMessage): AddressMessage | null {
+  const p = message.payload;
+  need(p, IFADDRMSG_LEN, 'ifaddrmsg');
+  const family = p.readUInt8(0);
+  if (family !== AF_INET && family !== AF_INET6) return null;
+  const attributes = parseAttributes(p, IFADDRMSG_LEN);
+  const raw = attributes.get(IFA_LOCAL) ?? attributes.get(IFA_ADDRESS);
+  if (raw === undefined) return null;
+  const expected = family === AF_INET ? 4 : 16;
+  if (raw.length !== expected) throw new ProtocolError(`ifaddrmsg family ${family} with a ${raw.length}-byte address`);
+  return {
+    ifindex: p.readUInt32LE(4),
+    family: family === AF_INET ? 4 : 6,
+    address: formatIp(raw),
+    prefixlen: p.readUInt8(1),
+    flags: attrU32(attributes, IFA_FLAGS) ?? p.readUInt8(2),
+    scope: p.readUInt8(3),
+  };
+}
+
+/** A route as decoded from RTM_NEWROUTE / RTM_DELROUTE (single path or the first hop of several). */
+export interface RouteMessage {
+  family: 4 | 6;
+  dst: string | null;
+  dstLen: number;
+  table: number;
+  type: number;
+  protocol: number;
+  scope: number;
+  /** rtm_flags; RTNH_F_LINKDOWN / RTNH_F_DEAD mark a nexthop that cannot carry traffic. */
+  flags: number;
+  gateway: string | null;
+  ifindex: number | null;
+  metric: number;
+}
+
+/** Decodes RTM_NEWROUTE / RTM_DELROUTE; null for families other than IPv4/IPv6. */
+export function decodeRoute(message: NetlinkMessage): RouteMessage | null {
+  const p = message.payload;
+  need(p, RTMSG_LEN, 'rtmsg');
+  const family = p.readUInt8(0);
+  if (family !== AF_INET && family !== AF_INET6) return null;
+  const attributes: Attributes = parseAttributes(p, RTMSG_LEN);
+  const dst = attributes.get(RTA_DST);
+  const gateway = attributes.get(RTA_GATEWAY);
+  let ifindex = attrU32(attributes, RTA_OIF) ?? null;
+  let gatewayText = gateway !== undefined ? formatIp(gateway) : null;
+  let flags = p.readUInt32LE(8);
+  const multipath = attributes.get(RTA_MULTIPATH);
+  if (multipath !== undefined && multipath.length >= 8) {
+    // struct rtnexthop { u16 len; u8 flags; u8 hops; int ifindex; } + attributes: first hop.
+    const hopLength = multipath.readUInt16LE(0);
+    if (hopLength < 8 || hopLength > multipath.length) throw new ProtocolError(`rtnexthop of ${hopLength} bytes`);
+    flags |= multipath.readUInt8(2);
+    ifindex = multipath.readInt32LE(4);
+    const hopGateway = parseAttributes(multipath.subarray(8, hopLength)).get(RTA_GATEWAY);
+    if (hopGateway !== undefined) gatewayText = formatIp(hopGateway);
+  }
+  return {
+    family: family === AF_INET ? 4 : 6,
+    dst: dst !== undefined ? formatIp(dst) : null,
+    dstLen: p.readUInt8(1),
+    table: attrU32(attributes, RTA_TABLE) ?? p.readUInt8(4),
+    protocol: p.readUInt8(5),
+    scope: p.readUInt8(6),
+    type: p.readUInt8(7),
+    flags,
+    gateway: gatewayText,
+    ifindex,
+    metric: attrU32(attributes, RTA_PRIORITY) ?? 0,
+  };
+}
+
+/** True for a unicast default route of the main table. */
+export function isDefaultRoute(route: RouteMessage): boolean {
+  return route.dstLen === 0 && route.table === RT_TABLE_MAIN && route.type === RTN_UNICAST;
+}
+
+function ifinfomsg(family: number, ifindex: number, flags: number, change: number): Buffer {
+  const out = Buffer.alloc(IFINFOMSG_LEN);
+  out.writeUInt8(family, 0);
+  out.writeInt32LE(ifindex, 4);
+  out.writeUInt32LE(flags >>> 0, 8);
+  out.writeUInt32LE(change >>> 0, 12);
+  return out;
+}
+
+function u32(value: number): Buffer {
+  const out = Buffer.alloc(4);
+  out.writeUInt32LE(value >>> 0, 0);
+  return out;
+}
+
+/** RTM_GETLINK dump of every link, statistics left out. */
+export function encodeGetLinks(seq: number): Buffer {
+  return encodeMessage(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq,
+    Buffer.concat([ifinfomsg(AF_UNSPEC, 0, 0, 0), encodeAttribute(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]));
+}
+
+/**
+ * RTM_GETLINK for one device (not a dump). Since Linux 6.8 this also flushes a pending
+ * linkwatch event for the device (linkwatch_sync_dev), so carrier and operstate are current.
+ */
+export function encodeGetLink(seq: number, ifindex: number): Buffer {
+  return encodeMessage(RTM_GETLINK, NLM_F_REQUEST, seq,
+    Buffer.concat([ifinfomsg(AF_UNSPEC, ifindex, 0, 0), encodeAttribute(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]));
+}
+
+/** RTM_GETLINK for one device by name (IFLA_IFNAME), acked. */
+export function encodeGetLinkByName(seq: number, name: string): Buffer {
+  return encodeMessage(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, seq,
+    Buffer.concat([ifinfomsg(AF_UNSPEC, 0, 0, 0), encodeAttribute(IFLA_IFNAME, Buffer.from(`${name}\0`)),
+      encodeAttribute(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]));
+}
+
+/** RTM_GETADDR dump (AF_UNSPEC: IPv4 and IPv6). */
+export function encodeGetAddresses(seq: number): Buffer {
+  return encodeMessage(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, Buffer.alloc(IFADDRMSG_LEN));
+}
+
+/** RTM_GETROUTE dump for one family. */
+export function encodeGetRoutes(seq: number, family: number): Buffer {
+  const rtmsg = Buffer.alloc(RTMSG_LEN);
+  rtmsg.writeUInt8(family, 0);
+  return encodeMessage(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, rtmsg);
+}
+
+/** RTM_NEWLINK that sets a link administratively up or down (`ip link set IF up|down`). */
+export function encodeSetLinkAdmin(seq: number, ifindex: number, up: boolean): Buffer {
+  return encodeMessage(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, ifinfomsg(AF_UNSPEC, ifindex, up ? IFF_UP : 0, IFF_UP));
+}

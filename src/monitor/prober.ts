@@ -1,0 +1,2 @@
+/** Prober: BFD-style ICMP path probing (issue #3). */
+export {};

@@ -1,0 +1,2 @@
+/** Sockets: sock_diag query and SOCK_DESTROY (issue #4). */
+export {};
