@@ -9,6 +9,7 @@ export type { NativeBinding } from './native';
 export { NetlinkClient } from './monitor/netlink-client';
 export type { NetlinkClientOptions, NetlinkReply } from './monitor/netlink-client';
 export { LinkControl } from './monitor/link-control';
+export * from './monitor/link-monitor';
 export type { LinkControlOptions } from './monitor/link-control';
 export * from './monitor/prober';
 export * from './monitor/sockets';

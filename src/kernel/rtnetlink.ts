@@ -100,7 +100,7 @@ export interface LinkMessage {
   /** IFLA_INFO_KIND as `ip -d` shows it (veth, bridge, tun, ...); null for plain devices. */
   kind: string | null;
   adminUp: boolean;
-  /** IFLA_CARRIER when present, else IFF_LOWER_UP. */
+  /** IFF_LOWER_UP: the device is running and its carrier is on. */
   carrier: boolean;
   operstate: Operstate | string;
   mtu: number | null;
@@ -131,7 +131,6 @@ export function decodeLink(message: NetlinkMessage): LinkMessage {
   const linkinfo = attributes.get(IFLA_LINKINFO);
   const kind = linkinfo !== undefined ? attrString(parseAttributes(linkinfo), IFLA_INFO_KIND) ?? null : null;
   const operstateCode = attrU8(attributes, IFLA_OPERSTATE);
-  const carrierAttr = attrU8(attributes, IFLA_CARRIER);
   const master = attrU32(attributes, IFLA_MASTER);
   return {
     family: p.readUInt8(0),
@@ -140,7 +139,9 @@ export function decodeLink(message: NetlinkMessage): LinkMessage {
     name: attrString(attributes, IFLA_IFNAME) ?? '',
     kind,
     adminUp: (flags & IFF_UP) !== 0,
-    carrier: carrierAttr !== undefined ? carrierAttr !== 0 : (flags & IFF_LOWER_UP) !== 0,
+    // IFF_LOWER_UP, what `ip` shows as LOWER_UP: carrier of a running device. (IFLA_CARRIER
+    // stays 1 on an admin-down device that never lost carrier, which misleads.)
+    carrier: (flags & IFF_LOWER_UP) !== 0,
     operstate: operstateCode === undefined ? 'unknown' : OPERSTATES[operstateCode] ?? `operstate-${operstateCode}`,
     mtu: attrU32(attributes, IFLA_MTU) ?? null,
     mac: formatMac(attributes.get(IFLA_ADDRESS)),

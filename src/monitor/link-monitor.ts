@@ -1,0 +1,702 @@
+/**
+ * LinkMonitor: a live table of links, addresses and default routes, kept by rtnetlink
+ * notifications (no polling) and never silently wrong:
+ * - ENOBUFS or a truncated datagram triggers a resync (full re-dump on a separate socket)
+ *   after which every link that differs from what was last emitted is emitted again;
+ * - routes are re-dumped after every link and address event, because the kernel flushes IPv4
+ *   routes (default route included) without sending RTM_DELROUTE (KERNEL-FACTS.md);
+ * - carrier-sync: for devices whose carrier-down the kernel's linkwatch delays by up to 1 s
+ *   (unstacked devices: NICs, tun/tap, bridges), a per-device RTM_GETLINK on a short interval
+ *   flushes the pending change (Linux >= 6.8, linkwatch_sync_dev).
+ * Events follow DESIGN.md's `netheal watch` contract, plus `via` (which path saw it).
+ */
+import { EventEmitter } from 'node:events';
+import { NethealError, fromSystemError } from '../errors';
+import { NETLINK_ROUTE, NLMSG_ERROR, NetlinkMessage, parseMessages } from '../kernel/netlink';
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNSPEC,
+  AddressMessage,
+  IFF_LOOPBACK,
+  LinkMessage,
+  RTM_DELADDR,
+  RTM_DELLINK,
+  RTM_DELROUTE,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWROUTE,
+  RTNH_F_DEAD,
+  RTNH_F_LINKDOWN,
+  RTNLGRP_IPV4_IFADDR,
+  RTNLGRP_IPV4_ROUTE,
+  RTNLGRP_IPV6_IFADDR,
+  RTNLGRP_IPV6_ROUTE,
+  RTNLGRP_LINK,
+  RouteMessage,
+  decodeAddress,
+  decodeLink,
+  decodeRoute,
+  encodeGetAddresses,
+  encodeGetLink,
+  encodeGetLinks,
+  encodeGetRoutes,
+  isDefaultRoute,
+} from '../kernel/rtnetlink';
+import { NativeBinding, NativeNetlinkSocket, nativeBinding } from '../native';
+import { resolveNetns } from '../netns';
+import { NetlinkClient } from './netlink-client';
+
+/** An address of a link, as in the `links` contract. */
+export interface LinkAddress {
+  family: 4 | 6;
+  address: string;
+  prefixlen: number;
+}
+
+/** A link as in DESIGN.md's `netheal links` contract. */
+export interface Link {
+  ifindex: number;
+  name: string;
+  /** IFLA_INFO_KIND as `ip -d` names it (veth, bridge, tun, ...); null for plain devices. */
+  kind: string | null;
+  adminUp: boolean;
+  carrier: boolean;
+  /** Lower-case as the kernel names it: up, down, lowerlayerdown, dormant, unknown, ... */
+  operstate: string;
+  mtu: number | null;
+  mac: string | null;
+  /** ifindex of the master (bridge, bond), or null. */
+  master: number | null;
+  addresses: LinkAddress[];
+}
+
+/** The fields of a Link that `changed` may name. */
+export type LinkField = Exclude<keyof Link, 'addresses' | 'ifindex'>;
+const LINK_FIELDS: LinkField[] = ['name', 'kind', 'adminUp', 'carrier', 'operstate', 'mtu', 'mac', 'master'];
+
+/** Which path saw an event. */
+export type Via = 'netlink' | 'carrier-sync' | 'resync';
+
+/** A default route of the main table. */
+export interface DefaultRoute {
+  family: 4 | 6;
+  gateway: string | null;
+  ifindex: number | null;
+  metric: number;
+  /** RTNH_F_LINKDOWN / RTNH_F_DEAD: present but unable to carry traffic. */
+  linkdown: boolean;
+}
+
+interface EventBase {
+  /** CLOCK_MONOTONIC (ns) at receipt of the datagram that revealed it, as a decimal string. */
+  monotonicNs: string;
+  via: Via;
+}
+export interface LinkEvent extends EventBase { type: 'link'; link: Link; changed: Array<LinkField | 'ifindex'> }
+export interface LinkRemovedEvent extends EventBase { type: 'link-removed'; ifindex: number; name: string }
+export interface AddressEvent extends EventBase {
+  type: 'address'; action: 'added' | 'removed'; ifindex: number; family: 4 | 6; address: string; prefixlen: number;
+}
+export interface DefaultRouteEvent extends EventBase {
+  type: 'default-route'; action: 'lost' | 'restored'; family: 4 | 6; gateway: string | null; ifindex: number | null;
+}
+export interface ResyncEvent { type: 'resync'; reason: string; monotonicNs: string; via: 'resync' }
+/** Everything a LinkMonitor emits, as `netheal watch` prints it. */
+export type MonitorEvent = LinkEvent | LinkRemovedEvent | AddressEvent | DefaultRouteEvent | ResyncEvent;
+
+/** Options of {@link LinkMonitor}. */
+export interface LinkMonitorOptions {
+  /** Namespace name under /run/netns or a path such as /proc/PID/ns/net. */
+  netns?: string;
+  /**
+   * Carrier-sync for devices whose carrier loss the kernel reports late. `true` (default):
+   * every unstacked device (NIC, tun/tap, bridge; not loopback, veth, macvlan, vlan) is
+   * polled with a single-device RTM_GETLINK every `intervalMs` (default 100) while admin up
+   * with carrier. `false`: none; zero wake-ups while nothing changes.
+   */
+  carrierSync?: boolean | { intervalMs?: number; devices?: string[] };
+  /** Event socket receive buffer in bytes (default 8 MiB; SO_RCVBUFFORCE when permitted). */
+  receiveBuffer?: number;
+  binding?: NativeBinding;
+}
+
+interface LinkRecord {
+  link: Link;
+  raw: LinkMessage;
+}
+
+const EVENT_GROUPS = [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE];
+
+function addressKey(a: { ifindex: number; family: number; address: string; prefixlen: number }): string {
+  return `${a.ifindex}|${a.family}|${a.address}/${a.prefixlen}`;
+}
+
+function routeKey(r: DefaultRoute | null): string {
+  return r === null ? '' : `${r.gateway}|${r.ifindex}|${r.metric}`;
+}
+
+/** The route the kernel would use: the lowest metric among the usable default routes. */
+function bestDefault(routes: DefaultRoute[], family: 4 | 6): DefaultRoute | null {
+  let best: DefaultRoute | null = null;
+  for (const r of routes) {
+    if (r.family !== family || r.linkdown) continue;
+    if (best === null || r.metric < best.metric) best = r;
+  }
+  return best;
+}
+
+function toDefaultRoute(route: RouteMessage): DefaultRoute {
+  return {
+    family: route.family,
+    gateway: route.gateway,
+    ifindex: route.ifindex,
+    metric: route.metric,
+    linkdown: (route.flags & (RTNH_F_LINKDOWN | RTNH_F_DEAD)) !== 0,
+  };
+}
+
+/**
+ * Netlink's "unstacked" devices: linkwatch treats their carrier-down as non-urgent (up to
+ * 1 s late). Stacked devices (IFLA_LINK != ifindex: veth with a distinct peer, vlan,
+ * macvlan) are reported at once.
+ */
+export function needsCarrierSync(raw: LinkMessage): boolean {
+  if (raw.flags & IFF_LOOPBACK) return false;
+  return raw.iflink === null || raw.iflink === raw.ifindex;
+}
+
+/** Snapshot of a namespace: links (with addresses) and default routes. */
+export interface NetworkState {
+  links: Map<number, LinkRecord>;
+  addresses: Map<string, AddressMessage>;
+  defaultRoutes: DefaultRoute[];
+  monotonicNs: bigint;
+}
+
+/** Dumps links, addresses and routes over `client` (each dump retried if interrupted). */
+export async function dumpNetworkState(client: NetlinkClient): Promise<NetworkState> {
+  const linkReply = await client.dump('RTM_GETLINK dump', encodeGetLinks);
+  const addressReply = await client.dump('RTM_GETADDR dump', encodeGetAddresses);
+  const routes = await dumpDefaultRoutes(client);
+  const links = new Map<number, LinkRecord>();
+  for (const message of linkReply.messages) {
+    if (message.type !== RTM_NEWLINK) continue;
+    const raw = decodeLink(message);
+    if (raw.family !== AF_UNSPEC) continue;
+    links.set(raw.ifindex, { raw, link: publicLink(raw, []) });
+  }
+  const addresses = new Map<string, AddressMessage>();
+  for (const message of addressReply.messages) {
+    if (message.type !== RTM_NEWADDR) continue;
+    const address = decodeAddress(message);
+    if (address !== null) addresses.set(addressKey(address), address);
+  }
+  for (const address of addresses.values()) {
+    links.get(address.ifindex)?.link.addresses.push({ family: address.family, address: address.address, prefixlen: address.prefixlen });
+  }
+  return { links, addresses, defaultRoutes: routes.routes, monotonicNs: routes.monotonicNs };
+}
+
+async function dumpDefaultRoutes(client: NetlinkClient): Promise<{ routes: DefaultRoute[]; monotonicNs: bigint }> {
+  const routes: DefaultRoute[] = [];
+  let stamp = 0n;
+  for (const family of [AF_INET, AF_INET6]) {
+    const reply = await client.dump(`RTM_GETROUTE dump (family ${family})`, (seq) => encodeGetRoutes(seq, family));
+    stamp = reply.monotonicNs;
+    for (const message of reply.messages) {
+      if (message.type !== RTM_NEWROUTE) continue;
+      const route = decodeRoute(message);
+      if (route !== null && isDefaultRoute(route)) routes.push(toDefaultRoute(route));
+    }
+  }
+  return { routes, monotonicNs: stamp };
+}
+
+function publicLink(raw: LinkMessage, addresses: LinkAddress[]): Link {
+  return {
+    ifindex: raw.ifindex,
+    name: raw.name,
+    kind: raw.kind,
+    adminUp: raw.adminUp,
+    carrier: raw.carrier,
+    operstate: raw.operstate,
+    mtu: raw.mtu,
+    mac: raw.mac,
+    master: raw.master,
+    addresses,
+  };
+}
+
+function cloneLink(link: Link): Link {
+  return { ...link, addresses: link.addresses.map((a) => ({ ...a })) };
+}
+
+/** Typed events of a LinkMonitor. */
+export interface LinkMonitorEvents {
+  event: [MonitorEvent];
+  error: [Error];
+  close: [];
+}
+
+/**
+ * Watches one network namespace. `await start()`, then listen to 'event' (or iterate with
+ * `for await`), and `close()` when done: it leaves no fd, timer or handle behind.
+ */
+export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
+  private readonly netns: string | undefined;
+  private readonly binding: NativeBinding;
+  private readonly receiveBuffer: number;
+  private readonly syncIntervalMs: number;
+  private readonly syncMode: 'auto' | 'off' | 'named';
+  private readonly syncNames: Set<string>;
+  private events: NativeNetlinkSocket | undefined;
+  private eventsPort = -1;
+  private client: NetlinkClient | undefined;
+  private links = new Map<number, LinkRecord>();
+  private addresses = new Map<string, AddressMessage>();
+  private routes: DefaultRoute[] = [];
+  private best: Record<4 | 6, DefaultRoute | null> = { 4: null, 6: null };
+  private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
+  /** While a dump is running, notifications wait here, then are applied in order. */
+  private held: Array<{ datagrams: Buffer[]; stamps: BigUint64Array }> | null = null;
+  private resyncReason: string | null = null;
+  private routeDumpRunning = false;
+  private routeDumpWanted = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncSeq = 0;
+  private readonly syncInFlight = new Map<number, number>();
+
+  constructor(options: LinkMonitorOptions = {}) {
+    super();
+    this.netns = resolveNetns(options.netns);
+    this.binding = options.binding ?? nativeBinding();
+    const rb = options.receiveBuffer ?? 8 * 1024 * 1024;
+    if (!Number.isInteger(rb) || rb < 4096 || rb > 1 << 30) {
+      throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `receiveBuffer must be an integer between 4096 and 2^30 bytes, got ${rb}`);
+    }
+    this.receiveBuffer = rb;
+    const sync = options.carrierSync ?? true;
+    if (sync === false) {
+      this.syncMode = 'off';
+      this.syncIntervalMs = 0;
+      this.syncNames = new Set();
+    } else {
+      const config = sync === true ? {} : sync;
+      const interval = config.intervalMs ?? 100;
+      if (!Number.isFinite(interval) || interval < 5 || interval > 60000) {
+        throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `carrierSync.intervalMs must be between 5 and 60000, got ${interval}`);
+      }
+      this.syncIntervalMs = interval;
+      this.syncMode = config.devices === undefined ? 'auto' : 'named';
+      this.syncNames = new Set(config.devices ?? []);
+    }
+  }
+
+  /** Subscribes, dumps the initial state and resolves once the table is live. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `start() called on a ${this.state} monitor`);
+    this.state = 'starting';
+    try {
+      // Subscribe first, then dump: nothing that happens in between is missed.
+      this.events = new this.binding.NetlinkSocket(
+        { protocol: NETLINK_ROUTE, groups: EVENT_GROUPS, netns: this.netns, receiveBuffer: this.receiveBuffer },
+        (datagrams, stamps) => this.onNotifications(datagrams, stamps),
+        (error) => this.onSocketError(error),
+      );
+      this.eventsPort = this.events.portId ?? -1;
+      this.client = new NetlinkClient({ protocol: NETLINK_ROUTE, netns: this.netns, binding: this.binding });
+      this.held = [];
+      const snapshot = await dumpNetworkState(this.client);
+      if ((this.state as string) === 'closed') return;
+      this.links = snapshot.links;
+      this.addresses = snapshot.addresses;
+      this.routes = snapshot.defaultRoutes;
+      this.best = { 4: bestDefault(this.routes, 4), 6: bestDefault(this.routes, 6) };
+      this.state = 'running';
+      this.releaseHeld();
+      this.scheduleCarrierSync();
+    } catch (error) {
+      this.close();
+      throw fromSystemError(error, 'start link monitor', this.netns);
+    }
+  }
+
+  /** The links as they are now (copies). */
+  linkTable(): Link[] {
+    return [...this.links.values()].map((r) => cloneLink(r.link)).sort((a, b) => a.ifindex - b.ifindex);
+  }
+
+  /** One link by ifindex or name (a copy), or undefined. */
+  getLink(key: number | string): Link | undefined {
+    for (const record of this.links.values()) {
+      if (record.link.ifindex === key || record.link.name === key) return cloneLink(record.link);
+    }
+    return undefined;
+  }
+
+  /** Default routes of the main table as last dumped (usable or not). */
+  defaultRoutes(): DefaultRoute[] {
+    return this.routes.map((r) => ({ ...r }));
+  }
+
+  /** The usable default route the kernel would pick for a family, or null. */
+  activeDefaultRoute(family: 4 | 6): DefaultRoute | null {
+    const best = this.best[family];
+    return best === null ? null : { ...best };
+  }
+
+  /** Keeps / stops keeping the process alive while the monitor is open (default: keeps). */
+  ref(): this {
+    this.events?.ref();
+    return this;
+  }
+  unref(): this {
+    this.events?.unref();
+    return this;
+  }
+
+  /** Closes both sockets and the carrier-sync timer. Idempotent. */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
+    this.syncTimer = undefined;
+    this.events?.close();
+    this.client?.close();
+    this.events = undefined;
+    this.client = undefined;
+    this.held = null;
+    this.emit('close');
+  }
+
+  /**
+   * Every event from now until close(), as an async iterator. Events are buffered while the
+   * consumer is busy, so none is lost.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<MonitorEvent> {
+    const queue: MonitorEvent[] = [];
+    let wake: (() => void) | null = null;
+    let done = this.state === 'closed';
+    const onEvent = (event: MonitorEvent): void => { queue.push(event); wake?.(); };
+    const onClose = (): void => { done = true; wake?.(); };
+    this.on('event', onEvent);
+    this.once('close', onClose);
+    const detach = (): void => { this.off('event', onEvent); this.off('close', onClose); };
+    const iterator: AsyncIterableIterator<MonitorEvent> = {
+      next: async () => {
+        while (queue.length === 0 && !done) await new Promise<void>((resolve) => { wake = resolve; });
+        wake = null;
+        if (queue.length > 0) return { value: queue.shift()!, done: false };
+        detach();
+        return { value: undefined, done: true };
+      },
+      return: async () => {
+        done = true;
+        detach();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  // ---- notifications ----
+
+  private onNotifications(datagrams: Buffer[], stamps: BigUint64Array): void {
+    if (this.held !== null) {
+      this.held.push({ datagrams, stamps });
+      return;
+    }
+    if (this.state !== 'running') return;
+    let linkOrAddressChanged = false;
+    let routeChanged = false;
+    datagrams.forEach((datagram, i) => {
+      let messages: NetlinkMessage[];
+      try {
+        messages = parseMessages(datagram);
+      } catch (error) {
+        this.emitError(error as Error);
+        this.startResync('undecodable notification');
+        return;
+      }
+      const stamp = stamps[i]!;
+      for (const message of messages) {
+        const result = this.applyMessage(message, stamp);
+        if (result === 'link' || result === 'address') linkOrAddressChanged = true;
+        else if (result === 'route') routeChanged = true;
+      }
+    });
+    // The kernel flushes IPv4 routes on admin-down and address removal without telling
+    // anyone: re-read them after any link or address change.
+    if (linkOrAddressChanged || routeChanged) this.refreshRoutes();
+  }
+
+  /** Applies one notification; returns what kind of state it touched. */
+  private applyMessage(message: NetlinkMessage, stamp: bigint): 'link' | 'address' | 'route' | null {
+    try {
+      switch (message.type) {
+        case RTM_NEWLINK: {
+          const raw = decodeLink(message);
+          if (raw.family !== AF_UNSPEC) return null; // AF_BRIDGE port info, not the device
+          // Our carrier-sync replies carry our port id; other processes' requests carry theirs.
+          const sync = message.pid === this.eventsPort ? this.syncInFlight.get(message.seq) : undefined;
+          if (sync !== undefined) this.syncInFlight.delete(message.seq);
+          const syncPending = [...this.syncInFlight.values()].includes(raw.ifindex);
+          const via: Via = sync !== undefined || syncPending ? 'carrier-sync' : 'netlink';
+          return this.updateLink(raw, stamp, via) ? 'link' : null;
+        }
+        case RTM_DELLINK: {
+          const raw = decodeLink(message);
+          // `ip link set X nomaster` sends RTM_DELLINK with AF_BRIDGE: X still exists.
+          if (raw.family !== AF_UNSPEC) return null;
+          this.removeLink(raw.ifindex, stamp, 'netlink');
+          return 'link';
+        }
+        case RTM_NEWADDR:
+        case RTM_DELADDR: {
+          const address = decodeAddress(message);
+          if (address === null) return null;
+          return this.updateAddress(address, message.type === RTM_NEWADDR, stamp, 'netlink') ? 'address' : null;
+        }
+        case RTM_NEWROUTE:
+        case RTM_DELROUTE: {
+          const route = decodeRoute(message);
+          return route !== null && isDefaultRoute(route) ? 'route' : null;
+        }
+        case NLMSG_ERROR:
+          // A carrier-sync GETLINK for a device that vanished (ENODEV): forget it.
+          if (message.pid === this.eventsPort) this.syncInFlight.delete(message.seq);
+          return null;
+        default:
+          return null;
+      }
+    } catch (error) {
+      this.emitError(error as Error);
+      this.startResync('undecodable notification');
+      return null;
+    }
+  }
+
+  private updateLink(raw: LinkMessage, stamp: bigint, via: Via): boolean {
+    const previous = this.links.get(raw.ifindex);
+    const addresses = previous?.link.addresses ?? [];
+    const link = publicLink(raw, addresses);
+    this.links.set(raw.ifindex, { raw, link });
+    const changed: Array<LinkField | 'ifindex'> = previous === undefined
+      ? ['ifindex', ...LINK_FIELDS]
+      : LINK_FIELDS.filter((field) => previous.link[field] !== link[field]);
+    if (changed.length === 0) return false;
+    this.emitEvent({ type: 'link', link: cloneLink(link), changed, monotonicNs: stamp.toString(), via });
+    this.scheduleCarrierSync();
+    return true;
+  }
+
+  private removeLink(ifindex: number, stamp: bigint, via: Via): void {
+    const previous = this.links.get(ifindex);
+    if (previous === undefined) return;
+    this.links.delete(ifindex);
+    for (const [key, address] of this.addresses) if (address.ifindex === ifindex) this.addresses.delete(key);
+    this.emitEvent({ type: 'link-removed', ifindex, name: previous.link.name, monotonicNs: stamp.toString(), via });
+  }
+
+  private updateAddress(address: AddressMessage, present: boolean, stamp: bigint, via: Via): boolean {
+    const key = addressKey(address);
+    if (present === this.addresses.has(key)) return false;
+    const record = this.links.get(address.ifindex);
+    const entry = { family: address.family, address: address.address, prefixlen: address.prefixlen };
+    if (present) {
+      this.addresses.set(key, address);
+      record?.link.addresses.push(entry);
+    } else {
+      this.addresses.delete(key);
+      if (record !== undefined) {
+        record.link.addresses = record.link.addresses.filter((a) => !(a.family === entry.family && a.address === entry.address && a.prefixlen === entry.prefixlen));
+      }
+    }
+    this.emitEvent({
+      type: 'address', action: present ? 'added' : 'removed', ifindex: address.ifindex,
+      family: address.family, address: address.address, prefixlen: address.prefixlen,
+      monotonicNs: stamp.toString(), via,
+    });
+    return true;
+  }
+
+  // ---- default routes ----
+
+  /** Re-dumps routes; coalesces requests that arrive while a dump runs. */
+  private refreshRoutes(): void {
+    if (this.routeDumpRunning) {
+      this.routeDumpWanted = true;
+      return;
+    }
+    const client = this.client;
+    if (client === undefined || this.state !== 'running') return;
+    this.routeDumpRunning = true;
+    this.routeDumpWanted = false;
+    dumpDefaultRoutes(client).then(
+      ({ routes, monotonicNs }) => {
+        this.routeDumpRunning = false;
+        if (this.state !== 'running') return;
+        this.applyRoutes(routes, monotonicNs, this.held !== null ? 'resync' : 'netlink');
+        if (this.routeDumpWanted) this.refreshRoutes();
+      },
+      (error: unknown) => {
+        this.routeDumpRunning = false;
+        if (this.state !== 'running') return;
+        this.emitError(error as Error);
+        this.startResync('route dump failed');
+      },
+    );
+  }
+
+  private applyRoutes(routes: DefaultRoute[], stamp: bigint, via: Via): void {
+    this.routes = routes;
+    for (const family of [4, 6] as const) {
+      const before = this.best[family];
+      const after = bestDefault(routes, family);
+      if (routeKey(before) === routeKey(after)) continue;
+      this.best[family] = after;
+      const monotonicNs = stamp.toString();
+      // A changed gateway is the old one lost and the new one restored.
+      if (before !== null) {
+        this.emitEvent({ type: 'default-route', action: 'lost', family, gateway: before.gateway, ifindex: before.ifindex, monotonicNs, via });
+      }
+      if (after !== null) {
+        this.emitEvent({ type: 'default-route', action: 'restored', family, gateway: after.gateway, ifindex: after.ifindex, monotonicNs, via });
+      }
+    }
+  }
+
+  // ---- resync ----
+
+  private onSocketError(error: Error): void {
+    const code = (error as { code?: string }).code;
+    if (code === 'ENOBUFS' || code === 'EMSGSIZE') {
+      this.startResync(code === 'ENOBUFS' ? 'ENOBUFS: the kernel dropped notifications' : 'truncated notification');
+      return;
+    }
+    this.emitError(fromSystemError(error, 'link monitor event socket'));
+  }
+
+  /**
+   * Re-dumps everything on the request socket while notifications are held back, then emits
+   * the differences against what was last emitted, then applies the held notifications.
+   */
+  private startResync(reason: string): void {
+    if (this.state !== 'running') return;
+    if (this.resyncReason !== null) return; // one at a time; the running one covers this
+    this.resyncReason = reason;
+    this.held ??= [];
+    const client = this.client!;
+    void (async () => {
+      let attempt = 0;
+      for (;;) {
+        try {
+          const snapshot = await dumpNetworkState(client);
+          if (this.state !== 'running') return;
+          this.applySnapshot(snapshot, reason);
+          break;
+        } catch (error) {
+          if (this.state !== 'running') return;
+          if (++attempt >= 3) {
+            this.emitError(fromSystemError(error, 'resync'));
+            break;
+          }
+        }
+      }
+      this.resyncReason = null;
+      this.releaseHeld();
+    })();
+  }
+
+  private applySnapshot(snapshot: NetworkState, reason: string): void {
+    const stamp = snapshot.monotonicNs;
+    this.emitEvent({ type: 'resync', reason, monotonicNs: stamp.toString(), via: 'resync' });
+    for (const ifindex of [...this.links.keys()]) {
+      if (!snapshot.links.has(ifindex)) this.removeLink(ifindex, stamp, 'resync');
+    }
+    for (const [key, address] of [...this.addresses]) {
+      if (!snapshot.addresses.has(key)) this.updateAddress(address, false, stamp, 'resync');
+    }
+    for (const record of snapshot.links.values()) this.updateLink(record.raw, stamp, 'resync');
+    for (const [key, address] of snapshot.addresses) {
+      if (!this.addresses.has(key)) this.updateAddress(address, true, stamp, 'resync');
+    }
+    this.applyRoutes(snapshot.defaultRoutes, stamp, 'resync');
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = null;
+    if (held === null) return;
+    for (const batch of held) {
+      if (this.held !== null || this.state !== 'running') {
+        // A new resync started while replaying: keep the rest for after it.
+        (this.held ??= []).push(batch);
+        continue;
+      }
+      this.onNotifications(batch.datagrams, batch.stamps);
+    }
+    if (held.length > 0 && this.held === null) this.refreshRoutes();
+  }
+
+  // ---- carrier-sync ----
+
+  private syncCandidates(): LinkRecord[] {
+    if (this.syncMode === 'off') return [];
+    const out: LinkRecord[] = [];
+    for (const record of this.links.values()) {
+      const { raw } = record;
+      const eligible = this.syncMode === 'named' ? this.syncNames.has(raw.name) : needsCarrierSync(raw);
+      // Only carrier DOWN is delayed: poll devices that are up and have carrier.
+      if (eligible && raw.adminUp && raw.carrier) out.push(record);
+    }
+    return out;
+  }
+
+  /** Starts the timer while some device needs carrier-sync; stops it when none does. */
+  private scheduleCarrierSync(): void {
+    if (this.state !== 'running') return;
+    const needed = this.syncCandidates().length > 0;
+    if (needed && this.syncTimer === undefined) {
+      this.syncTimer = setInterval(() => this.carrierSyncTick(), this.syncIntervalMs);
+      this.syncTimer.unref();
+    } else if (!needed && this.syncTimer !== undefined) {
+      clearInterval(this.syncTimer);
+      this.syncTimer = undefined;
+    }
+  }
+
+  private carrierSyncTick(): void {
+    const socket = this.events;
+    if (socket === undefined || this.held !== null) return;
+    const candidates = this.syncCandidates();
+    if (candidates.length === 0) {
+      this.scheduleCarrierSync();
+      return;
+    }
+    // Requests still unanswered after a whole interval are dropped from the books.
+    this.syncInFlight.clear();
+    const parts = candidates.map((record) => {
+      this.syncSeq = (this.syncSeq + 1) % 0x7fffffff || 1;
+      this.syncInFlight.set(this.syncSeq, record.raw.ifindex);
+      return encodeGetLink(this.syncSeq, record.raw.ifindex);
+    });
+    try {
+      // All single-device GETLINKs in one datagram: one syscall per tick.
+      socket.send(Buffer.concat(parts));
+    } catch (error) {
+      this.emitError(fromSystemError(error, 'carrier-sync'));
+    }
+  }
+
+  private emitEvent(event: MonitorEvent): void {
+    this.emit('event', event);
+  }
+
+  private emitError(error: Error): void {
+    // 'error' without a listener would throw; a monitor keeps running, so only emit if heard.
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+}
