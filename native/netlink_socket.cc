@@ -154,15 +154,23 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   void ReadBurst(int status) {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
+    int pendingError = 0;
     if (status < 0) {
-      Napi::Error error = Napi::Error::New(env, std::string("poll failed: ") + uv_strerror(status));
-      error.Set("code", Napi::String::New(env, uv_err_name(status)));
-      Deliver(onError_, {error.Value()});
-      return;
+      // libuv turns EPOLLERR into UV_EBADF and stops the handle. On a netlink socket
+      // EPOLLERR means a pending socket error (ENOBUFS after an overrun): fetch and clear it,
+      // restart polling, and carry on reading what is queued.
+      socklen_t len = sizeof pendingError;
+      if (getsockopt(state_->fd, SOL_SOCKET, SO_ERROR, &pendingError, &len) != 0 || pendingError == 0 ||
+          uv_poll_start(&state_->handle, UV_READABLE, OnReadable) != 0) {
+        Napi::Error error = Napi::Error::New(env, std::string("poll failed: ") + uv_strerror(status));
+        error.Set("code", Napi::String::New(env, uv_err_name(status)));
+        Deliver(onError_, {error.Value()});
+        return;
+      }
     }
     std::vector<Napi::Value> datagrams;
     std::vector<uint64_t> stamps;
-    int lostErrno = 0;
+    int lostErrno = pendingError;
     size_t truncatedSize = 0;
     for (int i = 0; i < kReadBudget; i++) {
       sockaddr_nl from = {};
@@ -177,7 +185,7 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         // ENOBUFS: the kernel dropped messages for us. The socket stays usable.
-        lostErrno = errno;
+        if (lostErrno == 0) lostErrno = errno;
         break;
       }
       uint64_t stamp = MonotonicNs();

@@ -54,6 +54,7 @@ export class NetlinkClient {
   private readonly portId: number;
   private seq = Math.floor(Math.random() * 0x7fffffff);
   private closed = false;
+  private dumpQueue: Promise<unknown> = Promise.resolve();
 
   constructor(options: NetlinkClientOptions) {
     const binding = options.binding ?? nativeBinding();
@@ -95,12 +96,21 @@ export class NetlinkClient {
     return promise;
   }
 
-  /** A dump, re-issued (up to `retries` times) while the kernel flags it NLM_F_DUMP_INTR. */
-  async dump(name: string, encode: (seq: number) => Buffer, retries = 5): Promise<NetlinkReply> {
-    for (let attempt = 0; ; attempt++) {
-      const reply = await this.request(name, encode);
-      if (!reply.interrupted || attempt >= retries) return reply;
-    }
+  /**
+   * A dump, re-issued (up to `retries` times) while the kernel flags it NLM_F_DUMP_INTR.
+   * Dumps on one socket run one at a time: the kernel answers EBUSY to a second dump
+   * while one is in progress.
+   */
+  dump(name: string, encode: (seq: number) => Buffer, retries = 5): Promise<NetlinkReply> {
+    const run = async (): Promise<NetlinkReply> => {
+      for (let attempt = 0; ; attempt++) {
+        const reply = await this.request(name, encode);
+        if (!reply.interrupted || attempt >= retries) return reply;
+      }
+    };
+    const result = this.dumpQueue.then(run, run);
+    this.dumpQueue = result.catch(() => undefined);
+    return result;
   }
 
   /**

@@ -1,0 +1,237 @@
+// LinkMonitor against the real kernel: every event type, the silent IPv4 route flush,
+// carrier-sync on a tap, a storm that overflows the receive buffer, and clean close().
+'use strict';
+const test = require('ava');
+const fs = require('node:fs');
+const { Worker } = require('node:worker_threads');
+const { Lab } = require('../lib/lab/lab');
+const { LinkMonitor } = require('../lib/monitor/link-monitor');
+
+// Collects events and waits for the first one matching a predicate.
+function recorder(monitor) {
+  const events = [];
+  const waiters = [];
+  monitor.on('event', (event) => {
+    events.push(event);
+    for (const w of [...waiters]) {
+      if (w.predicate(event)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        clearTimeout(w.timer);
+        w.resolve(event);
+      }
+    }
+  });
+  return {
+    events,
+    next(predicate, timeoutMs = 3000, what = 'event') {
+      return new Promise((resolve, reject) => {
+        const w = { predicate, resolve };
+        w.timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error(`timed out waiting for ${what}; saw ${JSON.stringify(events.slice(-5))}`));
+        }, timeoutMs);
+        waiters.push(w);
+      });
+    },
+  };
+}
+
+const isLink = (name, check = () => true) => (e) => e.type === 'link' && e.link.name === name && check(e.link, e);
+
+async function setup(t, options = {}) {
+  const lab = Lab.create();
+  t.teardown(() => lab.destroy());
+  const ns = await lab.addNamespace('mon');
+  const far = await lab.addNamespace('far');
+  await lab.addVeth({ ns, name: 'veth0' }, { ns: far, name: 'veth1' });
+  await lab.addAddress(ns, 'veth0', '192.0.2.2/24');
+  await lab.addAddress(far, 'veth1', '192.0.2.1/24');
+  await lab.addRoute(ns, 'default', 'via', '192.0.2.1');
+  const monitor = new LinkMonitor({ netns: ns, carrierSync: false, ...options });
+  t.teardown(() => monitor.close());
+  await monitor.start();
+  return { lab, ns, far, monitor, rec: recorder(monitor) };
+}
+
+test('initial table and default route', async (t) => {
+  const { monitor } = await setup(t);
+  const veth = monitor.getLink('veth0');
+  t.truthy(veth);
+  t.true(veth.carrier);
+  t.deepEqual(veth.addresses.filter((a) => a.family === 4), [{ family: 4, address: '192.0.2.2', prefixlen: 24 }]);
+  t.like(monitor.activeDefaultRoute(4), { family: 4, gateway: '192.0.2.1', ifindex: veth.ifindex, linkdown: false });
+});
+
+test('carrier loss from the far side, then back', async (t) => {
+  const { lab, far, rec } = await setup(t);
+  const down = rec.next(isLink('veth0', (l) => !l.carrier), 3000, 'carrier loss');
+  const lost = rec.next((e) => e.type === 'default-route' && e.action === 'lost', 3000, 'default route lost');
+  await lab.carrierLoss({ ns: far, name: 'veth1' });
+  const event = await down;
+  t.true(event.changed.includes('carrier'));
+  t.is(event.via, 'netlink');
+  t.regex(event.monotonicNs, /^\d+$/);
+  t.true(event.link.adminUp, 'still admin up: it is the carrier that went');
+  // Carrier loss leaves the route in place, marked linkdown: the monitor judges it unusable.
+  t.like(await lost, { family: 4, gateway: '192.0.2.1' });
+  const up = rec.next(isLink('veth0', (l) => l.carrier && l.operstate === 'up'), 3000, 'carrier back');
+  const restored = rec.next((e) => e.type === 'default-route' && e.action === 'restored', 3000, 'route restored');
+  await lab.carrierRestore({ ns: far, name: 'veth1' });
+  await up;
+  t.like(await restored, { family: 4, gateway: '192.0.2.1' });
+});
+
+test('admin down flushes the IPv4 default route silently; the monitor still reports it', async (t) => {
+  const { lab, ns, rec, monitor } = await setup(t);
+  const down = rec.next(isLink('veth0', (l) => !l.adminUp), 3000, 'admin down');
+  const lost = rec.next((e) => e.type === 'default-route' && e.action === 'lost', 3000, 'route lost');
+  await lab.setLink(ns, 'veth0', false);
+  t.true((await down).changed.includes('adminUp'));
+  t.like(await lost, { family: 4, gateway: '192.0.2.1' });
+  t.deepEqual(monitor.defaultRoutes().filter((r) => r.family === 4), [], 'route really gone from the table');
+  const routes = await lab.ipJson(ns, 'route', 'show', 'default');
+  t.deepEqual(routes, [], 'ip agrees: the kernel flushed it');
+  const up = rec.next(isLink('veth0', (l) => l.adminUp), 3000, 'admin up');
+  await lab.setLink(ns, 'veth0', true);
+  await up;
+  const restored = rec.next((e) => e.type === 'default-route' && e.action === 'restored', 3000, 'route restored');
+  await lab.addRoute(ns, 'default', 'via', '192.0.2.1');
+  t.like(await restored, { family: 4, gateway: '192.0.2.1' });
+});
+
+test('address added and removed; removing the last IPv4 address loses the default route', async (t) => {
+  const { lab, ns, rec } = await setup(t);
+  const added = rec.next((e) => e.type === 'address' && e.action === 'added' && e.address === '2001:db8::2', 3000, 'v6 added');
+  await lab.addAddress(ns, 'veth0', '2001:db8::2/64');
+  t.like(await added, { family: 6, prefixlen: 64, via: 'netlink' });
+  const removed = rec.next((e) => e.type === 'address' && e.action === 'removed' && e.address === '192.0.2.2', 3000, 'v4 removed');
+  const lost = rec.next((e) => e.type === 'default-route' && e.action === 'lost', 3000, 'route lost');
+  await lab.removeAddress(ns, 'veth0', '192.0.2.2/24');
+  t.like(await removed, { family: 4, prefixlen: 24 });
+  t.like(await lost, { family: 4 });
+});
+
+test('device deletion is link-removed; bridge nomaster is not', async (t) => {
+  const { lab, ns, rec } = await setup(t);
+  await lab.addVeth({ ns, name: 'pa' }, { ns, name: 'pb' });
+  await lab.ip(ns, 'link', 'add', 'br0', 'type', 'bridge');
+  const enslaved = rec.next(isLink('pa', (l) => l.master !== null), 3000, 'master set');
+  await lab.ip(ns, 'link', 'set', 'pa', 'master', 'br0');
+  await enslaved;
+  const released = rec.next(isLink('pa', (l) => l.master === null), 3000, 'nomaster');
+  await lab.ip(ns, 'link', 'set', 'pa', 'nomaster');
+  t.true((await released).changed.includes('master'));
+  t.false(rec.events.some((e) => e.type === 'link-removed' && e.name === 'pa'), 'nomaster (RTM_DELLINK AF_BRIDGE) is not a deletion');
+  const gone = rec.next((e) => e.type === 'link-removed' && e.name === 'pa', 3000, 'deleted');
+  await lab.ip(ns, 'link', 'del', 'pa');
+  t.like(await gone, { type: 'link-removed', name: 'pa', via: 'netlink' });
+});
+
+test('carrier-sync sees a tap carrier loss that linkwatch delays', async (t) => {
+  const { lab, ns, monitor } = await setup(t);
+  monitor.close();
+  const tap = await lab.addTap(ns, 'tap0');
+  const synced = new LinkMonitor({ netns: ns, carrierSync: { intervalMs: 20 } });
+  t.teardown(() => synced.close());
+  await synced.start();
+  const rec = recorder(synced);
+  // Two drops 0.2 s apart: the second waits for linkwatch's 1 s timer (KERNEL-FACTS.md).
+  tap.setCarrier(false);
+  await rec.next(isLink('tap0', (l) => !l.carrier), 3000, 'first drop');
+  tap.setCarrier(true);
+  await rec.next(isLink('tap0', (l) => l.carrier), 3000, 'carrier up');
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const t0 = process.hrtime.bigint();
+  tap.setCarrier(false);
+  const event = await rec.next(isLink('tap0', (l) => !l.carrier), 3000, 'second drop');
+  const latencyMs = Number(BigInt(event.monotonicNs) - t0) / 1e6;
+  t.is(event.via, 'carrier-sync');
+  t.true(latencyMs < 200, `seen after ${latencyMs.toFixed(1)} ms`);
+});
+
+test('a storm that overflows the receive buffer ends in a resync and the truth', async (t) => {
+  const { lab, ns, monitor } = await setup(t);
+  monitor.close();
+  await lab.addVeth({ ns, name: 'sa' }, { ns, name: 'sb' });
+  // A tiny buffer guarantees ENOBUFS; the storm ends with sa down.
+  const small = new LinkMonitor({ netns: ns, carrierSync: false, receiveBuffer: 4096 });
+  t.teardown(() => small.close());
+  await small.start();
+  const rec = recorder(small);
+  await lab.flapStorm(ns, 'sa', 1500);
+  await lab.setLink(ns, 'sa', false);
+  if (!rec.events.some((e) => e.type === 'resync')) await rec.next((e) => e.type === 'resync', 5000, 'resync');
+  // Let the resync and the notifications behind it settle.
+  let quiet = rec.events.length;
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    if (rec.events.length === quiet) break;
+    quiet = rec.events.length;
+  }
+  const ipLinks = await lab.ipJson(ns, 'link', 'show');
+  for (const name of ['sa', 'sb', 'veth0']) {
+    const truth = ipLinks.find((l) => l.ifname === name);
+    const last = [...rec.events].reverse().find((e) => e.type === 'link' && e.link.name === name);
+    const current = last ? last.link : small.getLink(name);
+    t.is(current.adminUp, truth.flags.includes('UP'), `${name} adminUp`);
+    t.is(current.carrier, truth.flags.includes('LOWER_UP'), `${name} carrier`);
+    t.is(current.operstate, truth.operstate.toLowerCase(), `${name} operstate`);
+  }
+  t.false(small.getLink('sa').adminUp);
+  t.true(rec.events.some((e) => e.type === 'resync' && /ENOBUFS/.test(e.reason)));
+});
+
+test('async iteration yields events and ends on close()', async (t) => {
+  const { lab, far, monitor } = await setup(t);
+  const seen = [];
+  const done = (async () => {
+    for await (const event of monitor) {
+      seen.push(event);
+      if (event.type === 'link' && !event.link.carrier) monitor.close();
+    }
+  })();
+  await lab.carrierLoss({ ns: far, name: 'veth1' });
+  await done;
+  t.true(seen.some((e) => e.type === 'link' && e.link.name === 'veth0' && !e.link.carrier));
+});
+
+// Serial: ava runs serial tests before the concurrent ones, so no other test opens fds meanwhile.
+test.serial('close() leaves no fd behind', async (t) => {
+  const lab = Lab.create();
+  t.teardown(() => lab.destroy());
+  const ns = await lab.addNamespace('fds');
+  const count = () => fs.readdirSync('/proc/self/fd').length;
+  const before = count();
+  for (let i = 0; i < 5; i++) {
+    const monitor = new LinkMonitor({ netns: ns });
+    await monitor.start();
+    t.true(count() > before);
+    monitor.close();
+  }
+  // The fds are closed in the poll handles' close callbacks, in a later loop turn.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.is(count(), before);
+});
+
+test('works in a worker thread', async (t) => {
+  const lab = Lab.create();
+  t.teardown(() => lab.destroy());
+  const ns = await lab.addNamespace('worker');
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { LinkMonitor } = require(workerData.module);
+    (async () => {
+      const monitor = new LinkMonitor({ netns: workerData.ns });
+      await monitor.start();
+      parentPort.postMessage(monitor.linkTable().map((l) => l.name));
+      monitor.close();
+    })();
+  `, { eval: true, workerData: { ns, module: require.resolve('../lib/monitor/link-monitor') } });
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
+  const names = await new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  t.deepEqual(names, ['lo']);
+  t.is(await exited, 0, 'the worker exits on its own: no handle left open');
+});
