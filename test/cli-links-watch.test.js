@@ -1,0 +1,73 @@
+// The `netheal watch` command end to end, and both commands without privileges.
+'use strict';
+const test = require('ava');
+const { spawn, execFile } = require('node:child_process');
+const readline = require('node:readline');
+const { Lab } = require('../lib/lab/lab');
+
+const CLI = require.resolve('../lib/cli.js');
+const UNPRIVILEGED = ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+
+function runCli(args, prefix = []) {
+  return new Promise((resolve) => {
+    const [command, argv] = prefix.length ? ['setpriv', [...prefix, process.execPath, CLI, ...args]] : [process.execPath, [CLI, ...args]];
+    execFile(command, argv, (error, stdout, stderr) => resolve({ code: error ? error.code : 0, stdout, stderr }));
+  });
+}
+
+let lab;
+let ns;
+let far;
+test.before(async () => {
+  lab = Lab.create();
+  ns = await lab.addNamespace('cli');
+  far = await lab.addNamespace('far');
+  await lab.addVeth({ ns, name: 'veth0' }, { ns: far, name: 'veth1' });
+  await lab.addAddress(ns, 'veth0', '192.0.2.2/24');
+  await lab.addRoute(ns, 'default', 'via', '192.0.2.1');
+});
+test.after.always(() => lab?.destroy());
+
+test.serial('watch --json prints contract events as JSON lines and exits 0 on SIGTERM', async (t) => {
+  const child = spawn(process.execPath, [CLI, 'watch', '--json', '--netns', ns], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = readline.createInterface({ input: child.stdout });
+  const events = [];
+  const wanted = new Promise((resolve) => {
+    lines.on('line', (line) => {
+      events.push(JSON.parse(line));
+      if (events.some((e) => e.type === 'default-route' && e.action === 'lost')) resolve();
+    });
+  });
+  // `watch` is live once its initial dump is done; give it a moment, then pull the carrier.
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  await lab.carrierLoss({ ns: far, name: 'veth1' });
+  await Promise.race([wanted, new Promise((_, reject) => setTimeout(() => reject(new Error(`saw ${JSON.stringify(events)}`)), 5000))]);
+  const exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.is(await exit, 0);
+  const link = events.find((e) => e.type === 'link' && e.link.name === 'veth0' && !e.link.carrier);
+  t.truthy(link);
+  t.deepEqual(Object.keys(link.link).sort(), ['addresses', 'adminUp', 'carrier', 'ifindex', 'kind', 'mac', 'master', 'mtu', 'name', 'operstate']);
+  t.regex(link.monotonicNs, /^\d+$/);
+  t.true(link.changed.includes('carrier'));
+  t.like(events.find((e) => e.type === 'default-route'), { action: 'lost', family: 4, gateway: '192.0.2.1' });
+});
+
+test('without privileges: exit 77 naming the capability, no stack trace', async (t) => {
+  for (const args of [['links', '--netns', ns], ['watch', '--netns', ns, '--json']]) {
+    const result = await runCli(args, UNPRIVILEGED);
+    t.is(result.code, 77, args.join(' '));
+    t.regex(result.stderr, /needs CAP_SYS_ADMIN/);
+    t.notRegex(result.stderr, /\n\s+at /);
+    t.is(result.stdout, '');
+  }
+});
+
+test('usage errors exit 2 with the reason', async (t) => {
+  const interval = await runCli(['watch', '--carrier-sync-interval', '2']);
+  t.is(interval.code, 2);
+  t.regex(interval.stderr, /--carrier-sync-interval must be between 5 and 60000, got 2/);
+  const unknown = await runCli(['frobnicate']);
+  t.is(unknown.code, 2);
+  t.regex(unknown.stderr, /unknown command 'frobnicate'/);
+});
