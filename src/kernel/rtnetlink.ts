@@ -340,3 +340,27 @@ export function encodeGetRoutes(seq: number, family: number): Buffer {
 export function encodeSetLinkAdmin(seq: number, ifindex: number, up: boolean): Buffer {
   return encodeMessage(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, ifinfomsg(AF_UNSPEC, ifindex, up ? IFF_UP : 0, IFF_UP));
 }
+
+/** NLM_F_CREATE / NLM_F_EXCL for new objects (linux/netlink.h). */
+export const NLM_F_CREATE = 0x400;
+export const NLM_F_EXCL = 0x200;
+/** rtm_protocol RTPROT_KERNEL: routes the kernel adds for an address (they return with it). */
+export const RTPROT_KERNEL = 2;
+/** IFA_F_PERMANENT: configured, not learned (SLAAC/DHCP). */
+export const IFA_F_PERMANENT = 0x80;
+
+/**
+ * Turns a dumped RTM_NEWROUTE / RTM_NEWADDR back into a creating request, the way
+ * `ip route restore` / `ip addr restore` replay saved dumps. Route flags the kernel refuses
+ * on input (RTNH_F_LINKDOWN, RTNH_F_DEAD) are cleared.
+ */
+export function encodeReplay(seq: number, message: NetlinkMessage): Buffer {
+  const payload = Buffer.from(message.payload);
+  if (message.type === RTM_NEWROUTE) {
+    need(payload, RTMSG_LEN, 'rtmsg');
+    payload.writeUInt32LE(payload.readUInt32LE(8) & ~(RTNH_F_LINKDOWN | RTNH_F_DEAD), 8);
+  } else if (message.type !== RTM_NEWADDR) {
+    throw new ProtocolError(`cannot replay message type ${message.type}`);
+  }
+  return encodeMessage(message.type, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, payload);
+}

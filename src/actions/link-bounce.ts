@@ -1,0 +1,115 @@
+/**
+ * Link bounce by rtnetlink: admin down, pause, admin up, then put back what the kernel
+ * flushed. Admin-down removes the device's IPv4 routes without a word (and its IPv6
+ * addresses and routes); nobody restores them unless a manager reconfigures, so we snapshot
+ * them first and replay them afterwards, like `ip route save` / `ip route restore`.
+ */
+import { KernelError } from '../errors';
+import { NETLINK_ROUTE, NetlinkMessage } from '../kernel/netlink';
+import {
+  AF_INET,
+  AF_INET6,
+  IFA_F_PERMANENT,
+  RTM_NEWADDR,
+  RTM_NEWROUTE,
+  RTN_UNICAST,
+  RTPROT_KERNEL,
+  RT_TABLE_MAIN,
+  decodeAddress,
+  decodeRoute,
+  encodeGetAddresses,
+  encodeGetLinkByName,
+  encodeGetRoutes,
+  encodeReplay,
+  encodeSetLinkAdmin,
+  decodeLink,
+} from '../kernel/rtnetlink';
+import { NativeBinding } from '../native';
+import { NetlinkClient } from '../monitor/netlink-client';
+
+/** Options of {@link bounceLink}. */
+export interface BounceOptions {
+  /** Namespace file path (resolved), or undefined for the current namespace. */
+  netnsPath?: string;
+  /** How long the link stays down, in ms (default 200). */
+  downMs?: number;
+  binding?: NativeBinding;
+}
+
+/** What a bounce did. */
+export interface BounceResult {
+  ifindex: number;
+  /** Routes and addresses the kernel flushed that were put back. */
+  restoredRoutes: number;
+  restoredAddresses: number;
+  /** Replays the kernel refused (other than "already exists"). */
+  failures: string[];
+}
+
+const EEXIST = 17;
+
+/** Bounces `iface` and restores its flushed routes and permanent IPv6 addresses. */
+export async function bounceLink(iface: string, options: BounceOptions = {}): Promise<BounceResult> {
+  const client = new NetlinkClient({ protocol: NETLINK_ROUTE, netns: options.netnsPath, binding: options.binding });
+  try {
+    const reply = await client.request(`RTM_GETLINK ${iface}`, (seq) => encodeGetLinkByName(seq, iface));
+    const link = reply.messages.map(decodeLink).find((l) => l.name === iface);
+    if (link === undefined) throw new KernelError(`RTM_GETLINK ${iface}`, 19, 0);
+    const ifindex = link.ifindex;
+
+    // Snapshot: configured (non-kernel) unicast routes of the main table through this
+    // device, and its permanent global IPv6 addresses.
+    const routes: NetlinkMessage[] = [];
+    for (const family of [AF_INET, AF_INET6]) {
+      const dump = await client.dump(`RTM_GETROUTE dump (family ${family})`, (seq) => encodeGetRoutes(seq, family));
+      for (const message of dump.messages) {
+        if (message.type !== RTM_NEWROUTE) continue;
+        const route = decodeRoute(message);
+        if (route === null || route.ifindex !== ifindex || route.table !== RT_TABLE_MAIN) continue;
+        if (route.type !== RTN_UNICAST || route.protocol === RTPROT_KERNEL) continue;
+        routes.push(message);
+      }
+    }
+    const addresses: NetlinkMessage[] = [];
+    const addressDump = await client.dump('RTM_GETADDR dump', encodeGetAddresses);
+    for (const message of addressDump.messages) {
+      if (message.type !== RTM_NEWADDR) continue;
+      const address = decodeAddress(message);
+      if (address === null || address.ifindex !== ifindex || address.family !== 6) continue;
+      if (address.scope !== 0 || (address.flags & IFA_F_PERMANENT) === 0) continue;
+      addresses.push(message);
+    }
+
+    await client.request(`RTM_NEWLINK ${iface} down`, (seq) => encodeSetLinkAdmin(seq, ifindex, false));
+    await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 200));
+    await client.request(`RTM_NEWLINK ${iface} up`, (seq) => encodeSetLinkAdmin(seq, ifindex, true));
+
+    // Addresses first: their prefix routes are what gateways of the routes resolve through.
+    const failures: string[] = [];
+    let restoredAddresses = 0;
+    let restoredRoutes = 0;
+    const addressResults = await client.batch('restore addresses', addresses.map((m) => (seq: number) => encodeReplay(seq, m)));
+    addressResults.forEach((errno) => {
+      if (errno === 0) restoredAddresses++;
+      else if (errno !== EEXIST) failures.push(`address: errno ${errno}`);
+    });
+    // Routes whose gateway sits behind another route need that one first: retry a few rounds.
+    let pending = routes;
+    for (let round = 0; round < 3 && pending.length > 0; round++) {
+      const results = await client.batch('restore routes', pending.map((m) => (seq: number) => encodeReplay(seq, m)));
+      const next: NetlinkMessage[] = [];
+      results.forEach((errno, i) => {
+        if (errno === 0) restoredRoutes++;
+        else if (errno !== EEXIST) next.push(pending[i]!);
+      });
+      pending = next;
+    }
+    for (const message of pending) {
+      const route = decodeRoute(message);
+      failures.push(`route ${route?.dst ?? 'default'}/${route?.dstLen} via ${route?.gateway ?? '-'}: refused`);
+    }
+    return { ifindex, restoredRoutes, restoredAddresses, failures };
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Daemon logging. Three formats:
+ * - `journal`: one line per record with the syslog priority prefix (`<3>`..`<7>`) that
+ *   journald parses from a service's stdout; chosen when JOURNAL_STREAM is set.
+ * - `text`: timestamped readable lines for a terminal.
+ * - `json`: one JSON object per line for collectors (`--log-format json`).
+ */
+
+/** Severity, with the syslog priority journald understands. */
+export const LEVELS = { error: 3, warning: 4, notice: 5, info: 6, debug: 7 } as const;
+export type LogLevel = keyof typeof LEVELS;
+export type LogFormat = 'journal' | 'text' | 'json';
+
+/** Structured fields attached to a record. */
+export type LogFields = Record<string, unknown>;
+
+/** A minimal structured logger. */
+export interface Logger {
+  log(level: LogLevel, message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+  warning(message: string, fields?: LogFields): void;
+  notice(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  debug(message: string, fields?: LogFields): void;
+}
+
+/** journal when started by systemd with stdout on the journal, else text. */
+export function defaultLogFormat(env: NodeJS.ProcessEnv = process.env): LogFormat {
+  return env.JOURNAL_STREAM ? 'journal' : 'text';
+}
+
+function formatFields(fields: LogFields | undefined): string {
+  if (fields === undefined) return '';
+  const parts = Object.entries(fields)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => `${key}=${typeof value === 'string' && !/\s/.test(value) ? value : JSON.stringify(value)}`);
+  return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
+/** Creates a logger writing to `write` (default: stdout) at `minLevel` and above. */
+export function createLogger(options: { format?: LogFormat; minLevel?: LogLevel; write?: (line: string) => void } = {}): Logger {
+  const format = options.format ?? defaultLogFormat();
+  const min = LEVELS[options.minLevel ?? 'info'];
+  const write = options.write ?? ((line: string) => process.stdout.write(line));
+  const log = (level: LogLevel, message: string, fields?: LogFields): void => {
+    if (LEVELS[level] > min) return;
+    let line: string;
+    if (format === 'json') {
+      line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields });
+    } else if (format === 'journal') {
+      // One record per line: a newline inside would start an unprefixed record.
+      line = `<${LEVELS[level]}>${message}${formatFields(fields)}`.replace(/\n/g, ' ');
+    } else {
+      line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(7)} ${message}${formatFields(fields)}`;
+    }
+    write(`${line}\n`);
+  };
+  return {
+    log,
+    error: (m, f) => log('error', m, f),
+    warning: (m, f) => log('warning', m, f),
+    notice: (m, f) => log('notice', m, f),
+    info: (m, f) => log('info', m, f),
+    debug: (m, f) => log('debug', m, f),
+  };
+}
