@@ -1,0 +1,177 @@
+/**
+ * What the policy engine is told: a typed union of observations, plus the mapping from
+ * LinkMonitor events onto it.
+ */
+import type { MonitorEvent } from '../monitor/link-monitor';
+
+/**
+ * Carrier (and optionally admin state) of an interface. From a LinkMonitor `link` event:
+ * `{kind:'carrier', iface: link.name, up: link.carrier, adminUp: link.adminUp}`; a
+ * `link-removed` event maps to `up: false, removed: true`.
+ */
+export interface CarrierEvidence {
+  kind: 'carrier';
+  iface: string;
+  /** IFLA_CARRIER (lower layer up). */
+  up: boolean;
+  /** IFF_UP. An administratively down interface is down, but the engine never acts on it. */
+  adminUp?: boolean;
+  /** The interface disappeared (RTM_DELLINK). */
+  removed?: boolean;
+}
+
+/** An address appeared on or left an interface (RTM_NEWADDR / RTM_DELADDR). */
+export interface AddressEvidence {
+  kind: 'address';
+  iface: string;
+  present: boolean;
+  /** The address as formatted by the monitor (no prefix length). */
+  address: string;
+  family?: 4 | 6;
+  prefixlen?: number;
+}
+
+/**
+ * The host's default route of a family was lost or restored (LinkMonitor `default-route`
+ * events). `lost` marks the family absent on `iface` (on every interface that had it when
+ * `iface` is null); `restored` marks it present on `iface` and clears the loss on all
+ * interfaces, since the host has a default route again (whether a path through it works is
+ * for the probes to say).
+ */
+export interface DefaultRouteEvidence {
+  kind: 'default-route';
+  family: 4 | 6;
+  present: boolean;
+  /** The interface the route goes (went) through, or null when unknown. */
+  iface: string | null;
+  gateway?: string | null;
+}
+
+/**
+ * A probe group's verdict: `up: false` when its quorum is lost (the prober's group down,
+ * which already needs `multiplier` misses per target). This is the probe evidence that
+ * may take an interface down. `iface` binds the group to an interface (else the config's
+ * `groups[group].iface`, else the group only has a health state of its own).
+ */
+export interface ProbeGroupEvidence {
+  kind: 'probe-group';
+  group: string;
+  iface?: string;
+  up: boolean;
+  reason?: string;
+  /** Targets answering, if known; fewer than `targetsTotal` makes the group suspect. */
+  targetsUp?: number;
+  targetsTotal?: number;
+}
+
+/**
+ * One probe target's state: a single probe result, or the prober's `target-down` /
+ * `target-up`. Never more than `suspect`: a lost probe alone never causes an action.
+ */
+export interface ProbeEvidence {
+  kind: 'probe';
+  target: string;
+  ok: boolean;
+  group?: string;
+  iface?: string;
+  rttMs?: number;
+}
+
+/**
+ * Socket health on the interface's path: `stuck` sockets (retransmitting, half-open) as
+ * the daemon's socket scan counts them. Suspect only, unless `sockets` is in `downOn`.
+ */
+export interface SocketsEvidence {
+  kind: 'sockets';
+  iface: string;
+  stuck: number;
+  detail?: string;
+}
+
+/** Everything {@link PolicyEngine.observe} accepts. */
+export type Evidence =
+  | CarrierEvidence
+  | AddressEvidence
+  | DefaultRouteEvidence
+  | ProbeGroupEvidence
+  | ProbeEvidence
+  | SocketsEvidence;
+
+/** The `kind` values of {@link Evidence}. */
+export type EvidenceKind = Evidence['kind'];
+
+/**
+ * Maps a LinkMonitor event onto evidence. `nameOf` turns an ifindex into the interface
+ * name (the daemon keeps that table from `link` events; LinkMonitor's `links` gives it).
+ * `resync` maps to nothing: the monitor re-emits every link that changed.
+ *
+ * @example
+ * monitor.on('event', (ev) => {
+ *   for (const e of evidenceFromMonitorEvent(ev, (i) => names.get(i))) engine.observe(e);
+ * });
+ */
+export function evidenceFromMonitorEvent(event: MonitorEvent,
+  nameOf: (ifindex: number) => string | undefined): Evidence[] {
+  switch (event.type) {
+    case 'link':
+      return [{ kind: 'carrier', iface: event.link.name, up: event.link.carrier, adminUp: event.link.adminUp }];
+    case 'link-removed':
+      return [{ kind: 'carrier', iface: event.name, up: false, removed: true }];
+    case 'address': {
+      const iface = nameOf(event.ifindex);
+      if (iface === undefined) return [];
+      return [{
+        kind: 'address', iface, present: event.action === 'added', address: event.address,
+        family: event.family, prefixlen: event.prefixlen,
+      }];
+    }
+    case 'default-route': {
+      const iface = event.ifindex === null ? null : nameOf(event.ifindex) ?? null;
+      return [{
+        kind: 'default-route', family: event.family, present: event.action === 'restored', iface,
+        gateway: event.gateway,
+      }];
+    }
+    case 'resync':
+      return [];
+  }
+}
+
+/** Checks the shape of evidence at the API edge; returns a message naming the fault, or null. */
+export function evidenceProblem(e: unknown): string | null {
+  if (typeof e !== 'object' || e === null) return 'evidence must be an object';
+  const o = e as Record<string, unknown>;
+  const str = (k: string): boolean => typeof o[k] === 'string' && o[k] !== '';
+  const bool = (k: string): boolean => typeof o[k] === 'boolean';
+  switch (o.kind) {
+    case 'carrier':
+      if (!str('iface')) return 'carrier evidence: iface must be a non-empty string';
+      if (!bool('up')) return 'carrier evidence: up must be a boolean';
+      return null;
+    case 'address':
+      if (!str('iface')) return 'address evidence: iface must be a non-empty string';
+      if (!bool('present')) return 'address evidence: present must be a boolean';
+      if (!str('address')) return 'address evidence: address must be a non-empty string';
+      return null;
+    case 'default-route':
+      if (o.family !== 4 && o.family !== 6) return 'default-route evidence: family must be 4 or 6';
+      if (!bool('present')) return 'default-route evidence: present must be a boolean';
+      if (o.iface !== null && !str('iface')) return 'default-route evidence: iface must be a string or null';
+      return null;
+    case 'probe-group':
+      if (!str('group')) return 'probe-group evidence: group must be a non-empty string';
+      if (!bool('up')) return 'probe-group evidence: up must be a boolean';
+      if (o.iface !== undefined && !str('iface')) return 'probe-group evidence: iface must be a string';
+      return null;
+    case 'probe':
+      if (!str('target')) return 'probe evidence: target must be a non-empty string';
+      if (!bool('ok')) return 'probe evidence: ok must be a boolean';
+      return null;
+    case 'sockets':
+      if (!str('iface')) return 'sockets evidence: iface must be a non-empty string';
+      if (typeof o.stuck !== 'number' || !(o.stuck >= 0)) return 'sockets evidence: stuck must be a number >= 0';
+      return null;
+    default:
+      return `unknown evidence kind ${JSON.stringify(o.kind)}`;
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Health states and the evidence they are judged on. Pure: no clock, no events.
+ */
+import type { DownEvidenceKind } from './config';
+import type { Evidence } from './evidence';
+
+/**
+ * Health of an interface or probe group.
+ * - `healthy`: no bad evidence.
+ * - `suspect`: some bad evidence, none of it enough to act on (a lost probe, a target down
+ *   while the group keeps quorum, stuck sockets, or evidence not listed in `downOn`).
+ * - `down`: evidence of a kind in `downOn` is bad (carrier, address, default route, group
+ *   quorum); the recovery ladder may run.
+ * - `recovering`: a ladder step is running or being verified (interfaces only).
+ */
+export type HealthState = 'healthy' | 'suspect' | 'down' | 'recovering';
+
+/** Bad evidence found on a subject, split by whether it may take it down. */
+export interface Problems {
+  /** Reasons that make the subject `down`, e.g. `carrier-down`, `probe-group-down:gw`. */
+  hard: string[];
+  /** Reasons that only make it `suspect`, e.g. `probe-target-down:192.0.2.1`. */
+  soft: string[];
+}
+
+/** The state the problems call for (`recovering` is the engine's to set, never judged). */
+export function judge(problems: Problems): Exclude<HealthState, 'recovering'> {
+  if (problems.hard.length > 0) return 'down';
+  if (problems.soft.length > 0) return 'suspect';
+  return 'healthy';
+}
+
+/** The evidence an interface has accumulated, as `snapshot()` reports it. */
+export interface InterfaceEvidenceSnapshot {
+  /** null until carrier evidence arrives (unknown counts as fine). */
+  carrier: boolean | null;
+  adminUp: boolean | null;
+  removed: boolean;
+  addresses: string[];
+  /** Per family: true present, false lost, null unknown / never seen. */
+  defaultRoute: { 4: boolean | null; 6: boolean | null };
+  /** Probe groups bound to this interface: true up, false quorum lost. */
+  probeGroups: Record<string, boolean>;
+  /** Probe targets whose last result was a failure. */
+  failingTargets: string[];
+  stuckSockets: number;
+}
+
+/** Accumulated evidence of one interface and the judgement of it. */
+export class InterfaceEvidence {
+  carrier: boolean | null = null;
+  adminUp: boolean | null = null;
+  removed = false;
+  private readonly addresses = new Set<string>();
+  private hadAddress = false;
+  private readonly defaultRoute: { 4: boolean | null; 6: boolean | null } = { 4: null, 6: null };
+  private readonly groups = new Map<string, boolean>();
+  private readonly failingTargets = new Set<string>();
+  private stuck = 0;
+
+  /**
+   * Applies one piece of evidence about this interface (`default-route` evidence is applied
+   * by the engine through {@link InterfaceEvidence.setDefaultRoute}).
+   */
+  apply(e: Evidence): void {
+    switch (e.kind) {
+      case 'carrier':
+        this.carrier = e.up;
+        if (e.adminUp !== undefined) this.adminUp = e.adminUp;
+        this.removed = e.removed === true;
+        if (this.removed) this.adminUp = null;
+        break;
+      case 'address':
+        if (e.present) {
+          this.addresses.add(e.address);
+          this.hadAddress = true;
+        } else {
+          this.addresses.delete(e.address);
+        }
+        break;
+      case 'probe-group':
+        this.groups.set(e.group, e.up);
+        break;
+      case 'probe':
+        if (e.ok) this.failingTargets.delete(e.target);
+        else this.failingTargets.add(e.target);
+        break;
+      case 'sockets':
+        this.stuck = e.stuck;
+        break;
+      case 'default-route':
+        this.setDefaultRoute(e.family, e.present);
+        break;
+    }
+  }
+
+  /** Sets the default-route evidence of a family. */
+  setDefaultRoute(family: 4 | 6, present: boolean | null): void {
+    this.defaultRoute[family] = present;
+  }
+
+  /** The default-route evidence of a family. */
+  getDefaultRoute(family: 4 | 6): boolean | null {
+    return this.defaultRoute[family];
+  }
+
+  /** Bad evidence, split by `downOn` and the required addresses. */
+  problems(downOn: readonly DownEvidenceKind[], requiredAddresses: readonly string[]): Problems {
+    const out: Problems = { hard: [], soft: [] };
+    const put = (kind: DownEvidenceKind | 'probe', reason: string): void => {
+      if (kind !== 'probe' && downOn.includes(kind)) out.hard.push(reason);
+      else out.soft.push(reason);
+    };
+    if (this.removed) put('carrier', 'link-removed');
+    else if (this.adminUp === false) put('carrier', 'admin-down');
+    else if (this.carrier === false) put('carrier', 'carrier-down');
+    if (requiredAddresses.length > 0) {
+      for (const a of requiredAddresses) if (!this.addresses.has(a)) put('address', `address-missing:${a}`);
+    } else if (this.hadAddress && this.addresses.size === 0) {
+      put('address', 'address-missing');
+    }
+    for (const family of [4, 6] as const) {
+      if (this.defaultRoute[family] === false) put('default-route', `default-route-lost:${family}`);
+    }
+    for (const [group, up] of [...this.groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      if (!up) put('probe-group', `probe-group-down:${group}`);
+    }
+    for (const target of [...this.failingTargets].sort()) put('probe', `probe-target-down:${target}`);
+    if (this.stuck > 0) put('sockets', `sockets-stuck:${this.stuck}`);
+    return out;
+  }
+
+  /** Whether the interface is administratively down or gone (the engine never acts then). */
+  get disabled(): boolean {
+    return this.removed || this.adminUp === false;
+  }
+
+  /** A plain copy for status output. */
+  snapshot(): InterfaceEvidenceSnapshot {
+    return {
+      carrier: this.carrier,
+      adminUp: this.adminUp,
+      removed: this.removed,
+      addresses: [...this.addresses].sort(),
+      defaultRoute: { ...this.defaultRoute },
+      probeGroups: Object.fromEntries([...this.groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+      failingTargets: [...this.failingTargets].sort(),
+      stuckSockets: this.stuck,
+    };
+  }
+}
+
+/** The evidence a probe group has accumulated, as `snapshot()` reports it. */
+export interface GroupEvidenceSnapshot {
+  /** null until the prober reports; false when quorum is lost. */
+  up: boolean | null;
+  iface: string | null;
+  reason: string | null;
+  targetsUp: number | null;
+  targetsTotal: number | null;
+  failingTargets: string[];
+}
+
+/** Accumulated evidence of one probe group. */
+export class GroupEvidence {
+  up: boolean | null = null;
+  iface: string | null = null;
+  reason: string | null = null;
+  targetsUp: number | null = null;
+  targetsTotal: number | null = null;
+  private readonly failing = new Set<string>();
+
+  /** Applies `probe-group` or `probe` evidence about this group. */
+  apply(e: Evidence): void {
+    if (e.kind === 'probe-group') {
+      this.up = e.up;
+      this.reason = e.reason ?? null;
+      if (e.iface !== undefined) this.iface = e.iface;
+      this.targetsUp = e.targetsUp ?? null;
+      this.targetsTotal = e.targetsTotal ?? null;
+    } else if (e.kind === 'probe') {
+      if (e.ok) this.failing.delete(e.target);
+      else this.failing.add(e.target);
+      if (e.iface !== undefined) this.iface = e.iface;
+    }
+  }
+
+  /** Quorum lost is hard; failing targets or a partial count are soft. */
+  problems(): Problems {
+    const out: Problems = { hard: [], soft: [] };
+    if (this.up === false) out.hard.push(`quorum-lost${this.reason ? `:${this.reason}` : ''}`);
+    if (this.targetsUp !== null && this.targetsTotal !== null && this.targetsUp < this.targetsTotal) {
+      out.soft.push(`targets-up:${this.targetsUp}/${this.targetsTotal}`);
+    }
+    for (const t of [...this.failing].sort()) out.soft.push(`probe-target-down:${t}`);
+    return out;
+  }
+
+  /** A plain copy for status output. */
+  snapshot(): GroupEvidenceSnapshot {
+    return {
+      up: this.up, iface: this.iface, reason: this.reason, targetsUp: this.targetsUp,
+      targetsTotal: this.targetsTotal, failingTargets: [...this.failing].sort(),
+    };
+  }
+}
