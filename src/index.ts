@@ -15,3 +15,4 @@ export * from './monitor/prober';
 export * from './monitor/sockets';
 export { Lab } from './lab/lab';
 export type { LinkEnd, TapHandle } from './lab/lab';
+export * from './policy';

@@ -1,0 +1,889 @@
+/**
+ * The policy engine: health state per watched interface and probe group, and the recovery
+ * ladder with its manners (backoff, damping, budget, grace, verification). It decides and
+ * calls injected executors; it never touches the kernel, and its only time source is the
+ * injected {@link Clock}.
+ */
+import { EventEmitter } from 'node:events';
+import { NethealError } from '../errors';
+import type { ActionContext, ActionExecutor, StepResult, Verifier, VerifyContext } from './actions';
+import { Backoff } from './backoff';
+import { ActionBudget } from './budget';
+import { Clock, RandomSource, TimerHandle, systemClock } from './clock';
+import {
+  DEFAULT_GRACE_MS, InterfacePolicy, InterfacePolicyConfig, LadderStep, PolicyConfig, resolveInterfacePolicy,
+  validatePolicyConfig,
+} from './config';
+import { FlapDamper } from './damping';
+import { Evidence, evidenceProblem } from './evidence';
+import {
+  GroupEvidence, GroupEvidenceSnapshot, HealthState, InterfaceEvidence, InterfaceEvidenceSnapshot, Problems, judge,
+} from './health';
+
+/** Why a health state changed. */
+export type HealthCause =
+  /** New evidence arrived. */
+  | 'evidence'
+  /** The engine started a ladder step (`down` -> `recovering`). */
+  | 'action'
+  /** A step was verified (`recovering` -> `healthy`/`suspect`). */
+  | 'verified'
+  /** The ladder stopped without verification (exhausted, or waiting for budget). */
+  | 'not-verified';
+
+/** Emitted as `health` whenever an interface's or group's state changes. */
+export interface HealthEvent {
+  /** Whether this is about an interface (`iface` set) or a probe group (`group` set). */
+  subject: 'interface' | 'group';
+  iface?: string;
+  group?: string;
+  from: HealthState;
+  to: HealthState;
+  /** The evidence that moved it, or null when the engine moved it (`cause` says how). */
+  evidence: Evidence | null;
+  /** All bad evidence after the change (empty when healthy). */
+  reasons: string[];
+  cause: HealthCause;
+  /** Clock time (ms). */
+  atMs: number;
+}
+
+/** Emitted as `action` when a ladder step has run (or, dry, would have run, or was skipped). */
+export interface ActionEvent {
+  iface: string;
+  /** Rung number, 1-based. */
+  step: number;
+  /** The action name. */
+  kind: string;
+  /** Climb number since the last backoff reset, 1-based. */
+  attempt: number;
+  dryRun: boolean;
+  result: StepResult;
+  /** Clock time (ms) the step started. */
+  startedAtMs: number;
+  durationMs: number;
+}
+
+/** Emitted as `verify` when a step's verification ends. */
+export interface VerifyEvent {
+  iface: string;
+  step: number;
+  kind: string;
+  attempt: number;
+  verified: boolean;
+  /** What decided: evidence, the injected verifier, or the window passing. */
+  by: 'evidence' | 'verifier' | 'timeout';
+  detail?: string;
+  /** Clock time (ms) verification began, and how long it took. */
+  startedAtMs: number;
+  durationMs: number;
+}
+
+/** Why the engine alerts. */
+export type AlertReason =
+  /** Down during the start-up grace period: no action until it ends (`untilMs`). */
+  | 'grace-period'
+  /** Flap damping suppresses actions until `untilMs`. */
+  | 'suppressed'
+  /** The action budget is spent until `untilMs` (null: never, maxActions 0). */
+  | 'budget-exhausted'
+  /** Every rung was tried and none verified; the next climb waits for backoff. */
+  | 'ladder-exhausted'
+  /** The interface is administratively down or removed: the operator's decision, no action. */
+  | 'admin-down'
+  /** The interface's ladder is empty. */
+  | 'no-ladder'
+  /** A step names an action no executor is registered for (treated as failed). */
+  | 'unknown-action'
+  /** An executor threw or returned something that is not an ActionResult (treated as failed). */
+  | 'action-error';
+
+/** Emitted as `alert`: something an operator should know, usually a refusal to act. */
+export interface AlertEvent {
+  iface: string;
+  reason: AlertReason;
+  /** One line for logs. */
+  detail: string;
+  /** When the condition ends, if known (clock ms); null if never or unknown. */
+  untilMs: number | null;
+  atMs: number;
+}
+
+/** Typed events of a {@link PolicyEngine}. */
+export interface PolicyEngineEvents {
+  health: [HealthEvent];
+  action: [ActionEvent];
+  verify: [VerifyEvent];
+  alert: [AlertEvent];
+  /** An internal bug (never an executor's failure, which is an `action` result). */
+  error: [Error];
+}
+
+/** Options of {@link PolicyEngine}. */
+export interface PolicyEngineOptions {
+  /** The `policy` section of the config; its `interfaces` are watched from the start. */
+  config?: PolicyConfig;
+  /** More interfaces to watch with the default policy (plus `config.defaults`). */
+  interfaces?: string[];
+  /** Time source (default {@link systemClock}). */
+  clock?: Clock;
+  /** Jitter source in [0, 1) (default Math.random). */
+  random?: RandomSource;
+  /** Executors to register (more with {@link PolicyEngine.register}). */
+  actions?: ActionExecutor[];
+  /** Verifier; without one, steps are verified by evidence. */
+  verifier?: Verifier;
+  /** Decide and report, run nothing (`--dry-run`). */
+  dryRun?: boolean;
+  /** How many recent actions per interface `snapshot()` keeps (default 10). */
+  keepActions?: number;
+}
+
+/** The ladder's activity on an interface. */
+export type LadderPhase = 'idle' | 'waiting' | 'running' | 'verifying';
+
+/** What a waiting ladder waits for. */
+export type WaitReason = 'grace-period' | 'suppressed' | 'backoff' | 'budget-exhausted';
+
+/** One interface in {@link PolicySnapshot}. JSON-safe. */
+export interface InterfaceStatus {
+  state: HealthState;
+  sinceMs: number;
+  reasons: string[];
+  evidence: InterfaceEvidenceSnapshot;
+  ladder: {
+    phase: LadderPhase;
+    steps: string[];
+    /** Rung being run/verified or waited at (1-based), else null. */
+    step: number | null;
+    action: string | null;
+    waitingFor: WaitReason | null;
+    /** When the wait ends (clock ms), null if not waiting or never. */
+    waitUntilMs: number | null;
+  };
+  /** Climbs since the last backoff reset. */
+  attempts: number;
+  /** Actions run (or dry-run) since watching began. */
+  totalActions: number;
+  damping: { penalty: number; flaps: number; suppressed: boolean; suppressedUntilMs: number | null };
+  budget: { remaining: number; maxActions: number; windowMs: number; nextFreeAtMs: number | null };
+  lastActions: ActionEvent[];
+}
+
+/** One probe group in {@link PolicySnapshot}. */
+export interface GroupStatus {
+  state: HealthState;
+  sinceMs: number;
+  reasons: string[];
+  evidence: GroupEvidenceSnapshot;
+}
+
+/** What `snapshot()` returns, for the status socket and metrics. JSON-safe. */
+export interface PolicySnapshot {
+  atMs: number;
+  dryRun: boolean;
+  graceEndsAtMs: number;
+  inGrace: boolean;
+  interfaces: Record<string, InterfaceStatus>;
+  groups: Record<string, GroupStatus>;
+}
+
+interface IfaceRecord {
+  name: string;
+  policy: InterfacePolicy;
+  evidence: InterfaceEvidence;
+  state: HealthState;
+  since: number;
+  reasons: string[];
+  backoff: Backoff;
+  damper: FlapDamper;
+  budget: ActionBudget;
+  /** Bumped to cancel whatever episode is running. */
+  generation: number;
+  episodeActive: boolean;
+  phase: LadderPhase;
+  step: number | null;
+  waitingFor: WaitReason | null;
+  waitUntil: number | null;
+  waitTimer: TimerHandle | null;
+  waitResolve: ((ok: boolean) => void) | null;
+  verifyResolve: (() => void) | null;
+  abort: AbortController | null;
+  stableTimer: TimerHandle | null;
+  alerted: Set<AlertReason>;
+  totalActions: number;
+  lastActions: ActionEvent[];
+}
+
+interface GroupRecord {
+  name: string;
+  evidence: GroupEvidence;
+  state: HealthState;
+  since: number;
+  reasons: string[];
+}
+
+type ClimbOutcome = 'verified' | 'exhausted' | 'resolved' | 'cancelled';
+
+function reasonsOf(p: Problems): string[] {
+  return [...p.hard, ...p.soft];
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function validResult(r: unknown): r is StepResult {
+  return typeof r === 'object' && r !== null
+    && ['ok', 'failed', 'skipped'].includes((r as { status?: unknown }).status as string);
+}
+
+/**
+ * Health state machine and recovery ladder for a set of interfaces.
+ *
+ * Feed it evidence with {@link PolicyEngine.observe}; it emits `health`, `action`, `verify`
+ * and `alert` events and calls the registered executors. States per interface:
+ * `healthy` -> `suspect` (soft evidence: a lost probe, a target down, stuck sockets) ->
+ * `down` (evidence of a kind in `downOn`: carrier, address, default route, group quorum)
+ * -> `recovering` (a step runs or is being verified) -> `healthy` when verified.
+ *
+ * When an interface goes down the engine climbs its ladder: each step runs (within its time
+ * limit), then is verified within `verifyTimeoutMs`; a verified step ends the climb, an
+ * unverified or failed one hands over to the next rung at once. A climb that reaches the top
+ * alerts `ladder-exhausted`, and the next climb waits a backoff delay (full jitter; the
+ * first climb after a reset goes at once). Before each climb: no action during the start-up
+ * grace period (from construction), none while flap damping suppresses (a flap is every
+ * entry into `down` from `healthy`/`suspect`); before each step: none when the budget is
+ * spent (alert, then resume at the same rung when the window frees a slot). Evidence that
+ * clears the `down` verdict while the engine waits ends the episode.
+ *
+ * Administratively down or removed interfaces are `down` but never acted on (alert
+ * `admin-down`). In dry-run mode everything is decided, counted and reported the same way
+ * (`action` events with `dryRun: true` and status `dry-run`), but no executor's `run()` is
+ * called; verification then waits for evidence as usual.
+ */
+export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
+  /** True when nothing is ever run. */
+  readonly dryRun: boolean;
+  private readonly clock: Clock;
+  private readonly random: RandomSource;
+  private readonly config: PolicyConfig;
+  private readonly verifier: Verifier | undefined;
+  private readonly keepActions: number;
+  private readonly graceEnd: number;
+  private readonly executors = new Map<string, ActionExecutor>();
+  private readonly ifaces = new Map<string, IfaceRecord>();
+  private readonly groups = new Map<string, GroupRecord>();
+  private closed = false;
+
+  /** Starts the grace period now (on the injected clock) and watches the configured interfaces. */
+  constructor(options: PolicyEngineOptions = {}) {
+    super();
+    validatePolicyConfig(options.config);
+    this.config = options.config ?? {};
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.verifier = options.verifier;
+    this.dryRun = options.dryRun === true;
+    this.keepActions = options.keepActions ?? 10;
+    if (!Number.isInteger(this.keepActions) || this.keepActions < 0) {
+      throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `keepActions: must be an integer >= 0 (got ${options.keepActions})`);
+    }
+    this.graceEnd = this.clock.now() + (this.config.graceMs ?? DEFAULT_GRACE_MS);
+    for (const executor of options.actions ?? []) this.register(executor);
+    for (const name of Object.keys(this.config.interfaces ?? {})) this.watch(name);
+    for (const name of options.interfaces ?? []) if (!this.ifaces.has(name)) this.watch(name);
+  }
+
+  /**
+   * Registers an executor under its `kind` (replacing one of the same kind). Ladder steps
+   * name executors; an embedder can add its own (e.g. `drain-pool`) and put it in a ladder.
+   */
+  register(executor: ActionExecutor): this {
+    if (typeof executor?.kind !== 'string' || executor.kind === '' || typeof executor.run !== 'function') {
+      throw new NethealError('NETHEAL_ERR_INVALID_OPTION', 'actions: an executor needs a non-empty string kind and a run() function');
+    }
+    this.executors.set(executor.kind, executor);
+    return this;
+  }
+
+  /** Removes the executor of that kind; steps naming it then fail with `unknown-action`. */
+  unregister(kind: string): boolean {
+    return this.executors.delete(kind);
+  }
+
+  /**
+   * Starts watching an interface (state `healthy` until evidence says otherwise), with the
+   * config's policy for it plus `overrides`. Watching an already watched interface replaces
+   * its policy but keeps its evidence, state and history.
+   */
+  watch(iface: string, overrides?: InterfacePolicyConfig): this {
+    this.assertOpen();
+    if (typeof iface !== 'string' || iface === '') {
+      throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `iface: must be a non-empty string (got ${JSON.stringify(iface)})`);
+    }
+    const policy = resolveInterfacePolicy(this.config, iface, overrides);
+    const existing = this.ifaces.get(iface);
+    if (existing) {
+      existing.policy = policy;
+      return this;
+    }
+    const now = this.clock.now();
+    const rec: IfaceRecord = {
+      name: iface, policy, evidence: new InterfaceEvidence(), state: 'healthy', since: now, reasons: [],
+      backoff: new Backoff(policy.backoff, this.random), damper: new FlapDamper(policy.damping),
+      budget: new ActionBudget(policy.budget), generation: 0, episodeActive: false, phase: 'idle', step: null,
+      waitingFor: null, waitUntil: null, waitTimer: null, waitResolve: null, verifyResolve: null, abort: null,
+      stableTimer: null, alerted: new Set(), totalActions: 0, lastActions: [],
+    };
+    this.ifaces.set(iface, rec);
+    this.armStability(rec);
+    return this;
+  }
+
+  /** Stops watching an interface: cancels its waits, aborts a running action. */
+  unwatch(iface: string): boolean {
+    const rec = this.ifaces.get(iface);
+    if (!rec) return false;
+    this.cancel(rec);
+    this.clearStability(rec);
+    this.ifaces.delete(iface);
+    return true;
+  }
+
+  /** Names of the watched interfaces. */
+  get interfaces(): string[] {
+    return [...this.ifaces.keys()];
+  }
+
+  /** The current state of a watched interface, or undefined. */
+  stateOf(iface: string): HealthState | undefined {
+    return this.ifaces.get(iface)?.state;
+  }
+
+  /** The current state of a probe group seen in evidence, or undefined. */
+  groupStateOf(group: string): HealthState | undefined {
+    return this.groups.get(group)?.state;
+  }
+
+  /**
+   * Feeds one piece of evidence. Evidence about interfaces that are not watched is ignored
+   * (probe groups are tracked whenever seen). Throws NETHEAL_ERR_INVALID_OPTION on malformed
+   * evidence and NETHEAL_ERR_CLOSED after close().
+   */
+  observe(evidence: Evidence): void {
+    this.assertOpen();
+    const problem = evidenceProblem(evidence);
+    if (problem !== null) throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `observe: ${problem}`);
+    const touched: IfaceRecord[] = [];
+    const touch = (name: string | undefined | null): IfaceRecord | undefined => {
+      if (name === undefined || name === null) return undefined;
+      const rec = this.ifaces.get(name);
+      if (rec && !touched.includes(rec)) touched.push(rec);
+      return rec;
+    };
+    switch (evidence.kind) {
+      case 'carrier':
+      case 'address':
+      case 'sockets':
+        touch(evidence.iface)?.evidence.apply(evidence);
+        break;
+      case 'default-route':
+        if (evidence.present) {
+          touch(evidence.iface)?.evidence.setDefaultRoute(evidence.family, true);
+          for (const rec of this.ifaces.values()) {
+            if (rec.name !== evidence.iface && rec.evidence.getDefaultRoute(evidence.family) === false) {
+              touch(rec.name)?.evidence.setDefaultRoute(evidence.family, null);
+            }
+          }
+        } else if (evidence.iface !== null) {
+          touch(evidence.iface)?.evidence.setDefaultRoute(evidence.family, false);
+        } else {
+          for (const rec of this.ifaces.values()) {
+            if (rec.evidence.getDefaultRoute(evidence.family) === true) {
+              touch(rec.name)?.evidence.setDefaultRoute(evidence.family, false);
+            }
+          }
+        }
+        break;
+      case 'probe-group':
+      case 'probe': {
+        const groupName = evidence.kind === 'probe-group' ? evidence.group : evidence.group;
+        let group: GroupRecord | undefined;
+        if (groupName !== undefined) {
+          group = this.groups.get(groupName);
+          if (!group) {
+            group = { name: groupName, evidence: new GroupEvidence(), state: 'healthy', since: this.clock.now(), reasons: [] };
+            this.groups.set(groupName, group);
+          }
+          group.evidence.apply(evidence);
+        }
+        const ifaceName = evidence.iface ?? group?.evidence.iface ?? (groupName !== undefined ? this.config.groups?.[groupName]?.iface : undefined);
+        touch(ifaceName)?.evidence.apply(evidence);
+        if (group) this.judgeGroup(group, evidence);
+        break;
+      }
+    }
+    for (const rec of touched) this.reevaluate(rec, evidence);
+  }
+
+  /** A JSON-safe picture of every interface and group, for the status socket and metrics. */
+  snapshot(): PolicySnapshot {
+    const now = this.clock.now();
+    const interfaces: Record<string, InterfaceStatus> = {};
+    for (const rec of this.ifaces.values()) {
+      const nextFree = rec.budget.nextFreeAtMs(now);
+      interfaces[rec.name] = {
+        state: rec.state,
+        sinceMs: rec.since,
+        reasons: [...rec.reasons],
+        evidence: rec.evidence.snapshot(),
+        ladder: {
+          phase: rec.phase,
+          steps: rec.policy.ladder.map((s) => s.action),
+          step: rec.step,
+          action: rec.step === null ? null : rec.policy.ladder[rec.step - 1]?.action ?? null,
+          waitingFor: rec.phase === 'waiting' ? rec.waitingFor : null,
+          waitUntilMs: rec.phase === 'waiting' && rec.waitUntil !== null && Number.isFinite(rec.waitUntil) ? rec.waitUntil : null,
+        },
+        attempts: rec.backoff.attempts,
+        totalActions: rec.totalActions,
+        damping: {
+          penalty: rec.damper.penaltyAt(now),
+          flaps: rec.damper.flapCount,
+          suppressed: rec.damper.isSuppressed(now),
+          suppressedUntilMs: rec.damper.suppressedUntil(now),
+        },
+        budget: {
+          remaining: rec.budget.remaining(now),
+          maxActions: rec.policy.budget.maxActions,
+          windowMs: rec.policy.budget.windowMs,
+          nextFreeAtMs: nextFree !== null && Number.isFinite(nextFree) ? nextFree : null,
+        },
+        lastActions: rec.lastActions.map((a) => ({ ...a, result: { ...a.result } })),
+      };
+    }
+    const groups: Record<string, GroupStatus> = {};
+    for (const g of this.groups.values()) {
+      groups[g.name] = { state: g.state, sinceMs: g.since, reasons: [...g.reasons], evidence: g.evidence.snapshot() };
+    }
+    return { atMs: now, dryRun: this.dryRun, graceEndsAtMs: this.graceEnd, inGrace: now < this.graceEnd, interfaces, groups };
+  }
+
+  /**
+   * Stops deciding: cancels every wait and timer and aborts running actions (their signal
+   * fires). Idempotent. observe()/watch() throw NETHEAL_ERR_CLOSED afterwards.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const rec of this.ifaces.values()) {
+      this.cancel(rec);
+      this.clearStability(rec);
+    }
+  }
+
+  /** Whether close() was called. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ---- state machine ------------------------------------------------------------------
+
+  private assertOpen(): void {
+    if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'PolicyEngine: used after close()');
+  }
+
+  private problems(rec: IfaceRecord): Problems {
+    return rec.evidence.problems(rec.policy.downOn, rec.policy.requiredAddresses);
+  }
+
+  private judgeGroup(group: GroupRecord, evidence: Evidence): void {
+    const problems = group.evidence.problems();
+    group.reasons = reasonsOf(problems);
+    const to = judge(problems);
+    if (to === group.state) return;
+    const from = group.state;
+    group.state = to;
+    group.since = this.clock.now();
+    this.emit('health', {
+      subject: 'group', group: group.name, from, to, evidence, reasons: [...group.reasons], cause: 'evidence',
+      atMs: group.since,
+    });
+  }
+
+  private setState(rec: IfaceRecord, to: HealthState, cause: HealthCause, evidence: Evidence | null): void {
+    if (rec.state === to) return;
+    const from = rec.state;
+    rec.state = to;
+    rec.since = this.clock.now();
+    if (to === 'healthy') this.armStability(rec);
+    else this.clearStability(rec);
+    if (to === 'healthy' || to === 'suspect') rec.alerted.clear();
+    this.emit('health', {
+      subject: 'interface', iface: rec.name, from, to, evidence, reasons: [...rec.reasons], cause, atMs: rec.since,
+    });
+  }
+
+  private reevaluate(rec: IfaceRecord, evidence: Evidence): void {
+    const problems = this.problems(rec);
+    rec.reasons = reasonsOf(problems);
+    const judged = judge(problems);
+    if (rec.phase === 'running' || rec.phase === 'verifying') {
+      // The ladder owns the state while a step is in flight; evidence may verify it.
+      if (rec.phase === 'verifying' && judged !== 'down') rec.verifyResolve?.();
+      return;
+    }
+    if (judged === rec.state) {
+      if (judged === 'down' && !rec.episodeActive) this.startEpisode(rec);
+      return;
+    }
+    const from = rec.state;
+    if (judged === 'down' && (from === 'healthy' || from === 'suspect')) rec.damper.flap(this.clock.now());
+    if (judged !== 'down' && rec.episodeActive) this.cancel(rec);
+    this.setState(rec, judged, 'evidence', evidence);
+    if (judged === 'down' && !rec.episodeActive) this.startEpisode(rec);
+  }
+
+  private armStability(rec: IfaceRecord): void {
+    this.clearStability(rec);
+    if (this.closed) return;
+    rec.stableTimer = this.clock.setTimeout(() => {
+      rec.stableTimer = null;
+      if (rec.state === 'healthy') rec.backoff.reset();
+    }, rec.policy.backoff.resetAfterMs);
+  }
+
+  private clearStability(rec: IfaceRecord): void {
+    if (rec.stableTimer !== null) {
+      this.clock.clearTimeout(rec.stableTimer);
+      rec.stableTimer = null;
+    }
+  }
+
+  // ---- the ladder ---------------------------------------------------------------------
+
+  private alert(rec: IfaceRecord, reason: AlertReason, detail: string, untilMs: number | null, once = true): void {
+    if (once && rec.alerted.has(reason)) return;
+    rec.alerted.add(reason);
+    this.emit('alert', {
+      iface: rec.name, reason, detail, untilMs: untilMs !== null && Number.isFinite(untilMs) ? untilMs : null,
+      atMs: this.clock.now(),
+    });
+  }
+
+  private current(rec: IfaceRecord, token: number): boolean {
+    return !this.closed && rec.generation === token && this.ifaces.get(rec.name) === rec;
+  }
+
+  /** Cancels the episode of an interface: waits end, verification ends, a running action is aborted. */
+  private cancel(rec: IfaceRecord): void {
+    rec.generation += 1;
+    if (rec.waitTimer !== null) {
+      this.clock.clearTimeout(rec.waitTimer);
+      rec.waitTimer = null;
+    }
+    const wake = rec.waitResolve;
+    rec.waitResolve = null;
+    wake?.(false);
+    const verify = rec.verifyResolve;
+    rec.verifyResolve = null;
+    verify?.();
+    rec.abort?.abort(new NethealError('NETHEAL_ERR_CLOSED', 'recovery cancelled'));
+    rec.abort = null;
+    rec.episodeActive = false;
+    rec.phase = 'idle';
+    rec.step = null;
+    rec.waitingFor = null;
+    rec.waitUntil = null;
+  }
+
+  private startEpisode(rec: IfaceRecord): void {
+    if (this.closed) return;
+    rec.generation += 1;
+    const token = rec.generation;
+    rec.episodeActive = true;
+    this.episode(rec, token)
+      .catch((err: unknown) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
+  }
+
+  /** Marks the episode over, synchronously, so evidence arriving next is judged afresh. */
+  private endEpisode(rec: IfaceRecord, token: number): void {
+    if (rec.generation !== token) return;
+    rec.episodeActive = false;
+    rec.phase = 'idle';
+    rec.step = null;
+    rec.waitingFor = null;
+    rec.waitUntil = null;
+  }
+
+  /** Resolves true when `untilMs` comes, false when cancelled first. */
+  private wait(rec: IfaceRecord, token: number, what: WaitReason, untilMs: number): Promise<boolean> {
+    if (!this.current(rec, token)) return Promise.resolve(false);
+    rec.phase = 'waiting';
+    rec.waitingFor = what;
+    rec.waitUntil = untilMs;
+    return new Promise<boolean>((resolve) => {
+      rec.waitResolve = resolve;
+      if (Number.isFinite(untilMs)) {
+        rec.waitTimer = this.clock.setTimeout(() => {
+          rec.waitTimer = null;
+          rec.waitResolve = null;
+          resolve(this.current(rec, token));
+        }, untilMs - this.clock.now());
+      }
+    });
+  }
+
+  /** One down episode: waits for grace, damping and backoff, climbs, repeats until resolved. */
+  private async episode(rec: IfaceRecord, token: number): Promise<void> {
+    try {
+      await this.episodeLoop(rec, token);
+    } finally {
+      this.endEpisode(rec, token);
+    }
+  }
+
+  private async episodeLoop(rec: IfaceRecord, token: number): Promise<void> {
+    let climbAt: number | null = null;
+    for (;;) {
+      if (!this.current(rec, token)) return;
+      const now = this.clock.now();
+      if (rec.evidence.disabled) {
+        this.alert(rec, 'admin-down', `${rec.name} is ${rec.evidence.removed ? 'removed' : 'administratively down'}; not acting`, null);
+        return;
+      }
+      rec.alerted.delete('admin-down');
+      if (rec.policy.ladder.length === 0) {
+        this.alert(rec, 'no-ladder', `${rec.name} is down and its ladder is empty`, null);
+        return;
+      }
+      if (now < this.graceEnd) {
+        this.alert(rec, 'grace-period', `${rec.name} is down during the start-up grace period; no action before ${this.graceEnd} ms`, this.graceEnd);
+        if (!(await this.wait(rec, token, 'grace-period', this.graceEnd))) return;
+        rec.alerted.delete('grace-period');
+        continue;
+      }
+      const suppressedUntil = rec.damper.suppressedUntil(now);
+      if (suppressedUntil !== null) {
+        this.alert(rec, 'suppressed',
+          `${rec.name} flaps (penalty ${rec.damper.penaltyAt(now).toFixed(0)}, ${rec.damper.flapCount} flaps); no action before ${suppressedUntil} ms`,
+          suppressedUntil);
+        if (!(await this.wait(rec, token, 'suppressed', suppressedUntil))) return;
+        rec.alerted.delete('suppressed');
+        continue;
+      }
+      if (climbAt === null) climbAt = now + rec.backoff.draw();
+      if (now < climbAt) {
+        if (!(await this.wait(rec, token, 'backoff', climbAt))) return;
+        continue;
+      }
+      climbAt = null;
+      const outcome = await this.climb(rec, token);
+      if (outcome !== 'exhausted' || !this.current(rec, token)) return;
+      const problems = this.problems(rec);
+      rec.reasons = reasonsOf(problems);
+      const judged = judge(problems);
+      this.alert(rec, 'ladder-exhausted',
+        `${rec.name}: no rung of ${rec.policy.ladder.map((s) => s.action).join(' > ')} verified (${rec.reasons.join(', ') || 'no bad evidence left'})`,
+        null, false);
+      this.setState(rec, judged, 'not-verified', null);
+      if (judged !== 'down') return;
+    }
+  }
+
+  private context(rec: IfaceRecord, index: number, step: LadderStep, signal: AbortSignal): ActionContext {
+    return {
+      iface: rec.name, step: index + 1, kind: step.action, attempt: rec.backoff.attempts, state: 'down',
+      reasons: [...rec.reasons], evidence: rec.evidence.snapshot(), options: { ...(step.options ?? {}) },
+      timeoutMs: step.timeoutMs ?? rec.policy.actionTimeoutMs, signal, dryRun: this.dryRun, atMs: this.clock.now(),
+    };
+  }
+
+  private record(rec: IfaceRecord, event: ActionEvent): void {
+    if (event.result.status !== 'skipped') rec.totalActions += 1;
+    if (this.keepActions > 0) {
+      rec.lastActions.push(event);
+      if (rec.lastActions.length > this.keepActions) rec.lastActions.shift();
+    }
+    this.emit('action', event);
+  }
+
+  /** One climb of the ladder, bottom rung first. */
+  private async climb(rec: IfaceRecord, token: number): Promise<ClimbOutcome> {
+    rec.backoff.record();
+    const attempt = rec.backoff.attempts;
+    const ladder = rec.policy.ladder;
+    for (let i = 0; i < ladder.length; i += 1) {
+      const step = ladder[i] as LadderStep;
+      rec.step = i + 1;
+      // Budget: alert-only until the window frees a slot, then resume at this rung.
+      for (;;) {
+        const now = this.clock.now();
+        const nextFree = rec.budget.nextFreeAtMs(now);
+        if (nextFree === null) break;
+        const problems = this.problems(rec);
+        rec.reasons = reasonsOf(problems);
+        const judged = judge(problems);
+        if (judged !== 'down') {
+          this.endEpisode(rec, token);
+          this.setState(rec, judged, 'not-verified', null);
+          return 'resolved';
+        }
+        this.setState(rec, judged, 'not-verified', null);
+        this.alert(rec, 'budget-exhausted',
+          `${rec.name}: ${rec.policy.budget.maxActions} actions in ${rec.policy.budget.windowMs} ms spent; alert only` +
+          (Number.isFinite(nextFree) ? ` until ${nextFree} ms` : ''), nextFree);
+        if (!(await this.wait(rec, token, 'budget-exhausted', nextFree))) return 'cancelled';
+        rec.alerted.delete('budget-exhausted');
+      }
+      if (!this.current(rec, token)) return 'cancelled';
+      rec.phase = 'running';
+      rec.waitingFor = null;
+      rec.waitUntil = null;
+      const abort = new AbortController();
+      rec.abort = abort;
+      const ctx = this.context(rec, i, step, abort.signal);
+      const startedAtMs = ctx.atMs;
+      const executor = this.executors.get(step.action);
+      if (executor === undefined) {
+        this.alert(rec, 'unknown-action', `${rec.name}: ladder step ${i + 1} names "${step.action}", which no executor provides`, null, false);
+        this.record(rec, {
+          iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun,
+          result: { status: 'failed', detail: `no executor registered for "${step.action}"` }, startedAtMs, durationMs: 0,
+        });
+        continue;
+      }
+      if (executor.applies) {
+        let applies: boolean;
+        try {
+          applies = await executor.applies(ctx);
+        } catch (err) {
+          applies = false;
+          this.alert(rec, 'action-error', `${rec.name}: ${step.action}.applies() threw: ${errorText(err)}`, null, false);
+        }
+        if (!this.current(rec, token)) return 'cancelled';
+        if (!applies) {
+          this.record(rec, {
+            iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun,
+            result: { status: 'skipped', detail: 'does not apply' }, startedAtMs, durationMs: this.clock.now() - startedAtMs,
+          });
+          continue;
+        }
+      }
+      rec.budget.record(this.clock.now());
+      const budgetStamp = this.clock.now();
+      this.setState(rec, 'recovering', 'action', null);
+      const result = this.dryRun
+        ? { status: 'dry-run' as const, detail: `would run ${step.action} on ${rec.name}` }
+        : await this.run(rec, executor, ctx, abort);
+      if (rec.abort === abort) rec.abort = null;
+      if (result.status === 'skipped') rec.budget.refund(budgetStamp);
+      this.record(rec, {
+        iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun, result, startedAtMs,
+        durationMs: this.clock.now() - startedAtMs,
+      });
+      if (!this.current(rec, token)) return 'cancelled';
+      if (result.status === 'ok' || result.status === 'dry-run') {
+        const verified = await this.verify(rec, token, i, step, attempt);
+        if (!this.current(rec, token)) return 'cancelled';
+        if (verified) {
+          const problems = this.problems(rec);
+          rec.reasons = reasonsOf(problems);
+          const judged = judge(problems);
+          // A verifier may vouch while evidence still says down; trust it until evidence changes.
+          this.endEpisode(rec, token);
+          this.setState(rec, judged === 'down' ? 'healthy' : judged, 'verified', null);
+          return 'verified';
+        }
+      }
+    }
+    rec.phase = 'idle';
+    rec.step = null;
+    return 'exhausted';
+  }
+
+  /** Runs an executor with the step's time limit. Never throws. */
+  private run(rec: IfaceRecord, executor: ActionExecutor, ctx: ActionContext, abort: AbortController): Promise<StepResult> {
+    return new Promise<StepResult>((resolve) => {
+      let settled = false;
+      const timer = this.clock.setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        abort.abort(new NethealError('NETHEAL_ERR_TIMEOUT', `${ctx.kind} on ${ctx.iface}: no result within ${ctx.timeoutMs} ms`));
+        resolve({ status: 'timeout', detail: `no result within ${ctx.timeoutMs} ms` });
+      }, ctx.timeoutMs);
+      const finish = (result: StepResult): void => {
+        if (settled) return;
+        settled = true;
+        this.clock.clearTimeout(timer);
+        resolve(result);
+      };
+      Promise.resolve()
+        .then(() => executor.run(ctx))
+        .then((r) => {
+          if (validResult(r)) {
+            finish({ status: r.status, ...(r.detail !== undefined ? { detail: r.detail } : {}), ...(r.data !== undefined ? { data: r.data } : {}) });
+          } else {
+            if (!settled) this.alert(rec, 'action-error', `${rec.name}: ${ctx.kind} returned ${JSON.stringify(r)}, not an ActionResult`, null, false);
+            finish({ status: 'failed', detail: 'executor returned an invalid result' });
+          }
+        }, (err: unknown) => {
+          if (!settled && !abort.signal.aborted) this.alert(rec, 'action-error', `${rec.name}: ${ctx.kind} threw: ${errorText(err)}`, null, false);
+          finish({ status: 'failed', detail: errorText(err) });
+        });
+    });
+  }
+
+  /** Verifies a step within its window, by the verifier or by evidence. */
+  private verify(rec: IfaceRecord, token: number, index: number, step: LadderStep, attempt: number): Promise<boolean> {
+    const windowMs = step.verifyTimeoutMs ?? rec.policy.verifyTimeoutMs;
+    const startedAtMs = this.clock.now();
+    rec.phase = 'verifying';
+    const report = (verified: boolean, by: VerifyEvent['by'], detail?: string): boolean => {
+      if (this.current(rec, token)) {
+        this.emit('verify', {
+          iface: rec.name, step: index + 1, kind: step.action, attempt, verified, by,
+          ...(detail !== undefined ? { detail } : {}), startedAtMs, durationMs: this.clock.now() - startedAtMs,
+        });
+      }
+      return verified;
+    };
+    return new Promise<boolean>((resolve) => {
+      let settled = false;
+      const abort = new AbortController();
+      const finish = (verified: boolean, by: VerifyEvent['by'], detail?: string): void => {
+        if (settled) return;
+        settled = true;
+        this.clock.clearTimeout(timer);
+        rec.verifyResolve = null;
+        if (!abort.signal.aborted) abort.abort();
+        resolve(report(verified, by, detail));
+      };
+      const timer = this.clock.setTimeout(() => finish(false, 'timeout', `not verified within ${windowMs} ms`), windowMs);
+      // cancel() calls this to end verification at once (not verified).
+      rec.verifyResolve = () => finish(false, 'timeout', 'cancelled');
+      if (this.verifier) {
+        const ctx: VerifyContext = {
+          iface: rec.name, step: index + 1, kind: step.action, attempt, windowMs, signal: abort.signal,
+          evidence: rec.evidence.snapshot(),
+        };
+        const verifier = this.verifier;
+        // Evidence does not end verification when a verifier decides.
+        rec.verifyResolve = null;
+        Promise.resolve()
+          .then(() => verifier(rec.name, ctx))
+          .then((ok) => finish(ok === true, 'verifier'), (err: unknown) => finish(false, 'verifier', `verifier threw: ${errorText(err)}`));
+        const cancelHook = (): void => finish(false, 'timeout', 'cancelled');
+        rec.abort = new AbortController();
+        rec.abort.signal.addEventListener('abort', cancelHook, { once: true });
+      } else {
+        rec.verifyResolve = () => {
+          if (judge(this.problems(rec)) !== 'down') finish(true, 'evidence');
+          else finish(false, 'timeout', 'cancelled');
+        };
+        if (judge(this.problems(rec)) !== 'down') finish(true, 'evidence');
+      }
+    });
+  }
+}
