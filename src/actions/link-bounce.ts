@@ -33,6 +33,8 @@ export interface BounceOptions {
   netnsPath?: string;
   /** How long the link stays down, in ms (default 200). */
   downMs?: number;
+  /** A snapshot from when the interface was healthy: replayed too. */
+  knownGood?: InterfaceConfiguration;
   binding?: NativeBinding;
 }
 
@@ -48,37 +50,77 @@ export interface BounceResult {
 
 const EEXIST = 17;
 
-/** Bounces `iface` and restores its flushed routes and permanent IPv6 addresses. */
+/** An interface's configuration as dumped messages, ready to replay. */
+export interface InterfaceConfiguration {
+  ifindex: number;
+  /** Configured (non-kernel) unicast routes of the main table through the device. */
+  routes: NetlinkMessage[];
+  /** Its permanent global addresses (IPv4 and IPv6). */
+  addresses: NetlinkMessage[];
+}
+
+function mergeMessages(a: NetlinkMessage[], b: NetlinkMessage[] | undefined): NetlinkMessage[] {
+  const seen = new Set(a.map((m) => m.payload.toString('hex')));
+  return [...a, ...(b ?? []).filter((m) => !seen.has(m.payload.toString('hex')))];
+}
+
+/** Dumps what a bounce or a lost address would take away from `ifindex`. */
+export async function snapshotConfiguration(client: NetlinkClient, ifindex: number): Promise<InterfaceConfiguration> {
+  const routes: NetlinkMessage[] = [];
+  for (const family of [AF_INET, AF_INET6]) {
+    const dump = await client.dump(`RTM_GETROUTE dump (family ${family})`, (seq) => encodeGetRoutes(seq, family));
+    for (const message of dump.messages) {
+      if (message.type !== RTM_NEWROUTE) continue;
+      const route = decodeRoute(message);
+      if (route === null || route.ifindex !== ifindex || route.table !== RT_TABLE_MAIN) continue;
+      if (route.type !== RTN_UNICAST || route.protocol === RTPROT_KERNEL) continue;
+      routes.push({ ...message, payload: Buffer.from(message.payload) });
+    }
+  }
+  const addresses: NetlinkMessage[] = [];
+  const addressDump = await client.dump('RTM_GETADDR dump', encodeGetAddresses);
+  for (const message of addressDump.messages) {
+    if (message.type !== RTM_NEWADDR) continue;
+    const address = decodeAddress(message);
+    if (address === null || address.ifindex !== ifindex || address.scope !== 0) continue;
+    if ((address.flags & IFA_F_PERMANENT) === 0) continue;
+    addresses.push({ ...message, payload: Buffer.from(message.payload) });
+  }
+  return { ifindex, routes, addresses };
+}
+
+/** Reads an interface's configuration by name (see {@link snapshotConfiguration}). */
+export async function readConfiguration(iface: string, options: { netnsPath?: string; binding?: NativeBinding } = {}): Promise<InterfaceConfiguration> {
+  const client = new NetlinkClient({ protocol: NETLINK_ROUTE, netns: options.netnsPath, binding: options.binding });
+  try {
+    const ifindex = await lookupIfindex(client, iface);
+    return await snapshotConfiguration(client, ifindex);
+  } finally {
+    client.close();
+  }
+}
+
+async function lookupIfindex(client: NetlinkClient, iface: string): Promise<number> {
+  const reply = await client.request(`RTM_GETLINK ${iface}`, (seq) => encodeGetLinkByName(seq, iface));
+  const link = reply.messages.map(decodeLink).find((l) => l.name === iface);
+  if (link === undefined) throw new KernelError(`RTM_GETLINK ${iface}`, 19, 0);
+  return link.ifindex;
+}
+
+/**
+ * Bounces `iface` and restores its flushed routes and permanent addresses (those present
+ * now, plus `knownGood`'s).
+ */
 export async function bounceLink(iface: string, options: BounceOptions = {}): Promise<BounceResult> {
   const client = new NetlinkClient({ protocol: NETLINK_ROUTE, netns: options.netnsPath, binding: options.binding });
   try {
-    const reply = await client.request(`RTM_GETLINK ${iface}`, (seq) => encodeGetLinkByName(seq, iface));
-    const link = reply.messages.map(decodeLink).find((l) => l.name === iface);
-    if (link === undefined) throw new KernelError(`RTM_GETLINK ${iface}`, 19, 0);
-    const ifindex = link.ifindex;
+    const ifindex = await lookupIfindex(client, iface);
 
-    // Snapshot: configured (non-kernel) unicast routes of the main table through this
-    // device, and its permanent global IPv6 addresses.
-    const routes: NetlinkMessage[] = [];
-    for (const family of [AF_INET, AF_INET6]) {
-      const dump = await client.dump(`RTM_GETROUTE dump (family ${family})`, (seq) => encodeGetRoutes(seq, family));
-      for (const message of dump.messages) {
-        if (message.type !== RTM_NEWROUTE) continue;
-        const route = decodeRoute(message);
-        if (route === null || route.ifindex !== ifindex || route.table !== RT_TABLE_MAIN) continue;
-        if (route.type !== RTN_UNICAST || route.protocol === RTPROT_KERNEL) continue;
-        routes.push(message);
-      }
-    }
-    const addresses: NetlinkMessage[] = [];
-    const addressDump = await client.dump('RTM_GETADDR dump', encodeGetAddresses);
-    for (const message of addressDump.messages) {
-      if (message.type !== RTM_NEWADDR) continue;
-      const address = decodeAddress(message);
-      if (address === null || address.ifindex !== ifindex || address.family !== 6) continue;
-      if (address.scope !== 0 || (address.flags & IFA_F_PERMANENT) === 0) continue;
-      addresses.push(message);
-    }
+    const now = await snapshotConfiguration(client, ifindex);
+    // What the kernel flushed before we were called (a route deleted, an address lost) is
+    // not in `now`: the caller's last known-good snapshot brings it back.
+    const routes = mergeMessages(now.routes, options.knownGood?.routes);
+    const addresses = mergeMessages(now.addresses, options.knownGood?.addresses);
 
     await client.request(`RTM_NEWLINK ${iface} down`, (seq) => encodeSetLinkAdmin(seq, ifindex, false));
     await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 200));

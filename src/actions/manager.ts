@@ -32,25 +32,37 @@ export interface ManagerEnvironment {
   timeoutMs?: number;
 }
 
-/** The managers that claim an interface (more than one is a conflict worth a warning). */
+/**
+ * The managers that claim an interface (more than one is a conflict worth a warning).
+ *
+ * Hazard: NetworkManager and systemd-networkd run in the host's namespace and know devices
+ * by the host's names and indexes; asked from inside another namespace (nsenter only changes
+ * the network namespace, D-Bus and /run stay the host's) they would answer, and act, for a
+ * host device of the same name. So inside a namespace (`netnsPath`) they are never
+ * considered, and ifupdown / network-scripts only when their files are named explicitly.
+ */
 export async function detectManagers(iface: string, ifindex: number | null, env: ManagerEnvironment = {}): Promise<ManagerKind[]> {
   const found: ManagerKind[] = [];
-  const nm = await runCommand('nmcli', ['-t', '-f', 'DEVICE,STATE', 'device'], { netnsPath: env.netnsPath, timeoutMs: 5000 });
-  if (nm.exitCode === 0) {
-    const line = nm.stdout.split('\n').find((l) => l.split(':')[0] === iface);
-    if (line !== undefined && !/:unmanaged$/.test(line)) found.push('NetworkManager');
+  const inNamespace = env.netnsPath !== undefined;
+  if (!inNamespace) {
+    const nm = await runCommand('nmcli', ['-t', '-f', 'DEVICE,STATE', 'device'], { timeoutMs: 5000 });
+    if (nm.exitCode === 0) {
+      const line = nm.stdout.split('\n').find((l) => l.split(':')[0] === iface);
+      if (line !== undefined && !/:unmanaged$/.test(line)) found.push('NetworkManager');
+    }
+    const linksDir = env.networkdLinksDir ?? '/run/systemd/netif/links';
+    if (ifindex !== null && existsSync(`${linksDir}/${ifindex}`)) {
+      const state = readFileSync(`${linksDir}/${ifindex}`, 'utf8');
+      if (/^ADMIN_STATE=(configured|configuring|failed|pending)/m.test(state)) found.push('systemd-networkd');
+    }
   }
-  const linksDir = env.networkdLinksDir ?? '/run/systemd/netif/links';
-  if (ifindex !== null && existsSync(`${linksDir}/${ifindex}`)) {
-    const state = readFileSync(`${linksDir}/${ifindex}`, 'utf8');
-    if (/^ADMIN_STATE=(configured|configuring|failed|pending)/m.test(state)) found.push('systemd-networkd');
-  }
-  const interfaces = env.ifupdownInterfaces ?? '/etc/network/interfaces';
-  if (existsSync(interfaces) && new RegExp(`^\\s*iface\\s+${escapeRegExp(iface)}\\s`, 'm').test(readFileSync(interfaces, 'utf8'))) {
+  const interfaces = env.ifupdownInterfaces ?? (inNamespace ? undefined : '/etc/network/interfaces');
+  if (interfaces !== undefined && existsSync(interfaces)
+    && new RegExp(`^\\s*iface\\s+${escapeRegExp(iface)}\\s`, 'm').test(readFileSync(interfaces, 'utf8'))) {
     found.push('ifupdown');
   }
-  const scripts = env.networkScriptsDir ?? '/etc/sysconfig/network-scripts';
-  if (existsSync(`${scripts}/ifcfg-${iface}`)) found.push('network-scripts');
+  const scripts = env.networkScriptsDir ?? (inNamespace ? undefined : '/etc/sysconfig/network-scripts');
+  if (scripts !== undefined && existsSync(`${scripts}/ifcfg-${iface}`)) found.push('network-scripts');
   return found;
 }
 

@@ -364,3 +364,10 @@ export function encodeReplay(seq: number, message: NetlinkMessage): Buffer {
   }
   return encodeMessage(message.type, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, payload);
 }
+
+/** Turns a dumped RTM_NEWROUTE / RTM_NEWADDR into the request that deletes that object. */
+export function encodeDeletion(seq: number, message: NetlinkMessage): Buffer {
+  const type = message.type === RTM_NEWROUTE ? RTM_DELROUTE : message.type === RTM_NEWADDR ? RTM_DELADDR : -1;
+  if (type === -1) throw new ProtocolError(`cannot delete message type ${message.type}`);
+  return encodeMessage(type, NLM_F_REQUEST | NLM_F_ACK, seq, Buffer.from(message.payload));
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+/**
+ * `node lib/daemon.js [--config FILE] [--netns NAME|PATH] [--dry-run] [--lab]`
+ * Runs under systemd (Type=notify, watchdog) or by hand; `--lab` runs the demo lab.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, NethealError } from './errors';
+import { reportError } from './cli/common';
+import { DEFAULT_CONFIG_PATH, DaemonConfig, loadConfig, validateConfig } from './daemon/config';
+import { Daemon } from './daemon/daemon';
+import { LogFormat, createLogger, defaultLogFormat } from './daemon/logger';
+import { SystemdNotifier } from './daemon/notify';
+
+interface DaemonFlags {
+  config?: string;
+  netns?: string;
+  dryRun?: boolean;
+  lab?: boolean;
+  logFormat?: LogFormat;
+  logLevel?: 'error' | 'warning' | 'notice' | 'info' | 'debug';
+}
+
+async function runDaemon(flags: DaemonFlags): Promise<number> {
+  const configPath = flags.config ?? DEFAULT_CONFIG_PATH;
+  // An explicit --config must exist; the default file may be absent (then: defaults).
+  const config: DaemonConfig = loadConfig(configPath, { optional: flags.config === undefined }) ?? validateConfig({});
+  const logger = createLogger({ format: flags.logFormat ?? config.log.format ?? defaultLogFormat(), minLevel: flags.logLevel ?? config.log.level });
+  const notifier = new SystemdNotifier();
+  const daemon = new Daemon({ config, netns: flags.netns, dryRun: flags.dryRun, logger, notifier });
+  await daemon.start();
+  logger.notice('monitoring is live', { pid: process.pid });
+
+  return new Promise<number>((resolve) => {
+    let reloading = Promise.resolve();
+    const onHup = (): void => {
+      reloading = reloading.then(async () => {
+        let next: DaemonConfig;
+        try {
+          next = loadConfig(configPath) ?? validateConfig({});
+        } catch (error) {
+          // A bad file never replaces a good running config.
+          logger.error(`reload refused, keeping the running configuration: ${(error as Error).message}`);
+          notifier.status(`reload refused: ${(error as Error).message}`);
+          return;
+        }
+        try {
+          await daemon.reload(next);
+          logger.notice('configuration reloaded');
+        } catch (error) {
+          logger.error(`reload failed: ${(error as Error).message}`);
+        }
+      });
+    };
+    const onStop = (signal: NodeJS.Signals): void => {
+      process.off('SIGHUP', onHup);
+      logger.notice(`${signal}: stopping`);
+      void reloading.then(() => daemon.stop()).then(() => resolve(ExitCode.OK), (error) => {
+        logger.error(`stop failed: ${(error as Error).message}`);
+        resolve(ExitCode.FAILURE);
+      });
+    };
+    process.on('SIGHUP', onHup);
+    process.once('SIGTERM', onStop);
+    process.once('SIGINT', onStop);
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command('netheal-daemon')
+    .description('netheal daemon: watch links, paths and sockets; recover within a bounded ladder')
+    .option('--config <file>', `configuration file (default ${DEFAULT_CONFIG_PATH}, optional)`)
+    .option('--netns <name|path>', 'network namespace to watch and act in (overrides the config)')
+    .option('--dry-run', 'decide and log, change nothing')
+    .option('--lab', 'demo: run the daemon against a throw-away namespace lab with injected faults')
+    .addOption(new Option('--log-format <format>', 'log format').choices(['journal', 'text', 'json']))
+    .addOption(new Option('--log-level <level>', 'lowest level logged').choices(['error', 'warning', 'notice', 'info', 'debug']))
+    .exitOverride()
+    .showHelpAfterError();
+  try {
+    program.parse(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    throw error;
+  }
+  const flags = program.opts<DaemonFlags>();
+  try {
+    if (flags.lab) {
+      if (flags.config !== undefined || flags.netns !== undefined) {
+        throw new NethealError('NETHEAL_ERR_USAGE', '--lab builds its own namespaces and config: do not combine it with --config or --netns');
+      }
+      const { runLabDemo } = require('./lab/demo') as typeof import('./lab/demo');
+      return await runLabDemo({ logFormat: flags.logFormat });
+    }
+    return await runDaemon(flags);
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,408 @@
+/**
+ * The netheal daemon: LinkMonitor + Prober feed evidence to the PolicyEngine, whose ladder
+ * runs the built-in executors. Also the library face: an embedding service can run the same
+ * engine in-process, listen to its events and plug in its own actions.
+ */
+import { EventEmitter } from 'node:events';
+import { NethealError } from '../errors';
+import { InterfaceConfiguration, readConfiguration } from '../actions/link-bounce';
+import { detectManagers } from '../actions/manager';
+import { LinkMonitor, MonitorEvent } from '../monitor/link-monitor';
+import { GroupStateEvent, Prober, TargetStateEvent } from '../monitor/prober';
+import { PathCleanup, Sockets } from '../monitor/sockets';
+import { NativeBinding } from '../native';
+import { resolveNetns } from '../netns';
+import { ActionExecutor } from '../policy/actions';
+import { Clock } from '../policy/clock';
+import { ActionEvent, AlertEvent, HealthEvent, PolicyEngine, PolicySnapshot, VerifyEvent } from '../policy/engine';
+import { Evidence, evidenceFromMonitorEvent } from '../policy/evidence';
+import { DaemonConfig, policyConfigOf, validateConfig } from './config';
+import { builtinExecutors } from './executors';
+import { Logger, createLogger } from './logger';
+import { SystemdNotifier } from './notify';
+
+/** Options of {@link Daemon}. */
+export interface DaemonOptions {
+  /** A validated config (validateConfig / loadConfig); default: `{}` (default-route interfaces). */
+  config?: DaemonConfig;
+  /** Overrides `config.netns`. */
+  netns?: string;
+  /** Decide and log, change nothing. */
+  dryRun?: boolean;
+  logger?: Logger;
+  notifier?: SystemdNotifier;
+  /** Extra ladder actions (an embedder's own, e.g. drain a pool), by `kind`. */
+  actions?: ActionExecutor[];
+  clock?: Clock;
+  binding?: NativeBinding;
+  /** How long stop() lets a running action finish (ms, default 10000). */
+  stopGraceMs?: number;
+}
+
+/** A health change with the CLOCK_MONOTONIC receipt time of the evidence behind it. */
+export interface DetectionEvent extends HealthEvent {
+  /** Receipt of the kernel event (or the prober's decision) that moved the state, ns. */
+  evidenceNs: string | null;
+  /** Which path revealed it: netlink, carrier-sync, resync or prober. */
+  via: string | null;
+}
+
+/** Typed events of a {@link Daemon}. */
+export interface DaemonEvents {
+  health: [DetectionEvent];
+  action: [ActionEvent];
+  verify: [VerifyEvent];
+  alert: [AlertEvent];
+  monitor: [MonitorEvent];
+  ready: [];
+}
+
+/** Runs one configuration until stop(). */
+export class Daemon extends EventEmitter<DaemonEvents> {
+  private config: DaemonConfig;
+  private readonly options: DaemonOptions;
+  private readonly logger: Logger;
+  private readonly notifier: SystemdNotifier;
+  private netnsPath: string | undefined;
+  private monitor: LinkMonitor | undefined;
+  private prober: Prober | undefined;
+  private sockets: Sockets | undefined;
+  private cleanup: PathCleanup | undefined;
+  private engine: PolicyEngine | undefined;
+  private watched: string[] = [];
+  private readonly knownGood = new Map<string, InterfaceConfiguration>();
+  private readonly running = new Set<Promise<unknown>>();
+  private evidenceNs: string | null = null;
+  private evidenceVia: string | null = null;
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+
+  constructor(options: DaemonOptions = {}) {
+    super();
+    this.options = options;
+    this.config = options.config ?? validateConfig({});
+    this.logger = options.logger ?? createLogger();
+    this.notifier = options.notifier ?? new SystemdNotifier({});
+  }
+
+  /** Interfaces being watched. */
+  get interfaces(): string[] {
+    return [...this.watched];
+  }
+
+  /** The engine's view (health, evidence, ladder, damping, budget per interface). */
+  snapshot(): PolicySnapshot | undefined {
+    return this.engine?.snapshot();
+  }
+
+  /** Starts monitoring; resolves once monitoring is live (then READY=1 is sent). */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `start() on a ${this.state} daemon`);
+    this.state = 'running';
+    try {
+      await this.build();
+    } catch (error) {
+      await this.teardown();
+      this.state = 'stopped';
+      throw error;
+    }
+    this.notifier.ready(this.statusLine());
+    this.notifier.startWatchdog();
+    this.emit('ready');
+  }
+
+  /**
+   * Applies a new validated config: RELOADING=1, rebuild, READY=1. The caller validates
+   * first, so a bad file never gets here and the running config stays.
+   */
+  async reload(config: DaemonConfig): Promise<void> {
+    if (this.state !== 'running') return;
+    this.notifier.reloading();
+    this.logger.notice('reloading configuration');
+    await this.teardown();
+    this.config = config;
+    await this.build();
+    this.notifier.ready(this.statusLine());
+  }
+
+  /** STOPPING=1, stop probing, let a running action finish within the limit, close everything. */
+  async stop(): Promise<void> {
+    if (this.state !== 'running') return;
+    this.state = 'stopping';
+    this.notifier.stopping('stopping');
+    this.notifier.stopWatchdog();
+    this.prober?.close();
+    this.prober = undefined;
+    if (this.running.size > 0) {
+      const limit = this.options.stopGraceMs ?? 10000;
+      this.logger.notice(`waiting up to ${limit} ms for ${this.running.size} running action(s)`);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.running]),
+        new Promise((resolve) => { timer = setTimeout(resolve, limit); }),
+      ]);
+      clearTimeout(timer);
+    }
+    await this.teardown();
+    this.state = 'stopped';
+  }
+
+  // ---- building and tearing down ----
+
+  private async build(): Promise<void> {
+    const config = this.config;
+    const netns = this.options.netns ?? config.netns;
+    this.netnsPath = resolveNetns(netns, this.options.netns !== undefined ? '--netns' : 'netns');
+    const binding = this.options.binding;
+    const monitor = new LinkMonitor({
+      netns: this.netnsPath, binding,
+      carrierSync: this.carrierSyncOption(),
+    });
+    this.monitor = monitor;
+    await monitor.start();
+    this.sockets = new Sockets({ netns: this.netnsPath, binding });
+    if (!this.options.dryRun) {
+      // Sockets on an address that disappeared can never work again: clear them at once.
+      this.cleanup = new PathCleanup({ monitor, netns: this.netnsPath, includeTimeWait: config.killSockets.includeTimeWait, binding });
+      this.cleanup.on('cleanup', (report) => {
+        if (report.matched > 0) this.logger.notice(`address ${report.address} removed: destroyed ${report.destroyed} sockets`, { destroyed: report.destroyed, gone: report.gone });
+      });
+      this.cleanup.on('error', (error) => this.logger.warning(`socket cleanup failed: ${error.message}`));
+    }
+
+    this.watched = Object.keys(config.interfaces);
+    const defaults = this.watched.length === 0;
+    if (defaults) {
+      // No interfaces configured: those of the default routes, probing their gateways.
+      const names = new Set<string>();
+      for (const family of [4, 6] as const) {
+        const route = monitor.activeDefaultRoute(family);
+        const name = route?.ifindex == null ? undefined : monitor.getLink(route.ifindex)?.name;
+        if (name !== undefined) names.add(name);
+      }
+      this.watched = [...names];
+      if (this.watched.length === 0) this.logger.warning('no interfaces configured and no default route: watching nothing');
+    }
+    for (const name of this.watched) {
+      if (monitor.getLink(name) === undefined) this.logger.warning(`interface ${name} does not exist (yet)`, { iface: name });
+    }
+
+    const engine = new PolicyEngine({
+      config: policyConfigOf(config),
+      interfaces: this.watched,
+      dryRun: this.options.dryRun,
+      clock: this.options.clock,
+      actions: [...builtinExecutors(this.executorHost()), ...(this.options.actions ?? [])].map((a) => this.tracked(a)),
+    });
+    this.engine = engine;
+    engine.on('health', (event) => this.onHealth(event));
+    engine.on('action', (event) => this.onAction(event));
+    engine.on('verify', (event) => {
+      this.emit('verify', event);
+      this.logger.info(`${event.iface}: step ${event.step} ${event.kind} ${event.verified ? 'verified' : 'not verified'} by ${event.by}`, { iface: event.iface, step: event.step, action: event.kind, verified: event.verified });
+    });
+    engine.on('alert', (event) => {
+      this.emit('alert', event);
+      this.logger.warning(`${event.iface}: ${event.reason}: ${event.detail}`, { iface: event.iface, alert: event.reason });
+    });
+    engine.on('error', (error) => this.logger.error(`policy engine: ${error.message}`));
+
+    // Seed the engine with the state as it is now, then follow events. Required addresses
+    // go first, then the other addresses and the routes, the carrier last: judged on partial
+    // evidence, an interface looks like it lost an address, which would count as a flap and
+    // start a pointless climb at start-up.
+    for (const name of this.watched) {
+      const required = new Set(config.interfaces[name]?.requiredAddresses ?? config.policy.defaults?.requiredAddresses ?? []);
+      const addresses = [...(monitor.getLink(name)?.addresses ?? [])].sort((a, b) => Number(required.has(b.address)) - Number(required.has(a.address)));
+      for (const address of addresses) {
+        this.observe({ kind: 'address', iface: name, present: true, address: address.address, family: address.family, prefixlen: address.prefixlen }, null);
+      }
+    }
+    for (const family of [4, 6] as const) {
+      const route = monitor.activeDefaultRoute(family);
+      if (route !== null) {
+        const iface = route.ifindex === null ? null : monitor.getLink(route.ifindex)?.name ?? null;
+        this.observe({ kind: 'default-route', family, present: true, iface, gateway: route.gateway }, null);
+      }
+    }
+    for (const name of this.watched) {
+      const link = monitor.getLink(name);
+      if (link !== undefined) this.observe({ kind: 'carrier', iface: name, up: link.carrier, adminUp: link.adminUp }, null);
+    }
+    monitor.on('event', (event) => this.onMonitorEvent(event));
+    monitor.on('error', (error) => this.logger.warning(`link monitor: ${error.message}`));
+
+    this.startProber(defaults);
+    await Promise.all(this.watched.map((name) => this.rememberGood(name)));
+    for (const name of this.watched) {
+      const managers = await detectManagers(name, monitor.getLink(name)?.ifindex ?? null, this.managerEnvironment());
+      if (managers.length > 1) this.logger.warning(`${name} is claimed by several managers: ${managers.join(', ')}; they will fight over it`, { iface: name });
+    }
+    this.logger.notice(`watching ${this.watched.join(', ') || 'nothing'}${this.netnsPath ? ` in ${this.netnsPath}` : ''}${this.options.dryRun ? ' (dry run)' : ''}`);
+  }
+
+  private async teardown(): Promise<void> {
+    this.prober?.close();
+    this.engine?.close();
+    this.cleanup?.close();
+    this.sockets?.close();
+    this.monitor?.close();
+    this.prober = undefined;
+    this.engine = undefined;
+    this.cleanup = undefined;
+    this.sockets = undefined;
+    this.monitor = undefined;
+  }
+
+  private carrierSyncOption(): boolean | { intervalMs: number; devices?: string[] } {
+    const explicit = Object.entries(this.config.interfaces).filter(([, c]) => c.carrierSync !== undefined);
+    if (explicit.length === 0) return { intervalMs: this.config.carrierSyncIntervalMs };
+    // Any explicit choice: exactly the devices that asked for it.
+    const devices = explicit.filter(([, c]) => c.carrierSync === true).map(([name]) => name);
+    return devices.length === 0 ? false : { intervalMs: this.config.carrierSyncIntervalMs, devices };
+  }
+
+  private startProber(defaults: boolean): void {
+    const groups = defaults
+      ? this.watched.map((name) => ({ name, probe: { targets: ['gateway'], intervalMs: 1000, timeoutMs: 1000, multiplier: 3, recovery: 3, quorum: undefined as number | undefined } }))
+      : Object.entries(this.config.interfaces).flatMap(([name, c]) => (c.probe === undefined ? [] : [{ name, probe: c.probe }]));
+    if (groups.length === 0) return;
+    const prober = new Prober({ netns: this.netnsPath, gatewaySource: this.monitor, binding: this.options.binding });
+    this.prober = prober;
+    for (const { name, probe } of groups) {
+      const targets = probe.targets.map((target) => prober.add(target, {
+        name: `${name}:${target}`, device: name, interval: probe.intervalMs, timeout: probe.timeoutMs,
+        multiplier: probe.multiplier, recovery: probe.recovery,
+      }));
+      prober.addGroup(name, { targets, quorum: probe.quorum ?? 1 });
+    }
+    prober.on('target-down', (e: TargetStateEvent) => this.onTarget(e, false));
+    prober.on('target-up', (e: TargetStateEvent) => this.onTarget(e, true));
+    prober.on('group-down', (e: GroupStateEvent) => this.onGroup(e, false));
+    prober.on('group-up', (e: GroupStateEvent) => this.onGroup(e, true));
+    prober.on('error', (error: Error) => this.logger.warning(`prober: ${error.message}`));
+  }
+
+  // ---- evidence in ----
+
+  /** Feeds evidence; `evidenceNs`/`via` say when and how the kernel or prober revealed it. */
+  private observe(evidence: Evidence, evidenceNs: string | null, via: string | null = null): void {
+    this.evidenceNs = evidenceNs;
+    this.evidenceVia = via;
+    try {
+      this.engine?.observe(evidence);
+    } finally {
+      this.evidenceNs = null;
+      this.evidenceVia = null;
+    }
+  }
+
+  private onMonitorEvent(event: MonitorEvent): void {
+    this.emit('monitor', event);
+    this.logger.debug(`kernel: ${event.type}`, { event });
+    const monitor = this.monitor;
+    if (monitor === undefined) return;
+    for (const evidence of evidenceFromMonitorEvent(event, (i) => monitor.getLink(i)?.name)) {
+      this.observe(evidence, event.monotonicNs, event.via);
+    }
+  }
+
+  private onTarget(event: TargetStateEvent, up: boolean): void {
+    const [group] = event.target.split(':');
+    const reason = event.reason === null ? '' : ` (${event.reason.name ?? event.reason.kind})`;
+    this.logger.info(`probe target ${event.target} ${up ? 'up' : 'down'}${reason}`, { target: event.target, address: event.address });
+    this.observe({ kind: 'probe', target: event.target, ok: up, group, iface: group }, event.monotonicNs.toString(), 'prober');
+  }
+
+  private onGroup(event: GroupStateEvent, up: boolean): void {
+    this.observe({
+      kind: 'probe-group', group: event.group, iface: event.group, up,
+      reason: up ? undefined : `${event.up} of ${event.targets.length} targets answer, quorum ${event.quorum}`,
+      targetsUp: event.up, targetsTotal: event.targets.length,
+    }, event.monotonicNs.toString(), 'prober');
+  }
+
+  // ---- engine out ----
+
+  private onHealth(event: HealthEvent): void {
+    const detection: DetectionEvent = { ...event, evidenceNs: this.evidenceNs, via: this.evidenceVia };
+    this.emit('health', detection);
+    const subject = event.iface ?? `group ${event.group}`;
+    const level = event.to === 'down' ? 'warning' : event.to === 'healthy' ? 'notice' : 'info';
+    this.logger.log(level, `${subject}: ${event.from} -> ${event.to}${event.reasons.length ? ` (${event.reasons.join(', ')})` : ''}`, {
+      iface: event.iface, group: event.group, from: event.from, to: event.to, cause: event.cause,
+      evidence: event.evidence?.kind, via: detection.via ?? undefined, monotonicNs: detection.evidenceNs ?? process.hrtime.bigint().toString(),
+    });
+    this.notifier.status(this.statusLine());
+    if (event.subject === 'interface' && event.to === 'healthy' && event.iface !== undefined) void this.rememberGood(event.iface);
+  }
+
+  private onAction(event: ActionEvent): void {
+    this.emit('action', event);
+    const level = event.result.status === 'failed' || event.result.status === 'timeout' ? 'warning' : 'notice';
+    this.logger.log(level, `${event.iface}: step ${event.step} ${event.kind}: ${event.result.status}${event.result.detail ? `: ${event.result.detail}` : ''}`, {
+      iface: event.iface, step: event.step, action: event.kind, result: event.result.status, dryRun: event.dryRun,
+      durationMs: Math.round(event.durationMs), monotonicNs: process.hrtime.bigint().toString(),
+    });
+  }
+
+  private statusLine(): string {
+    const snapshot = this.engine?.snapshot();
+    if (snapshot === undefined) return 'starting';
+    const parts = Object.entries(snapshot.interfaces).map(([name, s]) => `${name} ${s.state}`);
+    return parts.length ? parts.join(', ') : 'watching nothing';
+  }
+
+  // ---- executor support ----
+
+  /** Wraps an executor so stop() can wait for its run to finish. */
+  private tracked(executor: ActionExecutor): ActionExecutor {
+    const running = this.running;
+    return {
+      kind: executor.kind,
+      ...(executor.applies ? { applies: (ctx) => executor.applies!(ctx) } : {}),
+      run(ctx) {
+        const promise = executor.run(ctx);
+        running.add(promise);
+        const done = (): void => { running.delete(promise); };
+        promise.then(done, done);
+        return promise;
+      },
+    };
+  }
+
+  private managerEnvironment() {
+    const m = this.config.managers;
+    return {
+      netnsPath: this.netnsPath,
+      networkdLinksDir: m.networkdLinksDir,
+      networkScriptsDir: m.networkScriptsDir,
+      ifupdownInterfaces: m.ifupdown?.interfaces,
+      ifupdownStateDir: m.ifupdown?.stateDir,
+      ifupdownOptions: m.ifupdown?.options,
+    };
+  }
+
+  private executorHost() {
+    return {
+      netnsPath: this.netnsPath,
+      binding: this.options.binding,
+      sockets: this.sockets!,
+      includeTimeWait: this.config.killSockets.includeTimeWait,
+      managers: this.managerEnvironment(),
+      addressesOf: (iface: string) => this.monitor?.getLink(iface)?.addresses.map((a) => a.address) ?? [],
+      ifindexOf: (iface: string) => this.monitor?.getLink(iface)?.ifindex ?? null,
+      knownGood: (iface: string) => this.knownGood.get(iface),
+      hookOf: (iface: string) => this.config.interfaces[iface]?.hook,
+    };
+  }
+
+  /** Snapshots an interface's routes and addresses while it is healthy, for a later bounce. */
+  private async rememberGood(iface: string): Promise<void> {
+    if (this.engine?.stateOf(iface) !== 'healthy' || this.monitor?.getLink(iface) === undefined) return;
+    try {
+      this.knownGood.set(iface, await readConfiguration(iface, { netnsPath: this.netnsPath, binding: this.options.binding }));
+    } catch (error) {
+      this.logger.debug(`could not snapshot ${iface}: ${(error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,349 @@
+/**
+ * `node lib/daemon.js --lab`: the real daemon (a child process running lib/daemon.js with a
+ * generated config) against a throw-away namespace lab, with a scripted series of faults.
+ * Prints a timeline and a table: fault, detected after, detected by, action taken,
+ * recovered after. Exit 0 when every fault was detected and recovered.
+ *
+ * Lab: namespace `client` (the host netheal guards) and `router`, joined by a veth
+ * (uplink0 192.0.2.2/24 <-> 192.0.2.1/24); the router also answers on 198.51.100.1. The
+ * client has a tap `nic0` standing in for a physical NIC whose carrier the lab controls.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { NETLINK_ROUTE, NetlinkMessage } from '../kernel/netlink';
+import {
+  RTM_NEWADDR, RTM_NEWROUTE, decodeAddress, decodeRoute, encodeDeletion, encodeGetAddresses, encodeGetRoutes, isDefaultRoute, AF_INET,
+} from '../kernel/rtnetlink';
+import { LinkControl } from '../monitor/link-control';
+import { LinkMonitor } from '../monitor/link-monitor';
+import { NetlinkClient } from '../monitor/netlink-client';
+import { monotonicNs } from '../native';
+import { NethealError } from '../errors';
+import { Lab, TapHandle } from './lab';
+
+/** One line of the daemon's JSON log. */
+interface LogRecord {
+  msg: string;
+  level: string;
+  iface?: string;
+  group?: string;
+  from?: string;
+  to?: string;
+  evidence?: string;
+  action?: string;
+  result?: string;
+  alert?: string;
+  monotonicNs?: string;
+  [key: string]: unknown;
+}
+
+/** One fault's outcome, as the table shows it. */
+export interface FaultOutcome {
+  fault: string;
+  iface: string;
+  detectedMs: number | null;
+  detectedBy: string | null;
+  actions: string[];
+  recoveredMs: number | null;
+  /** What "recovered after" counts from. */
+  recoveredFrom: 'cause removed' | 'detection';
+  note?: string;
+}
+
+const CLIENT_IF = 'uplink0';
+const TAP_IF = 'nic0';
+
+function ms(from: bigint, to: bigint): number {
+  return Number(to - from) / 1e6;
+}
+
+function delay(msToWait: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, msToWait));
+}
+
+/** Follows the daemon's JSON log and lets the script wait for records. */
+class DaemonLog {
+  readonly records: Array<LogRecord & { receivedNs: bigint }> = [];
+  private waiters: Array<{ match: (r: LogRecord) => boolean; resolve: (r: LogRecord | null) => void; timer: NodeJS.Timeout }> = [];
+
+  constructor(child: ChildProcess, private readonly print: (r: LogRecord) => void) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let record: LogRecord;
+      try {
+        record = JSON.parse(line) as LogRecord;
+      } catch {
+        return;
+      }
+      this.records.push({ ...record, receivedNs: monotonicNs() });
+      this.print(record);
+      for (const waiter of [...this.waiters]) {
+        if (waiter.match(record)) {
+          clearTimeout(waiter.timer);
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          waiter.resolve(record);
+        }
+      }
+    });
+  }
+
+  /** Resolves with the first record from now on that matches, or null after `timeoutMs`. */
+  next(match: (r: LogRecord) => boolean, timeoutMs: number): Promise<LogRecord | null> {
+    return new Promise((resolve) => {
+      const waiter = { match, resolve, timer: setTimeout(() => { this.waiters.splice(this.waiters.indexOf(waiter), 1); resolve(null); }, timeoutMs) };
+      this.waiters.push(waiter);
+    });
+  }
+
+  mark(): number {
+    return this.records.length;
+  }
+
+  since(mark: number): LogRecord[] {
+    return this.records.slice(mark);
+  }
+}
+
+async function deleteByNetlink(netnsPath: string, pick: (m: NetlinkMessage) => boolean, what: string, family: number): Promise<bigint> {
+  const client = new NetlinkClient({ protocol: NETLINK_ROUTE, netns: netnsPath });
+  try {
+    const dump = what === 'address'
+      ? await client.dump('RTM_GETADDR dump', encodeGetAddresses)
+      : await client.dump('RTM_GETROUTE dump', (seq) => encodeGetRoutes(seq, family));
+    const message = dump.messages.find(pick);
+    if (message === undefined) throw new NethealError('NETHEAL_ERR_LAB', `no ${what} to delete in the client namespace`);
+    let sentAt = 0n;
+    await client.request(`delete ${what}`, (seq) => {
+      const request = encodeDeletion(seq, message);
+      sentAt = monotonicNs();
+      return request;
+    });
+    return sentAt;
+  } finally {
+    client.close();
+  }
+}
+
+/** Runs the demo; resolves with the process exit code. */
+export async function runLabDemo(options: { logFormat?: string; quiet?: boolean } = {}): Promise<number> {
+  const out = (line: string): void => {
+    if (!options.quiet) process.stdout.write(`${line}\n`);
+  };
+  const lab = Lab.create();
+  const scratch = mkdtempSync(join(tmpdir(), 'netheal-lab-'));
+  let daemon: ChildProcess | undefined;
+  let driver: LinkMonitor | undefined;
+  const start = monotonicNs();
+  const at = (ns: bigint | string): string => `+${(ms(start, BigInt(ns)) / 1000).toFixed(3)}s`;
+  try {
+    out('netheal lab: building namespaces (client, router), a veth uplink and a tap NIC ...');
+    const client = await lab.addNamespace('client');
+    const router = await lab.addNamespace('router');
+    const clientPath = Lab.path(client);
+    await lab.addVeth({ ns: client, name: CLIENT_IF }, { ns: router, name: 'down0' });
+    await lab.addAddress(client, CLIENT_IF, '192.0.2.2/24');
+    await lab.addAddress(client, CLIENT_IF, '2001:db8:1::2/64');
+    await lab.addAddress(router, 'down0', '192.0.2.1/24');
+    await lab.addAddress(router, 'down0', '2001:db8:1::1/64');
+    await lab.addAddress(router, 'lo', '198.51.100.1/32');
+    await lab.addRoute(client, 'default', 'via', '192.0.2.1');
+    const tap: TapHandle = await lab.addTap(client, TAP_IF);
+    await lab.addAddress(client, TAP_IF, '203.0.113.2/24');
+
+    // The tap's "driver": a NIC that comes back after a reset (admin down, then up).
+    driver = new LinkMonitor({ netns: clientPath, carrierSync: false });
+    await driver.start();
+    let resetSeen = false;
+    let stuck = false;
+    driver.on('event', (event) => {
+      if (event.type !== 'link' || event.link.name !== TAP_IF || !stuck) return;
+      if (!event.link.adminUp) resetSeen = true;
+      else if (resetSeen) {
+        stuck = false;
+        tap.setCarrier(true);
+      }
+    });
+
+    const config = {
+      netns: clientPath,
+      interfaces: {
+        [CLIENT_IF]: {
+          probe: { targets: ['gateway', '198.51.100.1'], intervalMs: 20, timeoutMs: 20, multiplier: 3, recovery: 2, quorum: 2 },
+          requiredAddresses: ['192.0.2.2'],
+          ladder: [{ action: 'kill-sockets', verifyTimeoutMs: 300 }, 'manager-reapply', 'link-bounce', 'hook'],
+          verifyTimeoutMs: 1000,
+        },
+        [TAP_IF]: {
+          carrierSync: true,
+          ladder: [{ action: 'kill-sockets', verifyTimeoutMs: 200 }, 'link-bounce'],
+          verifyTimeoutMs: 1000,
+        },
+      },
+      // Demo timing: no grace period, short backoff, and damping that forgives the scripted
+      // faults a few seconds apart but suppresses a storm (defaults: minutes, for servers).
+      policy: {
+        graceMs: 0,
+        defaults: {
+          backoff: { initialMs: 500, maxMs: 2000, resetAfterMs: 1000 },
+          damping: { penaltyPerFlap: 1000, halfLifeMs: 2000, suppressThreshold: 3500, reuseThreshold: 800, maxSuppressMs: 60000 },
+          budget: { maxActions: 100, windowMs: 600000 },
+        },
+      },
+      carrierSyncIntervalMs: 50,
+      // Managers are the host's business: point them at empty places so none is "found".
+      managers: { ifupdown: { interfaces: join(scratch, 'interfaces') }, networkScriptsDir: scratch },
+    };
+    const configPath = join(scratch, 'config.json');
+    writeFileSync(configPath, JSON.stringify(config, null, 2));
+
+    out(`netheal lab: starting the daemon: node lib/daemon.js --config ${configPath} --log-format json`);
+    out('');
+    daemon = spawn(process.execPath, [join(__dirname, '..', 'daemon.js'), '--config', configPath, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const log = new DaemonLog(daemon, (r) => {
+      const ns = r.monotonicNs ?? monotonicNs().toString();
+      if (r.to !== undefined || r.action !== undefined || r.alert !== undefined || /live|watching|destroyed/.test(r.msg)) out(`  ${at(ns)}  daemon: ${r.msg}`);
+    });
+    const live = await log.next((r) => /monitoring is live/.test(r.msg), 10000);
+    if (live === null) throw new NethealError('NETHEAL_ERR_LAB', 'the daemon did not become ready within 10 s');
+    // Let the probes settle (2 replies per target make a group up).
+    await log.next((r) => r.iface === CLIENT_IF && r.to === 'healthy', 1000);
+    await delay(300);
+
+    const outcomes: FaultOutcome[] = [];
+    const control = new LinkControl({ netns: Lab.path(router) });
+
+    const isDown = (iface: string) => (r: LogRecord): boolean => r.iface === iface && (r.to === 'down' || r.to === 'suspect');
+    const isHealthy = (iface: string) => (r: LogRecord): boolean => r.iface === iface && r.to === 'healthy';
+
+    /** Injects a fault, waits for detection, optionally removes the cause, waits for health. */
+    const scenario = async (fault: string, iface: string, inject: () => Promise<bigint>, removeCause?: () => Promise<void>, holdMs = 1500): Promise<void> => {
+      out(`-- fault: ${fault}`);
+      const mark = log.mark();
+      const detected = log.next(isDown(iface), 5000);
+      const outcome: FaultOutcome = {
+        fault, iface, detectedMs: null, detectedBy: null, actions: [], recoveredMs: null,
+        recoveredFrom: removeCause ? 'cause removed' : 'detection',
+      };
+      outcomes.push(outcome);
+      let t0: bigint;
+      try {
+        t0 = await inject();
+      } catch (error) {
+        outcome.note = `could not inject: ${(error as Error).message}`;
+        return;
+      }
+      const detection = await detected;
+      if (detection === null) {
+        outcome.note = 'not detected within 5 s';
+        if (removeCause) await removeCause();
+        return;
+      }
+      const detectedNs = BigInt(detection.monotonicNs ?? monotonicNs().toString());
+      outcome.detectedMs = ms(t0, detectedNs);
+      outcome.detectedBy = detection.evidence === undefined ? null : `${detection.evidence}${detection.via ? ` (${String(detection.via)})` : ''}`;
+      let recovered: LogRecord | null;
+      let fromNs: bigint;
+      if (removeCause) {
+        await delay(holdMs);
+        const healthy = log.next(isHealthy(iface), 10000);
+        fromNs = monotonicNs();
+        await removeCause();
+        recovered = await healthy;
+      } else {
+        fromNs = detectedNs;
+        recovered = await log.next(isHealthy(iface), 15000);
+      }
+      if (recovered !== null) outcome.recoveredMs = ms(fromNs, BigInt(recovered.monotonicNs ?? monotonicNs().toString()));
+      for (const r of log.since(mark)) {
+        if (r.iface === iface && r.action !== undefined && r.result !== undefined) outcome.actions.push(`${r.action}:${r.result}`);
+        if (r.iface === iface && r.action !== undefined && r.verified === true) outcome.actions.push(`verified:${r.action}`);
+        if (r.iface === iface && r.alert !== undefined && r.alert !== 'ladder-exhausted') outcome.actions.push(`alert:${r.alert}`);
+      }
+      await delay(300);
+    };
+
+    await scenario('carrier loss (far end down)', CLIENT_IF,
+      () => control.setAdmin('down0', false),
+      async () => { await control.setAdmin('down0', true); });
+    await scenario('path blackhole (router drops replies)', CLIENT_IF,
+      async () => { const t = monotonicNs(); await lab.ip(router, 'route', 'add', 'blackhole', '192.0.2.2/32'); return t; },
+      async () => { await lab.ip(router, 'route', 'del', 'blackhole', '192.0.2.2/32'); });
+    await scenario('address loss (192.0.2.2 removed)', CLIENT_IF,
+      () => deleteByNetlink(clientPath, (m) => m.type === RTM_NEWADDR && decodeAddress(m)?.address === '192.0.2.2', 'address', AF_INET));
+    await scenario('default-route loss (route deleted)', CLIENT_IF,
+      () => deleteByNetlink(clientPath, (m) => { const r = m.type === RTM_NEWROUTE ? decodeRoute(m) : null; return r !== null && isDefaultRoute(r); }, 'route', AF_INET));
+    await scenario('NIC carrier loss (tap; linkwatch delays it; a reset fixes it)', TAP_IF, async () => {
+      // A first drop shortly before makes the kernel hold the second one back ~1 s.
+      tap.setCarrier(false);
+      tap.setCarrier(true);
+      await delay(200);
+      stuck = true;
+      resetSeen = false;
+      const t = monotonicNs();
+      tap.setCarrier(false);
+      return t;
+    });
+    // Last, because damping keeps the interface suppressed for minutes afterwards.
+    const stormMark = log.mark();
+    await scenario('flap storm (12 far-end flaps, 40 ms apart)', CLIENT_IF,
+      async () => {
+        const t = await control.setAdmin('down0', false);
+        for (let i = 0; i < 11; i++) {
+          await delay(20);
+          await control.setAdmin('down0', true);
+          await delay(20);
+          await control.setAdmin('down0', false);
+        }
+        return t;
+      },
+      async () => { await control.setAdmin('down0', true); }, 800);
+    const bounces = log.since(stormMark).filter((r) => r.action === 'link-bounce' && r.iface === CLIENT_IF).length;
+    outcomes[outcomes.length - 1]!.note = `${bounces} link bounce(s) during the storm`;
+    control.close();
+
+    out('');
+    printTable(outcomes, out);
+    const ok = outcomes.every((o) => o.detectedMs !== null && o.recoveredMs !== null);
+    out('');
+    out(ok ? 'netheal lab: every fault detected and recovered.' : 'netheal lab: some faults were not detected or not recovered (see the table).');
+    return ok ? 0 : 1;
+  } finally {
+    if (daemon !== undefined && daemon.exitCode === null) {
+      const exited = new Promise((resolve) => daemon!.once('exit', resolve));
+      daemon.kill('SIGTERM');
+      await Promise.race([exited, delay(5000)]);
+      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    }
+    driver?.close();
+    await lab.destroy();
+    rmSync(scratch, { recursive: true, force: true });
+    out('netheal lab: namespaces removed.');
+  }
+}
+
+function printTable(outcomes: FaultOutcome[], out: (line: string) => void): void {
+  const rows = [
+    ['fault', 'detected after', 'detected by', 'action taken', 'recovered after'],
+    ...outcomes.map((o) => [
+      o.fault,
+      o.detectedMs === null ? 'NOT DETECTED' : `${o.detectedMs.toFixed(1)} ms`,
+      o.detectedBy ?? '-',
+      (o.actions.length ? summarize(o.actions) : 'none') + (o.note ? ` (${o.note})` : ''),
+      o.recoveredMs === null ? 'NOT RECOVERED' : `${o.recoveredMs.toFixed(0)} ms after ${o.recoveredFrom}`,
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  rows.forEach((row, i) => {
+    out(row.map((cell, j) => cell.padEnd(widths[j]!)).join(' | ').trimEnd());
+    if (i === 0) out(widths.map((w) => '-'.repeat(w)).join('-|-'));
+  });
+}
+
+/** "kill-sockets:ok, link-bounce:ok x2" */
+function summarize(actions: string[]): string {
+  const counts = new Map<string, number>();
+  for (const a of actions) counts.set(a, (counts.get(a) ?? 0) + 1);
+  return [...counts].map(([a, n]) => (n > 1 ? `${a} x${n}` : a)).join(', ');
+}
