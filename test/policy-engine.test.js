@@ -475,3 +475,73 @@ test('malformed evidence is refused naming the fault', (t) => {
     { message: /^policy\.interfaces\.eth0\.backoff\.multiplier:/ });
   s.engine.close();
 });
+
+test('close() during a running action aborts it and leaves no timer; unwatch() does the same for one interface', async (t) => {
+  const clock = new FakeClock();
+  const signals = [];
+  const engine = new PolicyEngine({
+    clock,
+    actions: [{ kind: 'hang', run: (ctx) => { signals.push(ctx.signal); return new Promise(() => {}); } }],
+    config: { graceMs: 0, interfaces: { eth0: { ladder: ['hang'] }, eth1: { ladder: ['hang'] } } },
+  });
+  const acts = [];
+  engine.on('action', (e) => acts.push([e.iface, e.startedAtMs, e.result.status, e.result.detail, e.durationMs]));
+  engine.observe({ kind: 'carrier', iface: 'eth0', up: false });
+  engine.observe({ kind: 'carrier', iface: 'eth1', up: false });
+  await clock.advance(100);
+  t.is(signals.length, 2);
+  t.true(engine.unwatch('eth1'));
+  t.true(signals[1].aborted);
+  t.false(signals[0].aborted);
+  engine.close();
+  t.true(signals[0].aborted);
+  t.is(signals[0].reason.code, 'NETHEAL_ERR_CLOSED');
+  await clock.flush();
+  t.is(clock.pendingTimers, 0);
+  t.deepEqual(acts, [['eth1', 0, 'failed', 'cancelled', 100], ['eth0', 0, 'failed', 'cancelled', 100]]);
+  t.notThrows(() => engine.close(), 'idempotent');
+});
+
+test('watch() adds interfaces at run time and re-watching applies a new policy', async (t) => {
+  const clock = new FakeClock();
+  const runs = [];
+  const engine = new PolicyEngine({
+    clock, random: () => 0,
+    actions: ['a', 'b'].map((kind) => ({ kind, run: async (ctx) => { runs.push([clock.now(), ctx.iface, kind]); return { status: 'failed' }; } })),
+    config: { graceMs: 0, defaults: { ladder: ['a'], budget: { maxActions: 1, windowMs: 1e6 } } },
+  });
+  t.deepEqual(engine.interfaces, []);
+  engine.watch('wan');
+  engine.observe({ kind: 'carrier', iface: 'wan', up: false });
+  await clock.advance(0);
+  t.deepEqual(runs, [[0, 'wan', 'a']]);
+  t.is(engine.snapshot().interfaces.wan.budget.remaining, 0);
+  engine.watch('wan', { ladder: ['b'], budget: { maxActions: 1, windowMs: 1000 } });
+  t.is(engine.snapshot().interfaces.wan.budget.remaining, 1, 'changed budget starts afresh');
+  engine.observe({ kind: 'carrier', iface: 'wan', up: true });
+  engine.observe({ kind: 'carrier', iface: 'wan', up: false });
+  await clock.advance(0);
+  t.deepEqual(runs, [[0, 'wan', 'a'], [0, 'wan', 'b']]);
+  engine.close();
+});
+
+test('a ladder where nothing applies is climbed once per episode, not in a loop', async (t) => {
+  const clock = new FakeClock();
+  let asked = 0;
+  const engine = new PolicyEngine({
+    clock, random: () => 0,
+    actions: [{ kind: 'manager-reapply', applies: () => { asked++; return false; }, run: async () => ({ status: 'ok' }) }],
+    config: { graceMs: 0, interfaces: { eth0: { ladder: ['manager-reapply'], backoff: { initialMs: 0, maxMs: 0, multiplier: 1, resetAfterMs: 1 } } } },
+  });
+  const alerts = [];
+  engine.on('alert', (e) => alerts.push([e.atMs, e.reason]));
+  engine.observe({ kind: 'carrier', iface: 'eth0', up: false });
+  await clock.advance(10000);
+  t.is(asked, 1);
+  t.deepEqual(alerts, [[0, 'ladder-exhausted']]);
+  t.is(engine.stateOf('eth0'), 'down');
+  engine.observe({ kind: 'sockets', iface: 'eth0', stuck: 2 }); // new evidence: a new look
+  await clock.advance(0);
+  t.is(asked, 2);
+  engine.close();
+});

@@ -315,7 +315,9 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
   /**
    * Starts watching an interface (state `healthy` until evidence says otherwise), with the
    * config's policy for it plus `overrides`. Watching an already watched interface replaces
-   * its policy but keeps its evidence, state and history.
+   * its policy (e.g. on a config reload) but keeps its evidence, state and history; backoff,
+   * damping or budget counters start afresh only if their settings changed. A running
+   * climb finishes with the ladder it started with.
    */
   watch(iface: string, overrides?: InterfacePolicyConfig): this {
     this.assertOpen();
@@ -325,6 +327,10 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     const policy = resolveInterfacePolicy(this.config, iface, overrides);
     const existing = this.ifaces.get(iface);
     if (existing) {
+      const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+      if (!same(existing.policy.backoff, policy.backoff)) existing.backoff = new Backoff(policy.backoff, this.random);
+      if (!same(existing.policy.damping, policy.damping)) existing.damper = new FlapDamper(policy.damping);
+      if (!same(existing.policy.budget, policy.budget)) existing.budget = new ActionBudget(policy.budget);
       existing.policy = policy;
       return this;
     }
@@ -673,14 +679,18 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         rec.alerted.delete('suppressed');
         continue;
       }
-      if (climbAt === null) climbAt = now + rec.backoff.draw();
-      if (now < climbAt) {
+      if (climbAt === null && rec.backoff.attempts > 0) {
+        // Always wait on the clock before a repeat climb, even for a zero delay: the loop
+        // then yields to the event loop between climbs.
+        climbAt = now + rec.backoff.draw();
         if (!(await this.wait(rec, token, 'backoff', climbAt))) return;
         continue;
       }
       climbAt = null;
+      const before = rec.totalActions;
       const outcome = await this.climb(rec, token);
       if (outcome !== 'exhausted' || !this.current(rec, token)) return;
+      const acted = rec.totalActions > before;
       const problems = this.problems(rec);
       rec.reasons = reasonsOf(problems);
       const judged = judge(problems);
@@ -688,7 +698,9 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         `${rec.name}: no rung of ${rec.policy.ladder.map((s) => s.action).join(' > ')} verified (${rec.reasons.join(', ') || 'no bad evidence left'})`,
         null, false);
       this.setState(rec, judged, 'not-verified', null);
-      if (judged !== 'down') return;
+      // Nothing applied (every rung skipped or unknown): climbing again would change nothing;
+      // the next evidence about the interface starts a new episode.
+      if (judged !== 'down' || !acted) return;
     }
   }
 
@@ -819,6 +831,8 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         this.clock.clearTimeout(timer);
         resolve(result);
       };
+      // cancel() (close/unwatch/recovery) aborts: stop waiting for the executor and its timer.
+      abort.signal.addEventListener('abort', () => finish({ status: 'failed', detail: 'cancelled' }), { once: true });
       Promise.resolve()
         .then(() => executor.run(ctx))
         .then((r) => {
@@ -861,23 +875,21 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         resolve(report(verified, by, detail));
       };
       const timer = this.clock.setTimeout(() => finish(false, 'timeout', `not verified within ${windowMs} ms`), windowMs);
-      // cancel() calls this to end verification at once (not verified).
-      rec.verifyResolve = () => finish(false, 'timeout', 'cancelled');
       if (this.verifier) {
         const ctx: VerifyContext = {
           iface: rec.name, step: index + 1, kind: step.action, attempt, windowMs, signal: abort.signal,
           evidence: rec.evidence.snapshot(),
         };
         const verifier = this.verifier;
-        // Evidence does not end verification when a verifier decides.
+        // Evidence does not end verification when a verifier decides; cancel() aborts rec.abort.
         rec.verifyResolve = null;
+        rec.abort = abort;
         Promise.resolve()
           .then(() => verifier(rec.name, ctx))
           .then((ok) => finish(ok === true, 'verifier'), (err: unknown) => finish(false, 'verifier', `verifier threw: ${errorText(err)}`));
-        const cancelHook = (): void => finish(false, 'timeout', 'cancelled');
-        rec.abort = new AbortController();
-        rec.abort.signal.addEventListener('abort', cancelHook, { once: true });
+        abort.signal.addEventListener('abort', () => finish(false, 'timeout', 'cancelled'), { once: true });
       } else {
+        // Evidence that clears `down` ends verification (reevaluate() calls this); so does cancel().
         rec.verifyResolve = () => {
           if (judge(this.problems(rec)) !== 'down') finish(true, 'evidence');
           else finish(false, 'timeout', 'cancelled');
