@@ -99,8 +99,11 @@ export const BUILTIN_ACTIONS = Object.freeze({
 export interface InterfacePolicy {
   /** The recovery ladder, bottom rung first. */
   ladder: LadderStep[];
+  /** Backoff between ladder climbs. */
   backoff: BackoffConfig;
+  /** Flap damping. */
   damping: DampingConfig;
+  /** Action budget (per interface). */
   budget: BudgetConfig;
   /** Default verification window after each step, in ms. */
   verifyTimeoutMs: number;
@@ -115,15 +118,27 @@ export interface InterfacePolicy {
   requiredAddresses: string[];
 }
 
-/** Per-interface overrides as written in a config; anything left out takes the default. */
+/**
+ * Per-interface overrides as written in a config; anything left out takes the default.
+ * Fields mean what they mean in {@link InterfacePolicy}; backoff/damping/budget merge field
+ * by field, lists replace.
+ */
 export interface InterfacePolicyConfig {
+  /** Ladder steps, bottom rung first (default {@link DEFAULT_LADDER}). */
   ladder?: LadderStepConfig[];
+  /** Default {@link DEFAULT_BACKOFF}. */
   backoff?: Partial<BackoffConfig>;
+  /** Default {@link DEFAULT_DAMPING}. */
   damping?: Partial<DampingConfig>;
+  /** Default {@link DEFAULT_BUDGET}. */
   budget?: Partial<BudgetConfig>;
+  /** Default 5000 ms. */
   verifyTimeoutMs?: number;
+  /** Default 30000 ms. */
   actionTimeoutMs?: number;
+  /** Default {@link DEFAULT_DOWN_ON}. */
   downOn?: DownEvidenceKind[];
+  /** Default none. */
   requiredAddresses?: string[];
 }
 

@@ -48,8 +48,11 @@ export interface InterfaceEvidenceSnapshot {
 
 /** Accumulated evidence of one interface and the judgement of it. */
 export class InterfaceEvidence {
+  /** Last carrier evidence; null until some arrives (unknown counts as fine). */
   carrier: boolean | null = null;
+  /** Last admin state (IFF_UP) reported; null if never reported. */
   adminUp: boolean | null = null;
+  /** The link was removed (and not seen since). */
   removed = false;
   private readonly addresses = new Set<string>();
   private hadAddress = false;
@@ -163,10 +166,15 @@ export interface GroupEvidenceSnapshot {
 
 /** Accumulated evidence of one probe group. */
 export class GroupEvidence {
+  /** Quorum verdict; null until the prober reports. */
   up: boolean | null = null;
+  /** Interface the group is bound to, from evidence. */
   iface: string | null = null;
+  /** The prober's reason for the last verdict. */
   reason: string | null = null;
+  /** Targets answering, if reported. */
   targetsUp: number | null = null;
+  /** Targets in the group, if reported. */
   targetsTotal: number | null = null;
   private readonly failing = new Set<string>();
 
