@@ -531,14 +531,15 @@ test('a ladder where nothing applies is climbed once per episode, not in a loop'
   const engine = new PolicyEngine({
     clock, random: () => 0,
     actions: [{ kind: 'manager-reapply', applies: () => { asked++; return false; }, run: async () => ({ status: 'ok' }) }],
-    config: { graceMs: 0, interfaces: { eth0: { ladder: ['manager-reapply'], backoff: { initialMs: 0, maxMs: 0, multiplier: 1, resetAfterMs: 1 } } } },
+    config: { graceMs: 0, interfaces: { eth0: { ladder: ['manager-reapply', 'not-registered'], backoff: { initialMs: 0, maxMs: 0, multiplier: 1, resetAfterMs: 1 } } } },
   });
   const alerts = [];
   engine.on('alert', (e) => alerts.push([e.atMs, e.reason]));
   engine.observe({ kind: 'carrier', iface: 'eth0', up: false });
   await clock.advance(10000);
   t.is(asked, 1);
-  t.deepEqual(alerts, [[0, 'ladder-exhausted']]);
+  t.deepEqual(alerts, [[0, 'unknown-action'], [0, 'ladder-exhausted']]);
+  t.is(engine.snapshot().interfaces.eth0.totalActions, 0);
   t.is(engine.stateOf('eth0'), 'down');
   engine.observe({ kind: 'sockets', iface: 'eth0', stuck: 2 }); // new evidence: a new look
   await clock.advance(0);

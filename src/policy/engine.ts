@@ -163,7 +163,7 @@ export interface InterfaceStatus {
   };
   /** Climbs since the last backoff reset. */
   attempts: number;
-  /** Actions run (or dry-run) since watching began. */
+  /** Actions run (or dry-run) since watching began; skipped and unknown steps do not count. */
   totalActions: number;
   damping: { penalty: number; flaps: number; suppressed: boolean; suppressedUntilMs: number | null };
   budget: { remaining: number; maxActions: number; windowMs: number; nextFreeAtMs: number | null };
@@ -712,8 +712,9 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     };
   }
 
-  private record(rec: IfaceRecord, event: ActionEvent): void {
-    if (event.result.status !== 'skipped') rec.totalActions += 1;
+  /** Reports a step; `ran` says whether an executor really ran (or would have, dry). */
+  private record(rec: IfaceRecord, event: ActionEvent, ran: boolean): void {
+    if (ran) rec.totalActions += 1;
     if (this.keepActions > 0) {
       rec.lastActions.push(event);
       if (rec.lastActions.length > this.keepActions) rec.lastActions.shift();
@@ -763,7 +764,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         this.record(rec, {
           iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun,
           result: { status: 'failed', detail: `no executor registered for "${step.action}"` }, startedAtMs, durationMs: 0,
-        });
+        }, false);
         continue;
       }
       if (executor.applies) {
@@ -779,7 +780,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
           this.record(rec, {
             iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun,
             result: { status: 'skipped', detail: 'does not apply' }, startedAtMs, durationMs: this.clock.now() - startedAtMs,
-          });
+          }, false);
           continue;
         }
       }
@@ -794,7 +795,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       this.record(rec, {
         iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun, result, startedAtMs,
         durationMs: this.clock.now() - startedAtMs,
-      });
+      }, result.status !== 'skipped');
       if (!this.current(rec, token)) return 'cancelled';
       if (result.status === 'ok' || result.status === 'dry-run') {
         const verified = await this.verify(rec, token, i, step, attempt);
