@@ -1,0 +1,165 @@
+// The daemon as a process: config errors (exit 78), sd_notify (abstract and path sockets),
+// SIGHUP with a bad and a good file, SIGTERM, and the README's `--lab` command.
+'use strict';
+const test = require('ava');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, execFile } = require('node:child_process');
+const readline = require('node:readline');
+const { Lab } = require('../lib/lab/lab');
+
+const DAEMON = require.resolve('../lib/daemon.js');
+
+function tmpdir(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-test-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function runDaemon(args, options = {}) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [DAEMON, ...args], { timeout: 60000, ...options }, (error, stdout, stderr) =>
+      resolve({ code: error ? error.code : 0, stdout, stderr }));
+  });
+}
+
+// A unix datagram receiver (Node's dgram has no AF_UNIX): python3 prints each datagram as JSON.
+function notifyReceiver(t, address) {
+  const script = `
+import socket, sys, json
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+a = sys.argv[1]
+s.bind(('\\0' + a[1:]) if a.startswith('@') else a)
+print('ready', flush=True)
+while True:
+    print(json.dumps(s.recv(4096).decode()), flush=True)
+`;
+  const child = spawn('python3', ['-c', script, address], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill());
+  const messages = [];
+  const waiters = [];
+  const lines = readline.createInterface({ input: child.stdout });
+  const ready = new Promise((resolve) => lines.once('line', resolve));
+  lines.on('line', (line) => {
+    if (line === 'ready') return;
+    const message = JSON.parse(line);
+    messages.push(message);
+    for (const w of [...waiters]) if (w.match(message)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(message); }
+  });
+  return {
+    ready,
+    messages,
+    next(match, timeoutMs = 10000) {
+      const seen = messages.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no notify message matched; got ${JSON.stringify(messages)}`)), timeoutMs);
+        waiters.push({ match, resolve: (m) => { clearTimeout(timer); resolve(m); } });
+      });
+    },
+  };
+}
+
+test('invalid configurations exit 78 naming the field, without a stack trace', async (t) => {
+  const dir = tmpdir(t);
+  const notExecutable = path.join(dir, 'hook.sh');
+  fs.writeFileSync(notExecutable, '#!/bin/sh\n', { mode: 0o644 });
+  const cases = [
+    [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 'fast' } } } }, /interfaces\.eth0\.probe\.intervalMs: Invalid input: expected number/],
+    [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 1 } } } }, /interfaces\.eth0\.probe\.intervalMs: Too small/],
+    [{ interfacez: {} }, /unknown key "interfacez"/],
+    [{ interfaces: { eth0: { ladder: ['link-bounce'], budget: { maxActions: -1 } } } }, /interfaces\.eth0\.budget\.maxActions/],
+    [{ interfaces: { eth0: { hook: { path: notExecutable } } } }, /interfaces\.eth0\.hook\.path: .* is not executable/],
+    [{ interfaces: { eth0: { damping: { reuseThreshold: 5000 } } } }, /interfaces\.eth0\.damping\.reuseThreshold: must be below suppressThreshold/],
+  ];
+  for (const [config, expected] of cases) {
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify(config));
+    const result = await runDaemon(['--config', file]);
+    t.is(result.code, 78, JSON.stringify(config));
+    t.regex(result.stderr, expected);
+    t.notRegex(result.stderr, /\n\s+at /);
+  }
+  fs.writeFileSync(path.join(dir, 'broken.json'), '{"interfaces": ');
+  const broken = await runDaemon(['--config', path.join(dir, 'broken.json')]);
+  t.is(broken.code, 78);
+  t.regex(broken.stderr, /not valid JSON/);
+  const missing = await runDaemon(['--config', path.join(dir, 'nope.json')]);
+  t.is(missing.code, 78);
+  t.regex(missing.stderr, /nope\.json: cannot read: ENOENT/);
+  const usage = await runDaemon(['--log-format', 'xml']);
+  t.is(usage.code, 2);
+});
+
+for (const kind of ['abstract', 'path']) {
+  test.serial(`sd_notify over an ${kind} socket: READY, WATCHDOG, RELOADING, bad reload kept, STOPPING`, async (t) => {
+    const dir = tmpdir(t);
+    const lab = Lab.create();
+    t.teardown(() => lab.destroy());
+    const ns = await lab.addNamespace('notify');
+    const far = await lab.addNamespace('far');
+    await lab.addVeth({ ns, name: 'veth0' }, { ns: far, name: 'veth1' });
+    const address = kind === 'abstract' ? `@netheal-test-${process.pid}` : path.join(dir, 'notify.sock');
+    const receiver = notifyReceiver(t, address);
+    await receiver.ready;
+    const configFile = path.join(dir, 'config.json');
+    const good = { netns: Lab.path(ns), interfaces: { veth0: { ladder: [] } }, policy: { graceMs: 60000 } };
+    fs.writeFileSync(configFile, JSON.stringify(good));
+    const child = spawn(process.execPath, [DAEMON, '--config', configFile, '--log-format', 'json'], {
+      env: { ...process.env, NOTIFY_SOCKET: address, WATCHDOG_USEC: '400000' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const logs = [];
+    readline.createInterface({ input: child.stdout }).on('line', (line) => logs.push(JSON.parse(line)));
+    const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    t.teardown(() => child.kill('SIGKILL'));
+
+    const ready = await receiver.next((m) => m.includes('READY=1'));
+    // The status is the engine's verdict from the monitor's first dump: READY came after it.
+    t.regex(ready, /STATUS=veth0 healthy/);
+    await receiver.next((m) => m === 'WATCHDOG=1');
+    const pings = () => receiver.messages.filter((m) => m === 'WATCHDOG=1').length;
+    const before = pings();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    t.true(pings() - before >= 2, 'pings at half of WATCHDOG_USEC');
+
+    // A bad file on SIGHUP: refused, the running config stays, no RELOADING.
+    fs.writeFileSync(configFile, JSON.stringify({ ...good, interfaces: { veth0: { probe: { targets: ['nonsense'] } } } }));
+    child.kill('SIGHUP');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    t.true(logs.some((r) => /reload refused, keeping the running configuration: .*interfaces\.veth0\.probe\.targets\[0\]/.test(r.msg)));
+    t.false(receiver.messages.some((m) => m.includes('RELOADING=1')));
+    t.is(child.exitCode, null, 'still running');
+
+    // A good one: RELOADING=1 with MONOTONIC_USEC, then READY=1 again.
+    fs.writeFileSync(configFile, JSON.stringify(good));
+    const readies = receiver.messages.filter((m) => m.includes('READY=1')).length;
+    child.kill('SIGHUP');
+    const reloading = await receiver.next((m) => m.includes('RELOADING=1'));
+    t.regex(reloading, /MONOTONIC_USEC=\d+/);
+    const usec = BigInt(/MONOTONIC_USEC=(\d+)/.exec(reloading)[1]);
+    const now = process.hrtime.bigint() / 1000n;
+    t.true(now - usec < 5_000_000n && now >= usec, 'MONOTONIC_USEC is CLOCK_MONOTONIC');
+    await receiver.next((m) => m.includes('READY=1') && receiver.messages.filter((x) => x.includes('READY=1')).length > readies);
+
+    child.kill('SIGTERM');
+    t.is(await exited, 0);
+    await receiver.next((m) => m.includes('STOPPING=1'));
+  });
+}
+
+test('node lib/daemon.js --lab detects and recovers every fault', async (t) => {
+  const result = await runDaemon(['--lab'], { timeout: 90000 });
+  t.is(result.code, 0, result.stdout + result.stderr);
+  const rows = result.stdout.split('\n').filter((l) => / \| /.test(l) && !/^fault /.test(l));
+  t.is(rows.length, 6, result.stdout);
+  for (const row of rows) {
+    t.notRegex(row, /NOT DETECTED|NOT RECOVERED/);
+  }
+  t.regex(result.stdout, /carrier loss .*\| carrier \(netlink\)/);
+  t.regex(result.stdout, /NIC carrier loss .*\| carrier \(carrier-sync\)/);
+  t.regex(result.stdout, /default-route loss .*link-bounce:ok.*verified:link-bounce/);
+  t.regex(result.stdout, /flap storm .*alert:suppressed/);
+  t.regex(result.stdout, /namespaces removed/);
+  t.false(fs.readdirSync('/run/netns').some((n) => n.startsWith(`nh-`) && n.includes('-client')), 'lab cleaned up');
+});
