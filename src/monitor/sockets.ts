@@ -279,6 +279,37 @@ function padAddress(family: 4 | 6, text: string): Buffer {
   return out;
 }
 
+/** A socket as the dump returned it: what a SOCK_DESTROY needs, no strings built. */
+interface RawSocket {
+  protocol: SocketProtocol;
+  message: InetDiagMessage;
+}
+
+/**
+ * The dumped identity behind each SocketInfo this module handed out, so a destroy sends the
+ * kernel's own bytes. A copy or an edited object (different cookie) falls back to the fields.
+ */
+const dumped = new WeakMap<SocketInfo, RawSocket>();
+
+function rawOf(socket: SocketInfo): RawSocket {
+  const raw = dumped.get(socket);
+  if (raw !== undefined && socket.cookie === cookieString(raw.message.id.cookie) && socket.sport === raw.message.id.sport
+    && socket.dport === raw.message.id.dport) return raw;
+  return {
+    protocol: socket.protocol,
+    message: {
+      family: socket.family === 4 ? AF_INET : AF_INET6, state: 0, timer: 0, retrans: 0, id: socketId(socket),
+      expires: 0, rqueue: 0, wqueue: 0, uid: 0, inode: 0,
+    },
+  };
+}
+
+function infoOf(raw: RawSocket): SocketInfo {
+  const info = toSocketInfo(raw.protocol, raw.message);
+  dumped.set(info, raw);
+  return info;
+}
+
 /** Converts a decoded reply into the public shape. */
 export function toSocketInfo(protocol: SocketProtocol, message: InetDiagMessage): SocketInfo {
   const family: 4 | 6 = message.family === AF_INET ? 4 : 6;
@@ -401,7 +432,7 @@ export class Sockets {
   async query(filter: SocketFilter = {}, options: { owners?: boolean } = {}): Promise<SocketInfo[]> {
     const plan = validateFilter(filter);
     return this.serial(async () => {
-      const sockets = await this.dumpPlan(plan, masks(plan, false));
+      const sockets = (await this.dumpPlan(plan, masks(plan, false))).map(infoOf);
       if (options.owners === true) await attachOwners(sockets);
       return sockets;
     });
@@ -417,18 +448,18 @@ export class Sockets {
       throw invalid('filter', 'refusing to destroy every socket: give a filter, or all: true');
     }
     return this.serial(async () => {
-      const sockets = await this.dumpPlan(plan, masks(plan, true));
+      const raws = await this.dumpPlan(plan, masks(plan, true));
       if (options.dryRun === true) {
-        return { matched: sockets.length, destroyed: 0, gone: 0, failed: [], dryRun: true, sockets };
+        return { matched: raws.length, destroyed: 0, gone: 0, failed: [], dryRun: true, sockets: raws.map(infoOf) };
       }
-      return this.destroyList(sockets);
+      return this.destroyList(raws);
     });
   }
 
   /** Destroys exactly these sockets (as a query returned them: identity and cookie). */
   async destroySockets(sockets: SocketInfo[]): Promise<DestroyResult> {
     if (!Array.isArray(sockets)) throw invalid('sockets', 'expected an array of sockets');
-    return this.serial(() => this.destroyList(sockets));
+    return this.serial(() => this.destroyList(sockets.map(rawOf)));
   }
 
   /**
@@ -474,8 +505,8 @@ export class Sockets {
     }
   }
 
-  private async dumpPlan(plan: Plan, mask: { tcp: number; udp: number }): Promise<SocketInfo[]> {
-    const sockets: SocketInfo[] = [];
+  private async dumpPlan(plan: Plan, mask: { tcp: number; udp: number }): Promise<RawSocket[]> {
+    const sockets: RawSocket[] = [];
     const ifindex = plan.dev === undefined ? undefined : await this.resolveDev(plan.dev);
     for (const protocol of plan.protocols) {
       const states = protocol === 'tcp' ? mask.tcp : mask.udp;
@@ -495,21 +526,24 @@ export class Sockets {
         const reply = await this.client.dump(`SOCK_DIAG_BY_FAMILY ${protocol}${family}`,
           (seq) => encodeInetDiagDump(seq, af, proto, states, bytecode));
         for (const message of reply.messages) {
-          const info = toSocketInfo(protocol, decodeInetDiagMessage(message));
-          if (plan.uid !== undefined && info.uid !== plan.uid) continue;
-          sockets.push(info);
+          const decoded = decodeInetDiagMessage(message);
+          if (plan.uid !== undefined) {
+            // Time-wait and request sockets have no owner: a uid filter never matches them.
+            const state = decoded.state === TCP_NEW_SYN_RECV ? TCP_SYN_RECV : decoded.state;
+            const ownerless = state === TCP_TIME_WAIT || (state === TCP_SYN_RECV && decoded.inode === 0);
+            if (ownerless || decoded.uid !== plan.uid) continue;
+          }
+          sockets.push({ protocol, message: decoded });
         }
       }
     }
     return sockets;
   }
 
-  private async destroyList(sockets: SocketInfo[]): Promise<DestroyResult> {
-    const encoders = sockets.map((socket) => {
-      const af = socket.family === 4 ? AF_INET : AF_INET6;
-      const proto = socket.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
-      const id = socketId(socket);
-      return (seq: number) => encodeSockDestroy(seq, af, proto, id);
+  private async destroyList(sockets: RawSocket[]): Promise<DestroyResult> {
+    const encoders = sockets.map(({ protocol, message }) => {
+      const proto = protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
+      return (seq: number) => encodeSockDestroy(seq, message.family, proto, message.id);
     });
     const errnos = await this.client.batch('SOCK_DESTROY', encoders, this.window);
     const result: DestroyResult = { matched: sockets.length, destroyed: 0, gone: 0, failed: [] };
@@ -519,7 +553,7 @@ export class Sockets {
       else if (errno === ENOENT) result.gone++;
       else {
         if (errno === EPERM || errno === EACCES) denied++;
-        result.failed.push({ ...sockets[i]!, errno, error: errnoName(errno) });
+        result.failed.push({ ...toSocketInfo(sockets[i]!.protocol, sockets[i]!.message), errno, error: errnoName(errno) });
       }
     });
     if (denied > 0 && result.destroyed === 0) {
