@@ -36,9 +36,46 @@ export interface NativeNetlinkSocket {
 /** Receives a wake-up's datagrams and their CLOCK_MONOTONIC receipt stamps (ns). */
 export type DatagramHandler = (datagrams: Buffer[], stamps: BigUint64Array) => void;
 
+/** Options of the native ICMP echo socket (native/icmp_socket.cc). */
+export interface IcmpSocketOptions {
+  /** 4 for ICMP (IPPROTO_ICMP), 6 for ICMPv6 (IPPROTO_ICMPV6). */
+  family: 4 | 6;
+  /** Path of a network namespace file; the socket lives there for life. */
+  netns?: string;
+  /** SO_BINDTODEVICE: probe out of this interface only. */
+  device?: string;
+  /** 'raw' (SOCK_RAW, needs CAP_NET_RAW), 'dgram' (ping socket, needs net.ipv4.ping_group_range), 'auto' (raw, else dgram). */
+  mode?: 'auto' | 'raw' | 'dgram';
+  /** SO_RCVBUF(FORCE) in bytes. */
+  receiveBuffer?: number;
+}
+
+/** An ICMP echo socket on the libuv loop (native/icmp_socket.cc). */
+export interface NativeIcmpSocket {
+  /**
+   * Sends `count` probes described by 24-byte records (see src/kernel/icmp.ts) with as few
+   * sendmmsg() calls as possible; errnos[i] receives 0 or the errno of probe i. Returns the
+   * number of failed probes.
+   */
+  send(records: Buffer, count: number, errnos: Int32Array): number;
+  /** Stops polling and closes the fds. Idempotent. */
+  close(): void;
+  ref(): void;
+  unref(): void;
+  /** 'raw' or 'dgram' (ping socket). */
+  readonly kind: 'raw' | 'dgram';
+  /** The echo identifier on the wire (a ping socket's port). */
+  readonly ident: number;
+  readonly fd: number;
+}
+
+/** Receives a wake-up's outcomes: `count` 64-byte result records (see src/kernel/icmp.ts). */
+export type IcmpResultHandler = (records: Buffer, count: number) => void;
+
 /** The addon's surface, as TypeScript sees it. */
 export interface NativeBinding {
   NetlinkSocket: new (options: NetlinkSocketOptions, onData: DatagramHandler, onError: (error: Error) => void) => NativeNetlinkSocket;
+  IcmpSocket: new (options: IcmpSocketOptions, onResults: IcmpResultHandler, onError: (error: Error) => void) => NativeIcmpSocket;
   /** Sends one sd_notify datagram; '@name' addresses the abstract namespace. */
   sdNotify(address: string, message: string): void;
   /** Opens (creating if needed) tap device `name` in the namespace file `netns`; returns the fd. */

@@ -1,2 +1,833 @@
-/** Prober: BFD-style ICMP path probing (issue #3). */
-export {};
+/**
+ * Prober: BFD-style path probing with ICMP/ICMPv6 echo (issue #3).
+ *
+ * Each target is probed every `interval` ms; a probe that gets no reply within `timeout` ms,
+ * or that draws an ICMP error (host/net unreachable, prohibited, TTL exceeded...), is a miss.
+ * `multiplier` consecutive misses take the target down (BFD's detect multiplier), `recovery`
+ * consecutive replies bring it back up. Routers rate-limit ICMP errors, so a missing error is
+ * a timeout and never a success. A group is down when fewer than `quorum` of its targets are up.
+ *
+ * One native socket per family (and device) serves every target; one timer drives them all
+ * (a min-heap of due times), and probes due together leave in one sendmmsg().
+ */
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { errnoName, NethealError } from '../errors';
+import { encodeAddress, icmpErrorName, RESULT_RECORD, ResultFlag, ResultKind, SEND_RECORD, writeSendRecord, decodeAddress } from '../kernel/icmp';
+import { NativeBinding, nativeBinding, NativeIcmpSocket } from '../native';
+import { resolveNetns } from '../netns';
+
+/** Where the `gateway` target learns the default gateway: a LinkMonitor, structurally. */
+export interface GatewaySource {
+  defaultRoutes(): Array<{ family: 4 | 6; gateway: string | null; ifindex: number | null }>;
+  on(event: 'event', fn: (e: any) => void): unknown;
+  off(event: 'event', fn: (e: any) => void): unknown;
+}
+
+/** Per-target timing and thresholds. */
+export interface TargetOptions {
+  /** Milliseconds between probes, 10 .. 3600000 (default 1000). */
+  interval?: number;
+  /** Milliseconds to wait for a reply, 1 .. 60000 (default: the interval). */
+  timeout?: number;
+  /** Consecutive misses that take a target down, 1 .. 255 (default 3). */
+  multiplier?: number;
+  /** Consecutive replies that bring a down target up, 1 .. 255 (default 3). */
+  recovery?: number;
+  /** Probes kept for RTT statistics and loss, 1 .. 100000 (default 100). */
+  window?: number;
+}
+
+/** Options of {@link Prober.add}. */
+export interface AddTargetOptions extends TargetOptions {
+  /** Name used in events and stats (default: the target string). */
+  name?: string;
+  /** For the `gateway` target: which default route, 4 or 6 (default 4). */
+  family?: 4 | 6;
+  /** Probe out of this interface (SO_BINDTODEVICE); default: the prober's device. */
+  device?: string;
+}
+
+/** Options of the {@link Prober}. */
+export interface ProberOptions extends TargetOptions {
+  /** Network namespace name or path, like `ip -n`. */
+  netns?: string;
+  /** Default interface to probe out of (SO_BINDTODEVICE). */
+  device?: string;
+  /** 'auto' (default): raw socket with CAP_NET_RAW, else a ping socket; or force one. */
+  mode?: 'auto' | 'raw' | 'dgram';
+  /** Needed for `gateway` targets: a LinkMonitor or anything shaped like one. */
+  gatewaySource?: GatewaySource;
+  /** Injected addon (tests). */
+  binding?: NativeBinding;
+}
+
+/** Outcome of one probe. */
+export type ProbeStatus = 'reply' | 'timeout' | 'unreachable' | 'error';
+
+/** One probe's result, as `probe` events and `netheal ping --json` give it. */
+export interface ProbeResult {
+  target: string;
+  address: string;
+  seq: number;
+  status: ProbeStatus;
+  /** Round-trip time in ms (replies only); kernel-to-kernel when `kernelRtt`. */
+  rttMs: number | null;
+  /** ICMP code of an error (with `type`), or the errno of a send error. */
+  code: number | null;
+  type: number | null;
+  /** Who answered: the target, or the router that sent the error. */
+  from: string | null;
+  /** 'host-unreachable', 'EHOSTUNREACH'... */
+  reason: string | null;
+  kernelRtt: boolean;
+}
+
+/** Why a target went down. */
+export interface DownReason {
+  kind: 'timeout' | 'unreachable' | 'send-error' | 'no-gateway';
+  /** ICMP type and code (unreachable) or errno (send-error). */
+  type?: number;
+  code?: number;
+  /** Name of the ICMP error or errno. */
+  name?: string;
+  /** The router that reported it. */
+  from?: string | null;
+  errno?: number;
+}
+
+/** Payload of `target-down` / `target-up`. */
+export interface TargetStateEvent {
+  target: string;
+  address: string | null;
+  family: 4 | 6;
+  state: 'up' | 'down';
+  /** Why it went down (target-down only). */
+  reason: DownReason | null;
+  /** Consecutive misses or replies that decided it. */
+  count: number;
+  /** CLOCK_MONOTONIC when decided (process.hrtime.bigint()). */
+  monotonicNs: bigint;
+}
+
+/** Payload of `group-down` / `group-up`. */
+export interface GroupStateEvent {
+  group: string;
+  state: 'up' | 'down';
+  up: number;
+  quorum: number;
+  targets: string[];
+  monotonicNs: bigint;
+}
+
+/** Statistics of a target over its window. */
+export interface TargetStats {
+  target: string;
+  address: string | null;
+  family: 4 | 6;
+  state: 'init' | 'up' | 'down';
+  sent: number;
+  received: number;
+  lost: number;
+  /** Fraction of the last `window` probes that missed (0..1), null before any. */
+  loss: number | null;
+  rtt: { min: number; avg: number; max: number; p99: number; jitter: number } | null;
+  consecutiveMisses: number;
+  consecutiveReplies: number;
+  lastReason: DownReason | null;
+}
+
+interface Probe {
+  tag: number;
+  seq: number;
+  sentAt: number;
+  deadline: number;
+  target: Target;
+  done: boolean;
+}
+
+interface SocketSlot {
+  key: string;
+  family: 4 | 6;
+  socket: NativeIcmpSocket;
+  records: Buffer;
+  errnos: Int32Array;
+  probes: Probe[];
+  count: number;
+  users: number;
+}
+
+class Target {
+  heapIndex = -1;
+  due = Infinity;
+  nextSend = 0;
+  seq = 0;
+  outstanding: Probe[] = [];
+  state: 'init' | 'up' | 'down' = 'init';
+  misses = 0;
+  replies = 0;
+  lastReason: DownReason | null = null;
+  sent = 0;
+  received = 0;
+  lost = 0;
+  readonly rtts: Float64Array;
+  rttCount = 0;
+  readonly outcomes: Uint8Array;
+  outcomeCount = 0;
+  address: string | null = null;
+  addressBytes: Buffer | null = null;
+  groups = new Set<Group>();
+
+  constructor(
+    readonly name: string,
+    readonly spec: string,
+    readonly family: 4 | 6,
+    readonly slot: SocketSlot,
+    readonly interval: number,
+    readonly timeout: number,
+    readonly multiplier: number,
+    readonly recovery: number,
+    readonly window: number,
+  ) {
+    this.rtts = new Float64Array(window);
+    this.outcomes = new Uint8Array(window);
+  }
+
+  setAddress(address: string | null): void {
+    this.address = address;
+    this.addressBytes = address === null ? null : encodeAddress(address);
+  }
+
+  recordRtt(rtt: number): void {
+    this.rtts[this.rttCount % this.window] = rtt;
+    this.rttCount++;
+  }
+
+  recordOutcome(lost: boolean): void {
+    this.outcomes[this.outcomeCount % this.window] = lost ? 1 : 0;
+    this.outcomeCount++;
+  }
+}
+
+interface Group {
+  name: string;
+  targets: Target[];
+  quorum: number;
+  state: 'init' | 'up' | 'down';
+}
+
+const MAX_TAG = 0x100000000;
+
+function invalid(option: string, message: string): NethealError {
+  return new NethealError('NETHEAL_ERR_INVALID_OPTION', `${option}: ${message}`);
+}
+
+function checkNumber(option: string, value: unknown, min: number, max: number, integer: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw invalid(option, `expected a number, got ${JSON.stringify(value)}`);
+  if (integer && !Number.isInteger(value)) throw invalid(option, `expected an integer, got ${value}`);
+  if (value < min || value > max) throw invalid(option, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function checkTiming(options: TargetOptions, prefix: string): TargetOptions {
+  if (options === null || typeof options !== 'object') throw invalid(prefix || 'options', 'expected an object');
+  return {
+    interval: checkNumber(`${prefix}interval`, options.interval, 10, 3600000, false),
+    timeout: checkNumber(`${prefix}timeout`, options.timeout, 1, 60000, false),
+    multiplier: checkNumber(`${prefix}multiplier`, options.multiplier, 1, 255, true),
+    recovery: checkNumber(`${prefix}recovery`, options.recovery, 1, 255, true),
+    window: checkNumber(`${prefix}window`, options.window, 1, 100000, true),
+  };
+}
+
+function checkDevice(option: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 15 || /[\s/\0]/.test(value)) {
+    throw invalid(option, `expected an interface name (1-15 characters), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function pingGroupRange(): string | null {
+  try {
+    return readFileSync('/proc/sys/net/ipv4/ping_group_range', 'utf8').trim().replace(/\s+/g, ' ');
+  } catch {
+    return null;
+  }
+}
+
+/** Maps a failure to open the native socket to a NethealError that says how to fix it. */
+function socketError(error: unknown, family: 4 | 6, mode: string, device: string | undefined, netns: string | undefined): NethealError {
+  const e = error as { code?: string; errno?: number; syscall?: string; message?: string; rawErrno?: number };
+  const errno = typeof e.errno === 'number' ? Math.abs(e.errno) : undefined;
+  const details = { errno, syscall: e.syscall, cause: error };
+  const what = `open ICMP${family === 6 ? 'v6' : ''} socket`;
+  if (e.syscall === 'setsockopt' && e.code === 'ENODEV') {
+    return new NethealError('NETHEAL_ERR_NO_DEVICE', `${what}: no interface named ${device ?? '?'}${netns ? ` in ${netns}` : ''}`, details);
+  }
+  if (e.syscall === 'open' || e.syscall === 'setns') {
+    if (e.code === 'EPERM') return new NethealError('NETHEAL_ERR_PRIVILEGE', `${what}: entering ${netns} needs CAP_SYS_ADMIN`, details);
+    return new NethealError('NETHEAL_ERR_NETNS', `${what}: cannot enter network namespace ${netns}: ${e.code ?? e.message}`, details);
+  }
+  if (e.code === 'EPERM' || e.code === 'EACCES') {
+    const range = netns === undefined ? pingGroupRange() : null;
+    const gid = typeof process.getgid === 'function' ? process.getgid() : undefined;
+    const rawFix = 'a raw socket needs CAP_NET_RAW (run as root, `setcap cap_net_raw+ep`, or AmbientCapabilities=CAP_NET_RAW)';
+    const dgramFix = `a ping socket needs the process's group id${gid === undefined ? '' : ` (${gid})`} inside net.ipv4.ping_group_range` +
+      `${range === null ? '' : ` (now "${range}")`} (e.g. sysctl -w net.ipv4.ping_group_range="0 2147483647")`;
+    const fix = mode === 'raw' ? rawFix : mode === 'dgram' ? dgramFix : `${rawFix}; ${dgramFix}`;
+    return new NethealError('NETHEAL_ERR_PRIVILEGE', `${what}: permission denied: ${fix}`, details);
+  }
+  return new NethealError('NETHEAL_ERR_KERNEL', `${what}: ${e.message ?? String(error)}`, details);
+}
+
+/**
+ * BFD-style ICMP prober. Events: `target-down` and `target-up` ({@link TargetStateEvent}),
+ * `group-down` and `group-up` ({@link GroupStateEvent}), `probe` ({@link ProbeResult}, only
+ * computed while someone listens), `gateway-changed` ({target, from, to}), `error`.
+ */
+export class Prober extends EventEmitter {
+  private readonly binding: NativeBinding;
+  private readonly netns: string | undefined;
+  private readonly device: string | undefined;
+  private readonly mode: 'auto' | 'raw' | 'dgram';
+  private readonly defaults: Required<Omit<TargetOptions, 'timeout'>> & { timeout: number | undefined };
+  private readonly gatewaySource: GatewaySource | undefined;
+  private readonly targets = new Map<string, Target>();
+  private readonly groups = new Map<string, Group>();
+  private readonly sockets = new Map<string, SocketSlot>();
+  private readonly pending = new Map<number, Probe>();
+  private readonly heap: Target[] = [];
+  private readonly dirty = new Set<SocketSlot>();
+  private timer: NodeJS.Timeout | null = null;
+  private timerDue = Infinity;
+  private nextTag: number;
+  private closed = false;
+  private refed = true;
+  private readonly onGatewayEvent = (e: { type?: string }): void => {
+    if (e && (e.type === 'default-route' || e.type === 'resync')) this.followGateways();
+  };
+
+  constructor(options: ProberOptions = {}) {
+    super();
+    if (options === null || typeof options !== 'object') throw invalid('options', 'expected an object');
+    const timing = checkTiming(options, '');
+    if (options.mode !== undefined && !['auto', 'raw', 'dgram'].includes(options.mode)) {
+      throw invalid('mode', `expected 'auto', 'raw' or 'dgram', got ${JSON.stringify(options.mode)}`);
+    }
+    const gs = options.gatewaySource;
+    if (gs !== undefined && (gs === null || typeof gs.defaultRoutes !== 'function' || typeof gs.on !== 'function' || typeof gs.off !== 'function')) {
+      throw invalid('gatewaySource', 'expected an object with defaultRoutes(), on() and off() (a LinkMonitor)');
+    }
+    this.device = checkDevice('device', options.device);
+    this.mode = options.mode ?? 'auto';
+    this.netns = resolveNetns(options.netns, 'netns');
+    this.binding = options.binding ?? nativeBinding();
+    this.defaults = {
+      interval: timing.interval ?? 1000,
+      timeout: timing.timeout,
+      multiplier: timing.multiplier ?? 3,
+      recovery: timing.recovery ?? 3,
+      window: timing.window ?? 100,
+    };
+    this.gatewaySource = gs;
+    this.nextTag = Math.floor(Math.random() * MAX_TAG);
+    if (gs !== undefined) gs.on('event', this.onGatewayEvent);
+  }
+
+  /**
+   * Starts probing `target`: an IPv4/IPv6 address, or `gateway` (the current default gateway
+   * of `family`, followed when it changes; needs `gatewaySource`). Returns the target's name.
+   * Throws NETHEAL_ERR_PRIVILEGE when neither a raw nor a ping socket may be opened.
+   */
+  add(target: string, options: AddTargetOptions = {}): string {
+    this.assertOpen();
+    if (typeof target !== 'string' || target.length === 0) throw invalid('target', `expected an IP address or "gateway", got ${JSON.stringify(target)}`);
+    const timing = checkTiming(options, '');
+    const name = options.name ?? target;
+    if (typeof name !== 'string' || name.length === 0) throw invalid('name', `expected a non-empty string, got ${JSON.stringify(name)}`);
+    if (this.targets.has(name)) throw invalid('name', `a target named ${JSON.stringify(name)} already exists`);
+    const device = checkDevice('device', options.device) ?? this.device;
+    let family: 4 | 6;
+    const isGateway = target === 'gateway';
+    if (isGateway) {
+      if (options.family !== undefined && options.family !== 4 && options.family !== 6) throw invalid('family', `expected 4 or 6, got ${JSON.stringify(options.family)}`);
+      if (this.gatewaySource === undefined) throw invalid('target', '"gateway" needs the gatewaySource option (a LinkMonitor)');
+      family = options.family ?? 4;
+    } else {
+      const kind = isIP(target);
+      if (kind === 0) throw invalid('target', `expected an IP address or "gateway", got ${JSON.stringify(target)}`);
+      family = kind as 4 | 6;
+      if (options.family !== undefined && options.family !== family) throw invalid('family', `${target} is an IPv${family} address, not IPv${options.family}`);
+    }
+    const interval = timing.interval ?? this.defaults.interval;
+    const slot = this.socketFor(family, device);
+    const t = new Target(name, target, family, slot,
+      interval,
+      timing.timeout ?? this.defaults.timeout ?? interval,
+      timing.multiplier ?? this.defaults.multiplier,
+      timing.recovery ?? this.defaults.recovery,
+      timing.window ?? this.defaults.window);
+    slot.users++;
+    if (isGateway) t.setAddress(this.currentGateway(family));
+    else t.setAddress(target);
+    this.targets.set(name, t);
+    // Targets with the same interval share a phase: they are due together and leave in one
+    // sendmmsg(). The first probe goes out at once.
+    t.nextSend = performance.now();
+    this.reschedule(t);
+    this.arm();
+    return name;
+  }
+
+  /** Stops probing a target (and removes it from its groups). */
+  remove(name: string): void {
+    const t = this.targets.get(name);
+    if (t === undefined) throw invalid('name', `no target named ${JSON.stringify(name)}`);
+    this.cancelOutstanding(t);
+    this.heapRemove(t);
+    this.targets.delete(name);
+    for (const g of t.groups) {
+      g.targets = g.targets.filter((x) => x !== t);
+      this.evaluateGroup(g);
+    }
+    t.slot.users--;
+    if (t.slot.users === 0) {
+      t.slot.socket.close();
+      this.sockets.delete(t.slot.key);
+      this.dirty.delete(t.slot);
+    }
+  }
+
+  /** Defines a group of existing targets; it is down when fewer than `quorum` of them are up. */
+  addGroup(name: string, options: { targets: string[]; quorum?: number }): void {
+    this.assertOpen();
+    if (typeof name !== 'string' || name.length === 0) throw invalid('group', `expected a non-empty name, got ${JSON.stringify(name)}`);
+    if (this.groups.has(name)) throw invalid('group', `a group named ${JSON.stringify(name)} already exists`);
+    if (options === null || typeof options !== 'object' || !Array.isArray(options.targets) || options.targets.length === 0) {
+      throw invalid('targets', 'expected a non-empty array of target names');
+    }
+    const members = options.targets.map((n) => {
+      const t = this.targets.get(n);
+      if (t === undefined) throw invalid('targets', `no target named ${JSON.stringify(n)}`);
+      return t;
+    });
+    const quorum = checkNumber('quorum', options.quorum, 1, members.length, true) ?? 1;
+    const group: Group = { name, targets: members, quorum, state: 'init' };
+    for (const t of members) t.groups.add(group);
+    this.groups.set(name, group);
+    this.evaluateGroup(group);
+  }
+
+  /** Current state of a group: 'init' until decided, then 'up' or 'down'. */
+  groupState(name: string): 'init' | 'up' | 'down' {
+    const g = this.groups.get(name);
+    if (g === undefined) throw invalid('group', `no group named ${JSON.stringify(name)}`);
+    return g.state;
+  }
+
+  /** Names of the targets. */
+  targetNames(): string[] {
+    return [...this.targets.keys()];
+  }
+
+  /** The kind of socket in use for a family: 'raw', 'dgram', or null if none is open. */
+  socketKind(family: 4 | 6): 'raw' | 'dgram' | null {
+    for (const slot of this.sockets.values()) if (slot.family === family) return slot.socket.kind;
+    return null;
+  }
+
+  /** Statistics of a target: counts, loss and RTT (ms) over its window. */
+  stats(name: string): TargetStats {
+    const t = this.targets.get(name);
+    if (t === undefined) throw invalid('name', `no target named ${JSON.stringify(name)}`);
+    const n = Math.min(t.rttCount, t.window);
+    let rtt: TargetStats['rtt'] = null;
+    if (n > 0) {
+      const ordered: number[] = [];
+      for (let i = t.rttCount - n; i < t.rttCount; i++) ordered.push(t.rtts[i % t.window]!);
+      const sorted = [...ordered].sort((a, b) => a - b);
+      let jitter = 0;
+      for (let i = 1; i < ordered.length; i++) jitter += Math.abs(ordered[i]! - ordered[i - 1]!);
+      rtt = {
+        min: sorted[0]!,
+        avg: ordered.reduce((a, b) => a + b, 0) / n,
+        max: sorted[n - 1]!,
+        p99: sorted[Math.min(n - 1, Math.ceil(0.99 * n) - 1)]!,
+        jitter: n > 1 ? jitter / (n - 1) : 0,
+      };
+    }
+    const m = Math.min(t.outcomeCount, t.window);
+    let lostInWindow = 0;
+    for (let i = 0; i < m; i++) lostInWindow += t.outcomes[i]!;
+    return {
+      target: t.name, address: t.address, family: t.family, state: t.state,
+      sent: t.sent, received: t.received, lost: t.lost,
+      loss: m === 0 ? null : lostInWindow / m,
+      rtt, consecutiveMisses: t.misses, consecutiveReplies: t.replies, lastReason: t.lastReason,
+    };
+  }
+
+  /** Lets the process exit while probing (sockets and timer stop holding the loop). */
+  unref(): this {
+    this.refed = false;
+    for (const s of this.sockets.values()) s.socket.unref();
+    this.timer?.unref();
+    return this;
+  }
+
+  /** Undoes {@link unref}. */
+  ref(): this {
+    this.refed = true;
+    for (const s of this.sockets.values()) s.socket.ref();
+    this.timer?.ref();
+    return this;
+  }
+
+  /** Stops every probe at once and closes the sockets (no fd left behind). Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.gatewaySource?.off('event', this.onGatewayEvent);
+    for (const slot of this.sockets.values()) slot.socket.close();
+    this.sockets.clear();
+    this.pending.clear();
+    this.heap.length = 0;
+    this.dirty.clear();
+  }
+
+  /** True once close() ran. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ---- sockets ------------------------------------------------------------------------
+
+  private socketFor(family: 4 | 6, device: string | undefined): SocketSlot {
+    const key = `${family}|${device ?? ''}`;
+    let slot = this.sockets.get(key);
+    if (slot !== undefined) return slot;
+    let socket: NativeIcmpSocket;
+    const options = { family, mode: this.mode, ...(this.netns ? { netns: this.netns } : {}), ...(device ? { device } : {}) };
+    const holder: { slot?: SocketSlot } = {};
+    try {
+      socket = new this.binding.IcmpSocket(options,
+        (records, count) => { if (holder.slot !== undefined) this.onResults(holder.slot, records, count); },
+        (error) => { if (this.listenerCount('error') > 0) this.emit('error', error); });
+    } catch (error) {
+      throw socketError(error, family, this.mode, device, this.netns);
+    }
+    if (!this.refed) socket.unref();
+    slot = { key, family, socket, records: Buffer.alloc(SEND_RECORD * 64), errnos: new Int32Array(64), probes: [], count: 0, users: 0 };
+    holder.slot = slot;
+    this.sockets.set(key, slot);
+    return slot;
+  }
+
+  private queueProbe(t: Target, now: number): void {
+    const slot = t.slot;
+    if (slot.count * SEND_RECORD >= slot.records.length) {
+      const bigger = Buffer.alloc(slot.records.length * 2);
+      slot.records.copy(bigger);
+      slot.records = bigger;
+      slot.errnos = new Int32Array(slot.errnos.length * 2);
+    }
+    const tag = this.nextTag;
+    this.nextTag = (this.nextTag + 1) % MAX_TAG;
+    t.seq++;
+    const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false };
+    writeSendRecord(slot.records, slot.count * SEND_RECORD, t.addressBytes!, t.seq, tag);
+    slot.probes[slot.count] = probe;
+    slot.count++;
+    t.outstanding.push(probe);
+    t.sent++;
+    this.pending.set(tag, probe);
+    this.dirty.add(slot);
+  }
+
+  private flush(): void {
+    for (const slot of this.dirty) {
+      const count = slot.count;
+      slot.count = 0;
+      if (count === 0) continue;
+      const failed = slot.socket.send(slot.records, count, slot.errnos);
+      if (failed > 0) {
+        for (let i = 0; i < count; i++) {
+          const errno = slot.errnos[i]!;
+          if (errno === 0) continue;
+          const probe = slot.probes[i]!;
+          if (probe.done) continue;
+          const name = errnoName(errno);
+          this.finish(probe, 'error', { kind: 'send-error', errno, code: errno, name }, null, null, null, errno, false);
+        }
+      }
+      slot.probes.length = 0;
+    }
+    this.dirty.clear();
+  }
+
+  // ---- results ------------------------------------------------------------------------
+
+  private onResults(slot: SocketSlot, buf: Buffer, count: number): void {
+    if (this.closed) return;
+    const family = slot.family;
+    const now = performance.now();
+    for (let i = 0; i < count && !this.closed; i++) {
+      const o = i * RESULT_RECORD;
+      const kind = buf[o]!;
+      const flags = buf[o + 3]!;
+      let probe: Probe | undefined;
+      if (flags & ResultFlag.TAG_VALID) {
+        probe = this.pending.get(buf.readUInt32LE(o + 8));
+        if (probe !== undefined && probe.target.slot !== slot) probe = undefined;
+      }
+      if (kind === ResultKind.REPLY) {
+        if (probe === undefined || probe.done) continue;  // late (already a timeout) or not ours
+        const rtt = flags & ResultFlag.RTT_KNOWN ? buf.readDoubleLE(o + 48) / 1e6 : now - probe.sentAt;
+        const from = this.listenerCount('probe') > 0 ? decodeAddress(buf, o + 16, family) : null;
+        this.finish(probe, 'reply', null, rtt, from, null, null, (flags & ResultFlag.KERNEL_RTT) !== 0);
+      } else if (kind === ResultKind.ICMP_ERROR) {
+        const seq = buf.readUInt16LE(o + 4);
+        if (probe === undefined) {
+          // The router quoted too little of our packet to hold the tag: match destination + seq.
+          const dest = decodeAddress(buf, o + 32, family);
+          probe = this.findBySeq(slot, dest, seq);
+        }
+        if (probe === undefined || probe.done) continue;
+        const type = buf[o + 1]!;
+        const code = buf[o + 2]!;
+        const from = decodeAddress(buf, o + 16, family);
+        const name = icmpErrorName(family, type, code);
+        this.finish(probe, 'unreachable', { kind: 'unreachable', type, code, name, from, errno: buf.readInt32LE(o + 12) }, null, from, type, code, false);
+      }
+      // Local errors (EMSGSIZE) name no probe; the send itself reports them.
+    }
+    if (this.closed) return;
+    this.flush();
+    this.arm();
+  }
+
+  private findBySeq(slot: SocketSlot, dest: string | null, seq: number): Probe | undefined {
+    if (dest === null) return undefined;
+    for (const t of this.targets.values()) {
+      if (t.slot !== slot || t.address !== dest) continue;
+      for (const p of t.outstanding) if (!p.done && (p.seq & 0xffff) === seq) return p;
+    }
+    return undefined;
+  }
+
+  private finish(probe: Probe, status: ProbeStatus, reason: DownReason | null, rttMs: number | null,
+    from: string | null, type: number | null, code: number | null, kernelRtt: boolean): void {
+    probe.done = true;
+    this.pending.delete(probe.tag);
+    const t = probe.target;
+    // Drop finished probes at the head so the next deadline is the oldest live one.
+    while (t.outstanding.length > 0 && t.outstanding[0]!.done) t.outstanding.shift();
+    if (this.listenerCount('probe') > 0) {
+      const result: ProbeResult = {
+        target: t.name, address: t.address ?? '', seq: probe.seq, status, rttMs, code, type, from,
+        reason: reason?.name ?? (status === 'timeout' ? 'timeout' : null), kernelRtt,
+      };
+      this.emit('probe', result);
+      if (this.closed) return;
+    }
+    if (status === 'reply') {
+      t.received++;
+      t.recordRtt(rttMs!);
+      t.recordOutcome(false);
+      t.misses = 0;
+      t.replies++;
+      const needed = t.state === 'init' ? 1 : t.recovery;
+      if (t.state !== 'up' && t.replies >= needed) this.transition(t, 'up', null, t.replies);
+    } else {
+      t.lost++;
+      t.recordOutcome(true);
+      t.replies = 0;
+      t.misses++;
+      t.lastReason = reason;
+      if (t.state !== 'down' && t.misses >= t.multiplier) this.transition(t, 'down', reason, t.misses);
+    }
+    this.reschedule(t);
+  }
+
+  private transition(t: Target, state: 'up' | 'down', reason: DownReason | null, count: number): void {
+    t.state = state;
+    const event: TargetStateEvent = { target: t.name, address: t.address, family: t.family, state, reason, count, monotonicNs: process.hrtime.bigint() };
+    this.emit(state === 'up' ? 'target-up' : 'target-down', event);
+    for (const g of t.groups) this.evaluateGroup(g);
+  }
+
+  private evaluateGroup(g: Group): void {
+    let up = 0, init = 0;
+    for (const t of g.targets) {
+      if (t.state === 'up') up++;
+      else if (t.state === 'init') init++;
+    }
+    let state = g.state;
+    if (up >= g.quorum) state = 'up';
+    else if (up + init < g.quorum || init === 0) state = 'down';
+    if (state === g.state || state === 'init') return;
+    g.state = state;
+    const event: GroupStateEvent = { group: g.name, state, up, quorum: g.quorum, targets: g.targets.map((t) => t.name), monotonicNs: process.hrtime.bigint() };
+    this.emit(state === 'up' ? 'group-up' : 'group-down', event);
+  }
+
+  // ---- gateway ------------------------------------------------------------------------
+
+  private currentGateway(family: 4 | 6): string | null {
+    const routes = this.gatewaySource!.defaultRoutes();
+    for (const r of routes) if (r.family === family && typeof r.gateway === 'string' && isIP(r.gateway) === family) return r.gateway;
+    return null;
+  }
+
+  private followGateways(): void {
+    if (this.closed) return;
+    const now = performance.now();
+    for (const t of this.targets.values()) {
+      if (t.spec !== 'gateway') continue;
+      const gateway = this.currentGateway(t.family);
+      if (gateway === t.address) continue;
+      const previous = t.address;
+      this.cancelOutstanding(t);
+      t.setAddress(gateway);
+      t.misses = 0;
+      t.replies = 0;
+      this.emit('gateway-changed', { target: t.name, from: previous, to: gateway });
+      if (gateway === null) {
+        if (t.state !== 'down') this.transition(t, 'down', { kind: 'no-gateway' }, 0);
+      } else {
+        t.nextSend = now;
+      }
+      this.reschedule(t);
+    }
+    this.arm();
+  }
+
+  private cancelOutstanding(t: Target): void {
+    for (const p of t.outstanding) {
+      p.done = true;
+      this.pending.delete(p.tag);
+    }
+    t.outstanding.length = 0;
+  }
+
+  // ---- the one timer --------------------------------------------------------------------
+
+  private onTimer = (): void => {
+    this.timer = null;
+    this.timerDue = Infinity;
+    if (this.closed) return;
+    const now = performance.now();
+    const heap = this.heap;
+    while (heap.length > 0 && heap[0]!.due <= now) {
+      const t = heap[0]!;
+      // Expire probes whose deadline passed: each is a miss (a missing ICMP error included).
+      while (t.outstanding.length > 0) {
+        const p = t.outstanding[0]!;
+        if (p.done) { t.outstanding.shift(); continue; }
+        if (p.deadline > now) break;
+        t.outstanding.shift();
+        this.finish(p, 'timeout', { kind: 'timeout' }, null, null, null, null, false);
+        if (this.closed) return;
+      }
+      if (!this.targets.has(t.name) || this.targets.get(t.name) !== t) continue;
+      if (t.nextSend <= now) {
+        if (t.addressBytes !== null) this.queueProbe(t, now);
+        t.nextSend += t.interval;
+        // After a stall (a blocked loop), skip the lost slots instead of bursting to catch up.
+        if (t.nextSend <= now) t.nextSend = now + t.interval;
+      }
+      this.reschedule(t);
+    }
+    if (this.closed) return;
+    this.flush();
+    this.arm();
+  };
+
+  private reschedule(t: Target): void {
+    if (this.closed || this.targets.get(t.name) !== t) return;
+    let due = t.addressBytes === null ? Infinity : t.nextSend;
+    for (const p of t.outstanding) {
+      if (p.done) continue;
+      if (p.deadline < due) due = p.deadline;
+      break;
+    }
+    if (t.heapIndex < 0) {
+      t.due = due;
+      t.heapIndex = this.heap.length;
+      this.heap.push(t);
+      this.siftUp(t.heapIndex);
+    } else if (due !== t.due) {
+      const older = t.due;
+      t.due = due;
+      if (due < older) this.siftUp(t.heapIndex);
+      else this.siftDown(t.heapIndex);
+    }
+  }
+
+  private arm(): void {
+    if (this.closed || this.heap.length === 0) return;
+    const due = this.heap[0]!.due;
+    if (due === Infinity) return;
+    if (this.timer !== null && this.timerDue <= due) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    const delay = Math.max(1, Math.ceil(due - performance.now()));
+    this.timer = setTimeout(this.onTimer, delay);
+    if (!this.refed) this.timer.unref();
+    this.timerDue = due;
+  }
+
+  private heapRemove(t: Target): void {
+    const i = t.heapIndex;
+    if (i < 0) return;
+    const last = this.heap.pop()!;
+    t.heapIndex = -1;
+    if (last === t) return;
+    this.heap[i] = last;
+    last.heapIndex = i;
+    this.siftDown(i);
+    this.siftUp(last.heapIndex);
+  }
+
+  private siftUp(i: number): void {
+    const heap = this.heap;
+    const t = heap[i]!;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = heap[parent]!;
+      if (p.due <= t.due) break;
+      heap[i] = p;
+      p.heapIndex = i;
+      i = parent;
+    }
+    heap[i] = t;
+    t.heapIndex = i;
+  }
+
+  private siftDown(i: number): void {
+    const heap = this.heap;
+    const n = heap.length;
+    const t = heap[i]!;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && heap[child + 1]!.due < heap[child]!.due) child++;
+      const c = heap[child]!;
+      if (c.due >= t.due) break;
+      heap[i] = c;
+      c.heapIndex = i;
+      i = child;
+    }
+    heap[i] = t;
+    t.heapIndex = i;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'prober is closed');
+  }
+}
