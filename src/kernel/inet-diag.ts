@@ -183,6 +183,9 @@ export function sockIdAddress(family: number, bytes: Buffer): string {
 
 /** The socket cookie (u64) as a decimal string. */
 export function cookieString(cookie: [number, number]): string {
+  const high = cookie[1] >>> 0;
+  // Exact as a double below 2^53; BigInt only for the rest.
+  if (high < 0x200000) return String(high * 0x100000000 + (cookie[0] >>> 0));
   return ((BigInt(cookie[1] >>> 0) << 32n) | BigInt(cookie[0] >>> 0)).toString();
 }
 

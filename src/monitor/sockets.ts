@@ -145,6 +145,8 @@ const ENOENT = 2;
 const EPERM = 1;
 const EACCES = 13;
 const EOPNOTSUPP = 95;
+/** Receive-buffer cost of one ack (skb truesize of a capped NLMSG_ERROR, rounded up). */
+const ACK_TRUESIZE = 1024;
 const BIT = (state: number): number => 1 << state;
 const UDP_STATES = BIT(TCP_ESTABLISHED) | BIT(TCP_CLOSE);
 const FILTER_KEYS = ['state', 'sport', 'dport', 'src', 'dst', 'dev', 'protocol', 'family', 'uid'];
@@ -419,13 +421,16 @@ export class Sockets {
     }
     const timeoutMs = options.timeoutMs ?? 10000;
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) throw invalid('timeoutMs', `expected a positive number, got ${JSON.stringify(timeoutMs)}`);
-    this.window = window;
     this.netns = resolveNetns(options.netns);
     this.binding = options.binding;
-    // Every ack of a window must fit at once: 32 MiB (SO_RCVBUFFORCE) holds thousands.
+    // Every ack of a window must fit the receive buffer at once (the kernel drops the rest:
+    // ENOBUFS). 32 MiB needs SO_RCVBUFFORCE (CAP_NET_ADMIN in the initial namespace); without
+    // it the buffer stays at rmem_max, and the window shrinks to what fits.
     this.client = new NetlinkClient({
       protocol: NETLINK_SOCK_DIAG, netns: this.netns, timeoutMs, receiveBuffer: 32 * 1024 * 1024, binding: options.binding,
     });
+    const effective = (this.client as unknown as { socket?: { receiveBuffer?: number | null } }).socket?.receiveBuffer;
+    this.window = Math.max(1, Math.min(window, Math.floor((typeof effective === 'number' ? effective : 212992) / ACK_TRUESIZE)));
   }
 
   /** Lists the sockets matching `filter`, optionally with their owning processes. */
@@ -684,8 +689,9 @@ export interface PortStatus {
 
 /** Looks at who holds local port `port` (TCP and/or UDP), owners included. */
 export async function portStatus(sockets: Sockets, port: number, protocols: SocketProtocol[] = ['tcp', 'udp']): Promise<PortStatus> {
+  checkPort(port, 'port');
   const found = await sockets.query({ sport: port, protocol: protocols }, { owners: true });
   const holders = found.filter((s) => s.protocol === 'udp' || s.state === 'listen');
   const stale = holders.length > 0 ? [] : found.filter((s) => s.protocol === 'tcp' && s.state !== 'listen');
-  return { port: checkPort(port, 'port'), free: holders.length === 0 && stale.length === 0, holders, stale };
+  return { port, free: holders.length === 0 && stale.length === 0, holders, stale };
 }
