@@ -546,3 +546,86 @@ test('a ladder where nothing applies is climbed once per episode, not in a loop'
   t.is(asked, 2);
   engine.close();
 });
+
+test('a flap storm during recovery is damped: flaps count while the ladder is busy and stop the climb', async (t) => {
+  const damping = { penaltyPerFlap: 1000, halfLifeMs: 60000, suppressThreshold: 2500, reuseThreshold: 800, maxSuppressMs: 3600000 };
+  const clock = new FakeClock();
+  const runs = [];
+  const engine = new PolicyEngine({
+    clock, random: () => 0,
+    actions: ['a', 'b'].map((kind) => ({ kind, run: async () => { runs.push([clock.now(), kind]); return { status: 'ok' }; } })),
+    verifier: (iface, ctx) => new Promise((r) => clock.setTimeout(() => r(false), ctx.windowMs)),
+    config: { graceMs: 0, interfaces: { eth0: { ladder: ['a', 'b'], verifyTimeoutMs: 1000, damping } } },
+  });
+  const alerts = [];
+  engine.on('alert', (e) => alerts.push([e.atMs, e.reason, e.untilMs]));
+  const carrier = (up) => engine.observe({ kind: 'carrier', iface: 'eth0', up });
+  carrier(false); // flap 1 at 0; a runs, the verifier takes the whole window
+  await clock.advance(100);
+  carrier(true);
+  carrier(false); // flap 2 at 100, while verifying
+  await clock.advance(100);
+  carrier(true);
+  carrier(false); // flap 3 at 200: suppressed
+  await clock.advance(5000);
+  t.deepEqual(runs, [[0, 'a']], 'b is not tried once suppressed');
+  t.is(engine.snapshot().interfaces.eth0.damping.flaps, 3);
+  const h = 60000;
+  const p = (1000 * 2 ** (-100 / h) + 1000) * 2 ** (-100 / h) + 1000;
+  const until = Math.ceil(200 + h * Math.log2(p / 800));
+  t.deepEqual(alerts, [[1000, 'suppressed', until]]);
+  t.is(engine.stateOf('eth0'), 'down');
+  await clock.advanceTo(until);
+  t.deepEqual(runs, [[0, 'a'], [until, 'a']], 'after reuse a fresh climb starts at the bottom rung');
+  engine.close();
+});
+
+test('carrier loss caused by a disruptive action (link bounce) is not a flap; the same from a plain action is', async (t) => {
+  for (const [disruptive, flaps] of [[true, 1], [false, 2], [undefined, 2]]) {
+    const clock = new FakeClock();
+    let engine;
+    const bounce = {
+      kind: 'bounce', disruptive,
+      async run() {
+        engine.observe({ kind: 'carrier', iface: 'eth0', up: true });
+        engine.observe({ kind: 'carrier', iface: 'eth0', up: false }); // the bounce takes it down...
+        await new Promise((r) => clock.setTimeout(r, 50));
+        engine.observe({ kind: 'carrier', iface: 'eth0', up: true }); // ...and up again
+        return { status: 'ok' };
+      },
+    };
+    engine = new PolicyEngine({ clock, actions: [bounce], config: { graceMs: 0, interfaces: { eth0: { ladder: ['bounce'] } } } });
+    engine.observe({ kind: 'carrier', iface: 'eth0', up: false });
+    await clock.advance(1000);
+    t.is(engine.stateOf('eth0'), 'healthy');
+    t.is(engine.snapshot().interfaces.eth0.damping.flaps, flaps, `disruptive: ${disruptive}`);
+    engine.close();
+  }
+  // The built-in link-bounce name is disruptive by default.
+  const clock = new FakeClock();
+  let engine;
+  engine = new PolicyEngine({
+    clock,
+    actions: [{ kind: 'link-bounce', async run() { engine.observe({ kind: 'carrier', iface: 'eth0', up: true }); engine.observe({ kind: 'carrier', iface: 'eth0', up: false }); engine.observe({ kind: 'carrier', iface: 'eth0', up: true }); return { status: 'ok' }; } }],
+    config: { graceMs: 0, interfaces: { eth0: { ladder: ['link-bounce'] } } },
+  });
+  engine.observe({ kind: 'carrier', iface: 'eth0', up: false });
+  await clock.advance(10);
+  t.is(engine.snapshot().interfaces.eth0.damping.flaps, 1);
+  engine.close();
+});
+
+test('verified by evidence, then down again before the climb resumed: reported and a new episode starts', async (t) => {
+  const s = setup({ kinds: ['a'], policy: { damping: { suppressThreshold: 1e9, reuseThreshold: 1 } } });
+  s.carrier(false);
+  await s.clock.advance(100); // a ran at 0, verifying
+  s.carrier(true);
+  s.carrier(false); // same tick: the verification already succeeded
+  await s.clock.advance(0);
+  t.deepEqual(s.health(), [
+    [0, 'healthy', 'down', 'evidence'], [0, 'down', 'recovering', 'action'],
+    [100, 'recovering', 'healthy', 'verified'], [100, 'healthy', 'down', 'evidence'], [100, 'down', 'recovering', 'action'],
+  ]);
+  t.deepEqual(s.runs, [[0, 'a', 1, 1], [100, 'a', 1, 2]]);
+  t.is(s.engine.snapshot().interfaces.eth0.damping.flaps, 2);
+});

@@ -67,6 +67,12 @@ export interface ActionContext {
 export interface ActionExecutor {
   /** The name ladder steps use, e.g. `kill-sockets` or an embedder's `drain-pool`. */
   readonly kind: string;
+  /**
+   * True when the action takes the link down itself (a link bounce, a manager's
+   * down/up): evidence entering `down` while it runs is then not counted as a flap.
+   * Default: true for `link-bounce` and `manager-reapply`, false for everything else.
+   */
+  readonly disruptive?: boolean;
   /** Does the work. */
   run(ctx: ActionContext): Promise<ActionResult>;
   /**

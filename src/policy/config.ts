@@ -23,8 +23,9 @@ export interface BackoffConfig {
 }
 
 /**
- * Flap damping as routers dampen flapping routes (RFC 2439). Each flap (the interface goes
- * down from healthy or suspect) adds `penaltyPerFlap`; the penalty decays exponentially
+ * Flap damping as routers dampen flapping routes (RFC 2439). Each flap (the evidence about
+ * the interface turns to `down`, except while a disruptive action such as a link bounce
+ * runs) adds `penaltyPerFlap`; the penalty decays exponentially
  * with `halfLifeMs`. When a flap brings the penalty to `suppressThreshold` or above, the
  * interface is suppressed: the engine alerts but does not act. It is reused once the
  * penalty has decayed to `reuseThreshold` or below. The penalty is capped at

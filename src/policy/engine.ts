@@ -11,7 +11,7 @@ import { Backoff } from './backoff';
 import { ActionBudget } from './budget';
 import { Clock, RandomSource, TimerHandle, systemClock } from './clock';
 import {
-  DEFAULT_GRACE_MS, InterfacePolicy, InterfacePolicyConfig, LadderStep, PolicyConfig, resolveInterfacePolicy,
+  BUILTIN_ACTIONS, DEFAULT_GRACE_MS, InterfacePolicy, InterfacePolicyConfig, LadderStep, PolicyConfig, resolveInterfacePolicy,
   validatePolicyConfig,
 } from './config';
 import { FlapDamper } from './damping';
@@ -195,6 +195,10 @@ interface IfaceRecord {
   state: HealthState;
   since: number;
   reasons: string[];
+  /** The last verdict of the evidence alone (flaps are counted on its entries into down). */
+  verdict: Exclude<HealthState, 'recovering'>;
+  /** A disruptive action (one that takes the link down itself) is running. */
+  disrupting: boolean;
   backoff: Backoff;
   damper: FlapDamper;
   budget: ActionBudget;
@@ -223,7 +227,10 @@ interface GroupRecord {
   reasons: string[];
 }
 
-type ClimbOutcome = 'verified' | 'exhausted' | 'resolved' | 'cancelled';
+type ClimbOutcome = 'verified' | 'exhausted' | 'interrupted' | 'resolved' | 'cancelled';
+
+/** Built-in actions that take the link down themselves unless their executor says otherwise. */
+const DISRUPTIVE_BY_DEFAULT: readonly string[] = [BUILTIN_ACTIONS.LINK_BOUNCE, BUILTIN_ACTIONS.MANAGER_REAPPLY];
 
 function reasonsOf(p: Problems): string[] {
   return [...p.hard, ...p.soft];
@@ -252,10 +259,12 @@ function validResult(r: unknown): r is StepResult {
  * unverified or failed one hands over to the next rung at once. A climb that reaches the top
  * alerts `ladder-exhausted`, and the next climb waits a backoff delay (full jitter; the
  * first climb after a reset goes at once). Before each climb: no action during the start-up
- * grace period (from construction), none while flap damping suppresses (a flap is every
- * entry into `down` from `healthy`/`suspect`); before each step: none when the budget is
- * spent (alert, then resume at the same rung when the window frees a slot). Evidence that
- * clears the `down` verdict while the engine waits ends the episode.
+ * grace period (from construction), none while flap damping suppresses. A flap is every
+ * entry of the evidence verdict into `down`, also while the ladder is busy, except while a
+ * disruptive action (link bounce, manager re-apply) runs. Before each step: a suppression
+ * that began during the climb stops it (back to `down`, wait for reuse, climb afresh); a
+ * spent budget makes the engine alert and resume at the same rung when the window frees a
+ * slot. Evidence that clears the `down` verdict while the engine waits ends the episode.
  *
  * Administratively down or removed interfaces are `down` but never acted on (alert
  * `admin-down`). In dry-run mode everything is decided, counted and reported the same way
@@ -337,6 +346,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     const now = this.clock.now();
     const rec: IfaceRecord = {
       name: iface, policy, evidence: new InterfaceEvidence(), state: 'healthy', since: now, reasons: [],
+      verdict: 'healthy', disrupting: false,
       backoff: new Backoff(policy.backoff, this.random), damper: new FlapDamper(policy.damping),
       budget: new ActionBudget(policy.budget), generation: 0, episodeActive: false, phase: 'idle', step: null,
       waitingFor: null, waitUntil: null, waitTimer: null, waitResolve: null, verifyResolve: null, abort: null,
@@ -535,6 +545,13 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     const problems = this.problems(rec);
     rec.reasons = reasonsOf(problems);
     const judged = judge(problems);
+    // A flap is every entry of the evidence into `down`, also while the ladder is busy (a
+    // storm during recovery must be damped), except while a disruptive action runs: a link
+    // bounce takes the link down itself.
+    if (judged === 'down' && rec.verdict !== 'down' && !(rec.phase === 'running' && rec.disrupting)) {
+      rec.damper.flap(this.clock.now());
+    }
+    rec.verdict = judged;
     if (rec.phase === 'running' || rec.phase === 'verifying') {
       // The ladder owns the state while a step is in flight; evidence may verify it.
       if (rec.phase === 'verifying' && judged !== 'down') rec.verifyResolve?.();
@@ -544,8 +561,6 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       if (judged === 'down' && !rec.episodeActive) this.startEpisode(rec);
       return;
     }
-    const from = rec.state;
-    if (judged === 'down' && (from === 'healthy' || from === 'suspect')) rec.damper.flap(this.clock.now());
     if (judged !== 'down' && rec.episodeActive) this.cancel(rec);
     this.setState(rec, judged, 'evidence', evidence);
     if (judged === 'down' && !rec.episodeActive) this.startEpisode(rec);
@@ -689,11 +704,17 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       climbAt = null;
       const before = rec.totalActions;
       const outcome = await this.climb(rec, token);
-      if (outcome !== 'exhausted' || !this.current(rec, token)) return;
+      if ((outcome !== 'exhausted' && outcome !== 'interrupted') || !this.current(rec, token)) return;
       const acted = rec.totalActions > before;
       const problems = this.problems(rec);
       rec.reasons = reasonsOf(problems);
       const judged = judge(problems);
+      if (outcome === 'interrupted') {
+        // Suppressed mid-climb: back to `down`; the loop alerts and waits for reuse.
+        this.setState(rec, judged, 'not-verified', null);
+        if (judged !== 'down') return;
+        continue;
+      }
       this.alert(rec, 'ladder-exhausted',
         `${rec.name}: no rung of ${rec.policy.ladder.map((s) => s.action).join(' > ')} verified (${rec.reasons.join(', ') || 'no bad evidence left'})`,
         null, false);
@@ -730,6 +751,8 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     for (let i = 0; i < ladder.length; i += 1) {
       const step = ladder[i] as LadderStep;
       rec.step = i + 1;
+      // Flaps during this climb may have crossed the suppress threshold: stop climbing.
+      if (rec.damper.isSuppressed(this.clock.now())) return 'interrupted';
       // Budget: alert-only until the window frees a slot, then resume at this rung.
       for (;;) {
         const now = this.clock.now();
@@ -787,9 +810,11 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       rec.budget.record(this.clock.now());
       const budgetStamp = this.clock.now();
       this.setState(rec, 'recovering', 'action', null);
+      rec.disrupting = !this.dryRun && (executor.disruptive ?? DISRUPTIVE_BY_DEFAULT.includes(executor.kind));
       const result = this.dryRun
         ? { status: 'dry-run' as const, detail: `would run ${step.action} on ${rec.name}` }
         : await this.run(rec, executor, ctx, abort);
+      rec.disrupting = false;
       if (rec.abort === abort) rec.abort = null;
       if (result.status === 'skipped') rec.budget.refund(budgetStamp);
       this.record(rec, {
@@ -807,6 +832,11 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
           // A verifier may vouch while evidence still says down; trust it until evidence changes.
           this.endEpisode(rec, token);
           this.setState(rec, judged === 'down' ? 'healthy' : judged, 'verified', null);
+          if (judged === 'down' && !this.verifier) {
+            // Verified by evidence, then down again before the climb resumed: a new episode.
+            this.setState(rec, 'down', 'evidence', null);
+            this.startEpisode(rec);
+          }
           return 'verified';
         }
       }
