@@ -85,7 +85,12 @@ const runs = (log) => log.filter((e) => e.type === 'action' && e.result.status !
 test('invariants hold for any evidence script', async (t) => {
   await fc.assert(fc.asyncProperty(scriptArb, fc.array(behaviourArb, { minLength: 3, maxLength: 3 }), fc.nat(), fc.boolean(),
     async (script, behaviours, seed, dryRun) => {
-      const { log, pendingAfterClose } = await play(script, behaviours, seed, dryRun);
+      const { log, final, pendingAfterClose } = await play(script, behaviours, seed, dryRun);
+      // At rest, the state agrees with the evidence: nothing is stuck 'healthy' while down.
+      const hard = final.reasons.filter((r) => /^(carrier-down|default-route-lost|probe-group-down)/.test(r));
+      if (hard.length > 0 && !['down', 'recovering'].includes(final.state)) return false;
+      if (hard.length === 0 && final.reasons.length > 0 && final.state !== 'suspect') return false;
+      if (final.reasons.length === 0 && final.state !== 'healthy') return false;
       const acts = runs(log);
       // No action during the grace period.
       for (const a of acts) if (a.startedAtMs < GRACE) return false;
