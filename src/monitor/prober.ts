@@ -48,6 +48,8 @@ export interface AddTargetOptions extends TargetOptions {
   family?: 4 | 6;
   /** Probe out of this interface (SO_BINDTODEVICE); default: the prober's device. */
   device?: string;
+  /** Send this many probes, then stop (the target stays, with its stats). Default: no limit. */
+  count?: number;
 }
 
 /** Options of the {@link Prober}. */
@@ -179,6 +181,7 @@ class Target {
   address: string | null = null;
   addressBytes: Buffer | null = null;
   groups = new Set<Group>();
+  count = Infinity;
 
   constructor(
     readonly name: string,
@@ -363,6 +366,7 @@ export class Prober extends EventEmitter {
       family = kind as 4 | 6;
       if (options.family !== undefined && options.family !== family) throw invalid('family', `${target} is an IPv${family} address, not IPv${options.family}`);
     }
+    const count = checkNumber('count', options.count, 1, Number.MAX_SAFE_INTEGER, true);
     const interval = timing.interval ?? this.defaults.interval;
     const slot = this.socketFor(family, device);
     const t = new Target(name, target, family, slot,
@@ -372,6 +376,7 @@ export class Prober extends EventEmitter {
       timing.recovery ?? this.defaults.recovery,
       timing.window ?? this.defaults.window);
     slot.users++;
+    if (count !== undefined) t.count = count;
     if (isGateway) t.setAddress(this.currentGateway(family));
     else t.setAddress(target);
     this.targets.set(name, t);
@@ -701,7 +706,7 @@ export class Prober extends EventEmitter {
       if (gateway === null) {
         if (t.state !== 'down') this.transition(t, 'down', { kind: 'no-gateway' }, 0);
       } else {
-        t.nextSend = now;
+        if (t.seq < t.count) t.nextSend = now;
       }
       this.reschedule(t);
     }
@@ -741,6 +746,7 @@ export class Prober extends EventEmitter {
         t.nextSend += t.interval;
         // After a stall (a blocked loop), skip the lost slots instead of bursting to catch up.
         if (t.nextSend <= now) t.nextSend = now + t.interval;
+        if (t.seq >= t.count) t.nextSend = Infinity;
       }
       this.reschedule(t);
     }
