@@ -187,7 +187,7 @@ export async function runLabDemo(options: { logFormat?: string; quiet?: boolean 
         graceMs: 0,
         defaults: {
           backoff: { initialMs: 500, maxMs: 2000, resetAfterMs: 1000 },
-          damping: { penaltyPerFlap: 1000, halfLifeMs: 2000, suppressThreshold: 3500, reuseThreshold: 800, maxSuppressMs: 60000 },
+          damping: { penaltyPerFlap: 1000, halfLifeMs: 2000, suppressThreshold: 2500, reuseThreshold: 800, maxSuppressMs: 60000 },
           budget: { maxActions: 100, windowMs: 600000 },
         },
       },
@@ -261,7 +261,8 @@ export async function runLabDemo(options: { logFormat?: string; quiet?: boolean 
         if (r.iface === iface && r.action !== undefined && r.verified === true) outcome.actions.push(`verified:${r.action}`);
         if (r.iface === iface && r.alert !== undefined && r.alert !== 'ladder-exhausted') outcome.actions.push(`alert:${r.alert}`);
       }
-      await delay(300);
+      // Past the backoff reset (resetAfterMs 1000): each fault meets a fresh ladder.
+      await delay(1200);
     };
 
     await scenario('carrier loss (far end down)', CLIENT_IF,
@@ -287,19 +288,19 @@ export async function runLabDemo(options: { logFormat?: string; quiet?: boolean 
     });
     // Last, because damping keeps the interface suppressed for minutes afterwards.
     const stormMark = log.mark();
-    await scenario('flap storm (12 far-end flaps, 40 ms apart)', CLIENT_IF,
+    await scenario('flap storm (25 far-end flaps, 80 ms apart)', CLIENT_IF,
       async () => {
         const t = await control.setAdmin('down0', false);
-        for (let i = 0; i < 11; i++) {
-          await delay(20);
+        for (let i = 0; i < 24; i++) {
+          await delay(40);
           await control.setAdmin('down0', true);
-          await delay(20);
+          await delay(40);
           await control.setAdmin('down0', false);
         }
         return t;
       },
       async () => { await control.setAdmin('down0', true); }, 800);
-    const bounces = log.since(stormMark).filter((r) => r.action === 'link-bounce' && r.iface === CLIENT_IF).length;
+    const bounces = log.since(stormMark).filter((r) => r.action === 'link-bounce' && r.result !== undefined && r.iface === CLIENT_IF).length;
     outcomes[outcomes.length - 1]!.note = `${bounces} link bounce(s) during the storm`;
     control.close();
 
