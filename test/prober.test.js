@@ -1,0 +1,350 @@
+// Prober against the real kernel: a client namespace and a router namespace joined by a veth;
+// targets live on the router's lo. Faults are injected in the router (nft drop, unreachable
+// and prohibit routes); the client only probes.
+'use strict';
+const test = require('ava');
+const fs = require('node:fs');
+const { EventEmitter } = require('node:events');
+const { execFile } = require('node:child_process');
+const { Lab } = require('../lib/lab/lab');
+const { Prober } = require('../lib/monitor/prober');
+const { LinkMonitor } = require('../lib/monitor/link-monitor');
+
+// Absolute: under npx, node_modules/.bin/nft is @vercel/nft, not nftables.
+const NFT = '/usr/sbin/nft';
+
+async function topology(t) {
+  const lab = Lab.create();
+  t.teardown(() => lab.destroy());
+  const c = await lab.addNamespace('client');
+  const r = await lab.addNamespace('router');
+  await lab.addVeth({ ns: c, name: 'eth0' }, { ns: r, name: 'rt0' });
+  await lab.addAddress(c, 'eth0', '10.7.0.2/24');
+  await lab.addAddress(r, 'rt0', '10.7.0.1/24');
+  await lab.addAddress(c, 'eth0', 'fd07::2/64');
+  await lab.addAddress(r, 'rt0', 'fd07::1/64');
+  await lab.addAddress(r, 'lo', '192.0.2.1/32');
+  await lab.addAddress(r, 'lo', '192.0.2.2/32');
+  await lab.addAddress(r, 'lo', '2001:db8::1/128');
+  await lab.addRoute(c, 'default', 'via', '10.7.0.1');
+  await lab.addRoute(c, 'default', 'via', 'fd07::1');
+  await lab.enableForwarding(r);
+  return { lab, c, r, netns: Lab.path(c) };
+}
+
+// Waits for an event matching `predicate`, or fails after timeoutMs.
+function once(emitter, name, predicate = () => true, timeoutMs = 3000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { emitter.off(name, fn); reject(new Error(`no ${name} within ${timeoutMs} ms`)); }, timeoutMs);
+    function fn(e) {
+      if (!predicate(e)) return;
+      clearTimeout(timer);
+      emitter.off(name, fn);
+      resolve(e);
+    }
+    emitter.on(name, fn);
+  });
+}
+
+function fdCount() {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+test.serial('replies and RTT for IPv4 and IPv6; path loss detected after exactly `multiplier` misses; recovery after `recovery` replies', async (t) => {
+  const { lab, r, netns } = await topology(t);
+  const prober = new Prober({ netns, interval: 20, timeout: 20, multiplier: 3, recovery: 2 });
+  t.teardown(() => prober.close());
+  const probes = [];
+  prober.on('probe', (p) => probes.push(p));
+  const up4 = once(prober, 'target-up', (e) => e.target === '192.0.2.1');
+  const up6 = once(prober, 'target-up', (e) => e.target === '2001:db8::1');
+  prober.add('192.0.2.1');
+  prober.add('2001:db8::1');
+  prober.add('192.0.2.2');
+  await Promise.all([up4, up6]);
+  await new Promise((res) => setTimeout(res, 200));
+  for (const name of ['192.0.2.1', '2001:db8::1']) {
+    const s = prober.stats(name);
+    t.is(s.state, 'up');
+    t.is(s.lost, 0, `${name} lost probes on a clean path`);
+    t.true(s.received >= 5);
+    t.true(s.rtt.min > 0 && s.rtt.min < 5, `rtt min ${s.rtt.min} ms`);
+    t.true(s.rtt.avg >= s.rtt.min && s.rtt.max >= s.rtt.p99 && s.rtt.p99 >= s.rtt.min);
+    t.true(s.rtt.jitter >= 0);
+  }
+  t.true(probes.some((p) => p.status === 'reply' && p.kernelRtt), 'RTT measured from kernel timestamps');
+  t.true(probes.filter((p) => p.status === 'reply').every((p) => p.from === p.address));
+
+  // Drop echo requests to 192.0.2.1 only, in the router.
+  await lab.exec(r, NFT, ['add table inet lab; add chain inet lab in { type filter hook input priority 0; }; add rule inet lab in ip daddr 192.0.2.1 icmp type echo-request drop']);
+  const down = await once(prober, 'target-down', (e) => e.target === '192.0.2.1', 2000);
+  t.is(down.reason.kind, 'timeout');
+  t.is(down.count, 3);
+  const s = prober.stats('192.0.2.1');
+  t.is(s.state, 'down');
+  t.is(s.consecutiveMisses, 3, 'down on the third consecutive miss, not later');
+  t.is(prober.stats('192.0.2.2').state, 'up', 'the other target on the same router is unaffected');
+
+  // Remove the fault: up again after exactly `recovery` replies.
+  await lab.exec(r, NFT, ['delete table inet lab']);
+  const up = await once(prober, 'target-up', (e) => e.target === '192.0.2.1', 2000);
+  t.is(up.count, 2);
+  t.is(prober.stats('192.0.2.1').consecutiveReplies, 2);
+});
+
+test.serial('unreachable and prohibit routes give typed results with the code and the offending router', async (t) => {
+  const { lab, r, netns } = await topology(t);
+  // Deterministic ICMP errors for this test: no rate limit in the router.
+  await lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
+  await lab.ip(r, 'route', 'add', 'unreachable', '198.51.100.0/24');
+  await lab.ip(r, 'route', 'add', 'prohibit', '203.0.113.0/24');
+  await lab.ip(r, '-6', 'route', 'add', 'unreachable', '2001:db8:dead::/48');
+  await lab.ip(r, '-6', 'route', 'add', 'prohibit', '2001:db8:beef::/48');
+  const prober = new Prober({ netns, interval: 20, timeout: 200, multiplier: 2 });
+  t.teardown(() => prober.close());
+  const probes = [];
+  prober.on('probe', (p) => probes.push(p));
+  const downs = new Map();
+  prober.on('target-down', (e) => downs.set(e.target, e));
+  for (const target of ['198.51.100.7', '203.0.113.9', '2001:db8:dead::1', '2001:db8:beef::1']) prober.add(target);
+  const deadline = Date.now() + 3000;
+  while (downs.size < 4 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+  t.is(downs.size, 4);
+  const expect = {
+    '198.51.100.7': { type: 3, code: 1, name: 'host-unreachable' },
+    '203.0.113.9': { type: 3, code: 13, name: 'admin-prohibited' },
+    '2001:db8:dead::1': { type: 1, code: 0, name: 'no-route' },
+    '2001:db8:beef::1': { type: 1, code: 1, name: 'admin-prohibited' },
+  };
+  for (const [target, want] of Object.entries(expect)) {
+    const e = downs.get(target);
+    t.is(e.reason.kind, 'unreachable', target);
+    t.is(e.reason.type, want.type, target);
+    t.is(e.reason.code, want.code, target);
+    t.is(e.reason.name, want.name, target);
+    t.is(e.reason.from, target.includes(':') ? 'fd07::1' : '10.7.0.1', `${target}: offender`);
+    const p = probes.find((x) => x.target === target);
+    t.is(p.status, 'unreachable');
+    t.is(p.code, want.code);
+    t.is(p.from, e.reason.from);
+  }
+  t.false(probes.some((p) => p.status === 'reply'));
+});
+
+test.serial('rate-limited ICMP errors: a missing error is a timeout, never a success', async (t) => {
+  const { lab, r, netns } = await topology(t);
+  // Linux's default per-peer limit (1 s, burst 6) drops most errors at this rate.
+  await lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=1000']);
+  await lab.ip(r, 'route', 'add', 'unreachable', '198.51.100.0/24');
+  const prober = new Prober({ netns, interval: 10, timeout: 50, multiplier: 3 });
+  t.teardown(() => prober.close());
+  const statuses = [];
+  prober.on('probe', (p) => statuses.push(p.status));
+  prober.add('198.51.100.7');
+  await new Promise((res) => setTimeout(res, 700));
+  t.true(statuses.includes('unreachable'));
+  t.true(statuses.includes('timeout'), `some errors were rate-limited away: ${statuses.join(',')}`);
+  t.false(statuses.includes('reply'));
+  t.is(prober.stats('198.51.100.7').state, 'down');
+  t.is(prober.stats('198.51.100.7').received, 0);
+});
+
+test.serial('groups: down when fewer than quorum targets are up, up again when they return', async (t) => {
+  const { lab, r, netns } = await topology(t);
+  const prober = new Prober({ netns, interval: 20, timeout: 20, multiplier: 2, recovery: 1 });
+  t.teardown(() => prober.close());
+  for (const a of ['192.0.2.1', '192.0.2.2', '10.7.0.1']) prober.add(a);
+  const groupUp = once(prober, 'group-up');
+  prober.addGroup('upstream', { targets: ['192.0.2.1', '192.0.2.2', '10.7.0.1'], quorum: 2 });
+  t.is((await groupUp).group, 'upstream');
+  // One target lost: still quorum.
+  await lab.exec(r, NFT, ['add table inet lab; add chain inet lab in { type filter hook input priority 0; }; add rule inet lab in ip daddr 192.0.2.1 drop']);
+  await once(prober, 'target-down', (e) => e.target === '192.0.2.1');
+  t.is(prober.groupState('upstream'), 'up');
+  const groupDown = once(prober, 'group-down');
+  await lab.exec(r, NFT, ['add rule inet lab in ip daddr 192.0.2.2 drop']);
+  const gd = await groupDown;
+  t.is(gd.up, 1);
+  t.is(gd.quorum, 2);
+  const back = once(prober, 'group-up');
+  await lab.exec(r, NFT, ['delete table inet lab']);
+  t.is((await back).state, 'up');
+});
+
+test.serial('the gateway target follows a changed default route (fake GatewaySource)', async (t) => {
+  const { lab, r, netns } = await topology(t);
+  await lab.addAddress(r, 'rt0', '10.7.0.3/24');
+  const source = new EventEmitter();
+  let routes = [{ family: 4, gateway: '10.7.0.1', ifindex: 2 }];
+  source.defaultRoutes = () => routes;
+  const prober = new Prober({ netns, interval: 20, gatewaySource: source });
+  t.teardown(() => prober.close());
+  const probes = [];
+  prober.on('probe', (p) => probes.push(p));
+  const up = once(prober, 'target-up');
+  t.is(prober.add('gateway'), 'gateway');
+  t.is((await up).address, '10.7.0.1');
+  const changed = once(prober, 'gateway-changed');
+  routes = [{ family: 4, gateway: '10.7.0.3', ifindex: 2 }];
+  source.emit('event', { type: 'default-route', action: 'restored', family: 4, gateway: '10.7.0.3', ifindex: 2 });
+  t.deepEqual(await changed, { target: 'gateway', from: '10.7.0.1', to: '10.7.0.3' });
+  const mark = probes.length;
+  await new Promise((res) => setTimeout(res, 150));
+  const after = probes.slice(mark);
+  t.true(after.length > 3);
+  t.true(after.every((p) => p.address === '10.7.0.3' && p.status === 'reply' && p.from === '10.7.0.3'));
+  // Default route lost: down with reason no-gateway, and no probes go anywhere.
+  const down = once(prober, 'target-down');
+  routes = [];
+  source.emit('event', { type: 'default-route', action: 'lost', family: 4, gateway: '10.7.0.3', ifindex: 2 });
+  t.is((await down).reason.kind, 'no-gateway');
+  const quiet = probes.length;
+  await new Promise((res) => setTimeout(res, 100));
+  t.is(probes.length, quiet);
+  prober.close();
+  t.is(source.listenerCount('event'), 0, 'close() unsubscribes from the gateway source');
+});
+
+test.serial('the gateway target follows the real LinkMonitor', async (t) => {
+  const { lab, c, r, netns } = await topology(t);
+  await lab.addAddress(r, 'rt0', '10.7.0.3/24');
+  const monitor = new LinkMonitor({ netns });
+  t.teardown(() => monitor.close());
+  await monitor.start();
+  const prober = new Prober({ netns, interval: 20, gatewaySource: monitor });
+  t.teardown(() => prober.close());
+  const up = once(prober, 'target-up');
+  prober.add('gateway');
+  t.is((await up).address, '10.7.0.1');
+  const changed = once(prober, 'gateway-changed', (e) => e.to === '10.7.0.3');
+  await lab.ip(c, 'route', 'replace', 'default', 'via', '10.7.0.3');
+  await changed;
+  const probes = [];
+  prober.on('probe', (p) => probes.push(p));
+  await new Promise((res) => setTimeout(res, 120));
+  t.true(probes.length > 2);
+  t.true(probes.every((p) => p.address === '10.7.0.3' && p.status === 'reply'));
+});
+
+test.serial('1000 targets on a clean path: no false timeouts', async (t) => {
+  const { lab, c, r, netns } = await topology(t);
+  const addresses = [];
+  for (let i = 0; i < 1000; i++) addresses.push(`10.200.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+  await batch(r, addresses.map((a) => `addr add ${a}/32 dev lo`));
+  await lab.addRoute(c, '10.200.0.0/16', 'via', '10.7.0.1');
+  const prober = new Prober({ netns, interval: 100, timeout: 100, multiplier: 3 });
+  t.teardown(() => prober.close());
+  let timeouts = 0, replies = 0;
+  prober.on('probe', (p) => { if (p.status === 'reply') replies++; else timeouts++; });
+  for (const a of addresses) prober.add(a);
+  await new Promise((res) => setTimeout(res, 2000));
+  prober.close();
+  t.is(timeouts, 0);
+  t.true(replies >= 1000 * 18, `replies ${replies}`);
+  t.is(addresses.filter((a) => prober.stats(a).state !== 'up').length, 0);
+});
+
+function batch(ns, lines) {
+  return new Promise((resolve, reject) => {
+    const child = execFile('ip', ['-n', ns, '-batch', '-'], (error) => (error ? reject(error) : resolve()));
+    child.stdin.end(`${lines.join('\n')}\n`);
+  });
+}
+
+test.serial('close() stops probes at once and leaves no fd behind', async (t) => {
+  const { lab, r, netns } = await topology(t);
+  await lab.exec(r, NFT, ['add table inet lab; add chain inet lab in { type filter hook input priority 0; }; add rule inet lab in ip protocol icmp counter; add rule inet lab in ip6 nexthdr icmpv6 icmpv6 type echo-request counter']);
+  const before = fdCount();
+  const prober = new Prober({ netns, interval: 10 });
+  prober.add('192.0.2.1');
+  prober.add('2001:db8::1');
+  let events = 0;
+  await once(prober, 'target-up');
+  t.true(fdCount() > before);
+  prober.on('probe', () => events++);
+  prober.close();
+  prober.close();
+  const counted = async () => {
+    const out = await lab.exec(r, NFT, ['-j', 'list', 'table', 'inet', 'lab']);
+    return JSON.parse(out).nftables.filter((x) => x.rule).map((x) => x.rule.expr.find((e) => e.counter).counter.packets).reduce((a, b) => a + b, 0);
+  };
+  const atClose = await counted();
+  await new Promise((res) => setTimeout(res, 150));
+  t.is(await counted(), atClose, 'no echo request reached the router after close()');
+  t.is(events, 0, 'no probe results after close()');
+  await new Promise((res) => setImmediate(res));
+  t.is(fdCount(), before, 'every fd closed');
+  t.throws(() => prober.add('192.0.2.2'), { code: 'NETHEAL_ERR_CLOSED' });
+});
+
+test.serial('options are validated at the API edge, naming the option', (t) => {
+  const binding = { IcmpSocket: class { constructor() { throw new Error('must not open'); } } };
+  const check = (fn, name) => {
+    const error = t.throws(fn, { code: 'NETHEAL_ERR_INVALID_OPTION' });
+    t.true(error.message.startsWith(`${name}:`), error.message);
+  };
+  check(() => new Prober({ binding, interval: 5 }), 'interval');
+  check(() => new Prober({ binding, interval: '100' }), 'interval');
+  check(() => new Prober({ binding, multiplier: 0 }), 'multiplier');
+  check(() => new Prober({ binding, multiplier: 1.5 }), 'multiplier');
+  check(() => new Prober({ binding, recovery: 256 }), 'recovery');
+  check(() => new Prober({ binding, timeout: 0 }), 'timeout');
+  check(() => new Prober({ binding, mode: 'magic' }), 'mode');
+  check(() => new Prober({ binding, device: 'a/b' }), 'device');
+  check(() => new Prober({ binding, gatewaySource: {} }), 'gatewaySource');
+  const p = new Prober({ binding });
+  check(() => p.add('not-an-ip'), 'target');
+  check(() => p.add('gateway'), 'target');
+  check(() => p.add('10.0.0.1', { interval: 1 }), 'interval');
+  check(() => p.add('10.0.0.1', { family: 6 }), 'family');
+  check(() => p.add('10.0.0.1', { count: 0 }), 'count');
+  check(() => p.addGroup('g', { targets: ['nope'] }), 'targets');
+  check(() => p.addGroup('g', { targets: [] }), 'targets');
+  p.close();
+});
+
+test.serial('a clear error when neither a raw nor a ping socket is allowed', async (t) => {
+  const { lab, c } = await topology(t);
+  const script = `const { Prober } = require(${JSON.stringify(require.resolve('../lib/monitor/prober'))});
+    const p = new Prober({ interval: 20 });
+    try { p.add('10.7.0.1'); console.log(JSON.stringify({ kind: p.socketKind(4) })); p.close(); }
+    catch (e) { console.log(JSON.stringify({ code: e.code, exit: e.exitCode, message: e.message })); }`;
+  const run = () => lab.exec(c, 'setpriv', ['--inh-caps=-net_raw', '--bounding-set=-net_raw', process.execPath, '-e', script]).then(JSON.parse);
+  await lab.exec(c, 'sysctl', ['-qw', 'net.ipv4.ping_group_range=1 0']);
+  const refused = await run();
+  t.is(refused.code, 'NETHEAL_ERR_PRIVILEGE');
+  t.is(refused.exit, 77);
+  t.regex(refused.message, /CAP_NET_RAW/);
+  t.regex(refused.message, /net\.ipv4\.ping_group_range/);
+  await lab.exec(c, 'sysctl', ['-qw', 'net.ipv4.ping_group_range=0 2147483647']);
+  t.deepEqual(await run(), { kind: 'dgram' });
+});
+
+test.serial('ping-socket path (no CAP_NET_RAW): replies, unreachable via IP_RECVERR, and detection', async (t) => {
+  const { lab, c, r } = await topology(t);
+  await lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
+  await lab.ip(r, 'route', 'add', 'unreachable', '198.51.100.0/24');
+  await lab.exec(c, 'sysctl', ['-qw', 'net.ipv4.ping_group_range=0 2147483647']);
+  await lab.exec(r, NFT, ['add table inet lab; add chain inet lab in { type filter hook input priority 0; }; add rule inet lab in ip daddr 192.0.2.2 drop']);
+  const script = `const { Prober } = require(${JSON.stringify(require.resolve('../lib/monitor/prober'))});
+    const p = new Prober({ interval: 20, timeout: 50, multiplier: 3 });
+    const out = { downs: {}, ups: [] };
+    p.on('target-down', (e) => { out.downs[e.target] = { reason: e.reason, count: e.count }; });
+    p.on('target-up', (e) => out.ups.push(e.target));
+    for (const a of ['192.0.2.1', '2001:db8::1', '192.0.2.2', '198.51.100.7']) p.add(a);
+    setTimeout(() => {
+      out.kinds = [p.socketKind(4), p.socketKind(6)];
+      out.stats = Object.fromEntries(p.targetNames().map((n) => [n, p.stats(n)]));
+      p.close(); console.log(JSON.stringify(out));
+    }, 600);`;
+  const out = JSON.parse(await lab.exec(c, 'setpriv', ['--inh-caps=-net_raw', '--bounding-set=-net_raw', process.execPath, '-e', script]));
+  t.deepEqual(out.kinds, ['dgram', 'dgram']);
+  t.deepEqual(out.ups.sort(), ['192.0.2.1', '2001:db8::1']);
+  t.is(out.stats['192.0.2.1'].lost, 0);
+  t.is(out.stats['2001:db8::1'].lost, 0);
+  t.is(out.downs['192.0.2.2'].reason.kind, 'timeout');
+  t.is(out.downs['192.0.2.2'].count, 3);
+  t.is(out.downs['198.51.100.7'].reason.kind, 'unreachable');
+  t.is(out.downs['198.51.100.7'].reason.code, 1);
+  t.is(out.downs['198.51.100.7'].reason.from, '10.7.0.1');
+});
