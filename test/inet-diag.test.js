@@ -133,3 +133,91 @@ test('fuzz: arbitrary bytes never throw anything but ProtocolError', (t) => {
   }
   t.pass();
 });
+
+/**
+ * A kernel-shaped fake NETLINK_SOCK_DIAG socket: dumps answer with the recorded replies,
+ * SOCK_DESTROY answers with `errno` (what a kernel without CONFIG_INET_DIAG_DESTROY, or
+ * before 6.0 for TIME_WAIT, or without CAP_NET_ADMIN says).
+ */
+function fakeBinding(errnoFor) {
+  const PORT = 4242;
+  const recorded = fixtures.messages.map((m) => ({ protocol: m.protocol, bytes: Buffer.from(m.hex, 'hex') }));
+  class NetlinkSocket {
+    constructor(options, onData) {
+      this.onData = onData;
+      this.portId = PORT;
+      this.receiveBuffer = 8 * 1024 * 1024;
+      this.fd = 99;
+    }
+    send(datagram) {
+      const replies = [];
+      for (const m of parseMessages(datagram)) {
+        if (m.type === d.SOCK_DIAG_BY_FAMILY) {
+          const proto = m.payload[1] === d.IPPROTO_TCP ? 'tcp' : 'udp';
+          const family = m.payload[0];
+          for (const r of recorded) {
+            const state = r.bytes[17] === 12 ? 3 : r.bytes[17];
+            if (r.protocol !== proto || r.bytes[16] !== family || !(m.payload.readUInt32LE(4) & (1 << state))) continue;
+            const copy = Buffer.from(r.bytes);
+            copy.writeUInt32LE(m.seq, 8);
+            copy.writeUInt32LE(PORT, 12);
+            replies.push(copy);
+          }
+          const done = Buffer.alloc(20);
+          done.writeUInt32LE(20, 0); done.writeUInt16LE(3, 4); done.writeUInt16LE(2, 6); done.writeUInt32LE(m.seq, 8); done.writeUInt32LE(PORT, 12);
+          replies.push(done);
+        } else if (m.type === d.SOCK_DESTROY) {
+          const err = Buffer.alloc(36);
+          err.writeUInt32LE(36, 0); err.writeUInt16LE(2, 4); err.writeUInt16LE(0x100, 6); err.writeUInt32LE(m.seq, 8); err.writeUInt32LE(PORT, 12);
+          err.writeInt32LE(-errnoFor(m.payload), 16);
+          datagram.copy(err, 20, 0, 16);
+          replies.push(err);
+        }
+      }
+      setImmediate(() => this.onData([Buffer.concat(replies)], new BigUint64Array([1n])));
+      return datagram.length;
+    }
+    close() {}
+    ref() {}
+    unref() {}
+  }
+  return { NetlinkSocket };
+}
+
+test('EOPNOTSUPP is reported once and clearly; EPERM raises NETHEAL_ERR_PRIVILEGE naming CAP_NET_ADMIN (kernel-shaped fake)', async (t) => {
+  const { Sockets } = require('../lib/monitor/sockets');
+  // Kernel before 6.0: TIME_WAIT cannot be destroyed, the rest can.
+  const old = new Sockets({ binding: fakeBinding((req) => (req[0] === d.AF_INET && fixtures.messages.length && isTimeWait(req) ? 95 : 0)) });
+  function isTimeWait(req) {
+    const tw = fixtures.messages.find((m) => m.expect.state === 'time-wait');
+    return req.readUInt16BE(8) === tw.expect.sport && req.readUInt16BE(10) === tw.expect.dport;
+  }
+  const r = await old.destroy({ state: ['time-wait', 'established'], protocol: 'tcp' });
+  const expected = fixtures.messages.filter((m) => m.protocol === 'tcp' && ['time-wait', 'established'].includes(m.expect.state)).length;
+  t.true(expected > 2);
+  t.is(r.matched, expected);
+  t.is(r.destroyed, expected - 1);
+  t.is(r.failed.length, 1);
+  t.is(r.failed[0].error, 'EOPNOTSUPP');
+  t.regex(r.unsupported, /TIME_WAIT sockets needs Linux 6\.0/);
+  old.close();
+
+  const noConfig = new Sockets({ binding: fakeBinding(() => 95) });
+  const r2 = await noConfig.destroy({ state: 'established' });
+  t.is(r2.destroyed, 0);
+  t.regex(r2.unsupported, /CONFIG_INET_DIAG_DESTROY/);
+  t.is(r2.unsupported.split('SOCK_DESTROY').length - 1, 1, 'said once');
+  noConfig.close();
+
+  const denied = new Sockets({ binding: fakeBinding(() => 1) });
+  const error = await t.throwsAsync(denied.destroy({ sport: 7000, state: 'established' }));
+  t.is(error.code, 'NETHEAL_ERR_PRIVILEGE');
+  t.regex(error.message, /CAP_NET_ADMIN/);
+  denied.close();
+
+  const gone = new Sockets({ binding: fakeBinding(() => 2) });
+  const r3 = await gone.destroy({ state: 'established' });
+  const established = fixtures.messages.filter((m) => m.expect.state === 'established').length;
+  t.deepEqual([r3.destroyed, r3.gone, r3.failed.length], [0, established, 0]);
+  gone.close();
+});

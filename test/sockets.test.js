@@ -156,6 +156,10 @@ test('every reachable TCP state, UDP, IPv4 and IPv6 agree with ss; kernel-side f
         [{ family: 6 }, (s) => s.src.includes(':')],
         [{ state: 'listen', protocol: 'udp' }, (s) => s.protocol === 'udp' && s.state === 'close'],
         [{ state: 'time-wait', dport: 7007 }, (s) => s.state === 'time-wait' && s.dport === 7007],
+        // Several conditions in one program: the kernel's audit accepts the AND chain.
+        [{ sport: 7000, src: '127.0.0.0/8', dst: '127.0.0.1', protocol: 'tcp', family: 4 },
+          (s) => s.protocol === 'tcp' && s.sport === 7000 && s.dst === '127.0.0.1' && !s.src.includes(':')],
+        [{ state: ['established', 'close-wait'], dport: 7000, dst: '127.0.0.1/32' }, (s) => s.state === 'established' && s.dport === 7000],
       ];
       for (const [filter, pred] of cases) {
         t.deepEqual(keys(await sockets.query(filter)), keys(ss.filter(pred)), JSON.stringify(filter));

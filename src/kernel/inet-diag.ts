@@ -298,20 +298,28 @@ export function encodeInetDiagDump(seq: number, family: number, protocol: number
   return encodeMessage(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, payload);
 }
 
+/** Length of one SOCK_DESTROY message: nlmsghdr + inet_diag_req_v2. */
+export const SOCK_DESTROY_LEN = 16 + INET_DIAG_REQ_V2_LEN;
+
 /**
- * SOCK_DESTROY of the socket a dump returned (its full identity, cookie included), acked.
- * Written straight into one 72-byte buffer: a bulk destroy encodes thousands of these.
+ * Writes one SOCK_DESTROY (acked) for the socket a dump returned (its full identity, cookie
+ * included) at `offset` of `out`, which must have SOCK_DESTROY_LEN zeroed bytes there. A bulk
+ * destroy writes thousands of these into one buffer per sendmsg().
  */
+export function writeSockDestroy(out: Buffer, offset: number, seq: number, family: number, protocol: number, id: InetDiagSockId): void {
+  out.writeUInt32LE(SOCK_DESTROY_LEN, offset);
+  out.writeUInt16LE(SOCK_DESTROY, offset + 4);
+  out.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, offset + 6);
+  out.writeUInt32LE(seq >>> 0, offset + 8);
+  out.writeUInt8(family, offset + 16);
+  out.writeUInt8(protocol, offset + 17);
+  out.writeUInt32LE(ALL_STATES, offset + 20);
+  writeSockId(out, offset + 24, id);
+}
+
+/** SOCK_DESTROY of the socket a dump returned, as its own message. */
 export function encodeSockDestroy(seq: number, family: number, protocol: number, id: InetDiagSockId): Buffer {
-  const length = 16 + INET_DIAG_REQ_V2_LEN;
-  const out = Buffer.alloc(length);
-  out.writeUInt32LE(length, 0);
-  out.writeUInt16LE(SOCK_DESTROY, 4);
-  out.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
-  out.writeUInt32LE(seq >>> 0, 8);
-  out.writeUInt8(family, 16);
-  out.writeUInt8(protocol, 17);
-  out.writeUInt32LE(ALL_STATES, 20);
-  writeSockId(out, 24, id);
+  const out = Buffer.alloc(SOCK_DESTROY_LEN);
+  writeSockDestroy(out, 0, seq, family, protocol, id);
   return out;
 }

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { NethealError, errnoName } from '../errors';
+import { NethealError, errnoName, fromSystemError } from '../errors';
 import {
   AF_INET,
   AF_INET6,
@@ -30,14 +30,15 @@ import {
   cookieString,
   decodeInetDiagMessage,
   encodeInetDiagDump,
-  encodeSockDestroy,
+  SOCK_DESTROY_LEN,
+  writeSockDestroy,
   parseCookie,
   sockIdAddress,
   stateMask,
 } from '../kernel/inet-diag';
-import { NETLINK_SOCK_DIAG } from '../kernel/netlink';
+import { NETLINK_SOCK_DIAG, NLMSG_ERROR } from '../kernel/netlink';
 import { parseIp } from '../kernel/rtnetlink';
-import { NativeBinding, monotonicNs } from '../native';
+import { NativeBinding, NativeNetlinkSocket, monotonicNs, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
 import { LinkControl } from './link-control';
 import { NetlinkClient } from './netlink-client';
@@ -401,6 +402,130 @@ export async function findSocketOwners(inodes: Iterable<number>): Promise<Map<nu
   return owners;
 }
 
+
+/** One window of SOCK_DESTROY requests awaiting their acks. */
+interface Window {
+  base: number;
+  count: number;
+  received: number;
+  /** Where this window's answers go in the caller's errno array. */
+  start: number;
+  errnos: Int32Array;
+  timer: NodeJS.Timeout;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * The bulk-destroy path: a NETLINK_SOCK_DIAG socket of its own on the event loop. Each window
+ * of SOCK_DESTROY requests is written into one buffer and sent with one sendmsg(); the acks
+ * (one NLMSG_ERROR each) are counted by sequence number into an Int32Array as they arrive,
+ * with one timer per window and no per-request promise, closure or message object, so the
+ * cost per socket stays close to the kernel's own.
+ */
+class DestroyChannel {
+  private readonly socket: NativeNetlinkSocket;
+  private readonly portId: number;
+  private readonly timeoutMs: number;
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+  private window: Window | undefined;
+  private closed = false;
+  /** Effective receive buffer (bytes): every ack of a window must fit. */
+  readonly receiveBuffer: number;
+
+  constructor(binding: NativeBinding, netns: string | undefined, timeoutMs: number) {
+    try {
+      this.socket = new binding.NetlinkSocket(
+        { protocol: NETLINK_SOCK_DIAG, netns, receiveBuffer: 32 * 1024 * 1024 },
+        (datagrams) => this.onData(datagrams),
+        (error) => this.fail(fromSystemError(error, 'SOCK_DESTROY acks')),
+      );
+    } catch (error) {
+      throw fromSystemError(error, 'open sock_diag socket', netns);
+    }
+    this.portId = this.socket.portId ?? 0;
+    this.receiveBuffer = this.socket.receiveBuffer ?? 212992;
+    this.timeoutMs = timeoutMs;
+    this.socket.unref();
+  }
+
+  /** Destroys `sockets`, `window` per sendmsg(); resolves with one errno per socket (0 = done). */
+  async destroy(sockets: RawSocket[], window: number): Promise<Int32Array> {
+    const errnos = new Int32Array(sockets.length);
+    for (let start = 0; start < sockets.length; start += window) {
+      if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
+      const count = Math.min(window, sockets.length - start);
+      const base = (this.seq + 1) >>> 0;
+      this.seq = (this.seq + count) >>> 0;
+      const datagram = Buffer.alloc(count * SOCK_DESTROY_LEN);
+      for (let i = 0; i < count; i++) {
+        const { protocol, message } = sockets[start + i]!;
+        writeSockDestroy(datagram, i * SOCK_DESTROY_LEN, base + i, message.family,
+          protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, message.id);
+      }
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => this.fail(new NethealError('NETHEAL_ERR_TIMEOUT',
+          `SOCK_DESTROY: ${count - (this.window?.received ?? 0)} of ${count} acks missing after ${this.timeoutMs} ms`)), this.timeoutMs);
+        this.window = { base, count, received: 0, start, errnos, timer, resolve, reject };
+        this.socket.ref();
+        try {
+          this.socket.send(datagram);
+        } catch (error) {
+          this.fail(fromSystemError(error, 'SOCK_DESTROY'));
+        }
+      });
+    }
+    return errnos;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.fail(new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed'));
+    this.socket.close();
+  }
+
+  private finish(): Window | undefined {
+    const w = this.window;
+    if (w === undefined) return undefined;
+    this.window = undefined;
+    clearTimeout(w.timer);
+    if (!this.closed) this.socket.unref();
+    return w;
+  }
+
+  private fail(error: Error): void {
+    this.finish()?.reject(error);
+  }
+
+  private onData(datagrams: Buffer[]): void {
+    for (const datagram of datagrams) {
+      const w = this.window;
+      if (w === undefined) return;
+      let offset = 0;
+      while (offset + 16 <= datagram.length) {
+        const length = datagram.readUInt32LE(offset);
+        if (length < 16 || offset + length > datagram.length) {
+          this.fail(new NethealError('NETHEAL_ERR_PROTOCOL', `SOCK_DESTROY ack of ${length} bytes at offset ${offset} of ${datagram.length}`));
+          return;
+        }
+        // Only NLMSG_ERROR from the kernel to our port, for a sequence number of this window.
+        if (datagram.readUInt16LE(offset + 4) === NLMSG_ERROR && datagram.readUInt32LE(offset + 12) === this.portId && length >= 20) {
+          const index = (datagram.readUInt32LE(offset + 8) - w.base) >>> 0;
+          if (index < w.count) {
+            w.errnos[w.start + index] = -datagram.readInt32LE(offset + 16);
+            if (++w.received === w.count) {
+              this.finish()?.resolve();
+              return;
+            }
+          }
+        }
+        offset += (length + 3) & ~3;
+      }
+    }
+  }
+}
+
 /**
  * sock_diag access in one namespace over one netlink socket. Operations run one at a time
  * (the kernel allows a single dump per netlink socket). Call close() when done.
@@ -410,6 +535,8 @@ export class Sockets {
   private readonly netns: string | undefined;
   private readonly binding: NativeBinding | undefined;
   private readonly window: number;
+  private readonly timeoutMs: number;
+  private destroyer: DestroyChannel | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -423,14 +550,11 @@ export class Sockets {
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) throw invalid('timeoutMs', `expected a positive number, got ${JSON.stringify(timeoutMs)}`);
     this.netns = resolveNetns(options.netns);
     this.binding = options.binding;
-    // Every ack of a window must fit the receive buffer at once (the kernel drops the rest:
-    // ENOBUFS). 32 MiB needs SO_RCVBUFFORCE (CAP_NET_ADMIN in the initial namespace); without
-    // it the buffer stays at rmem_max, and the window shrinks to what fits.
     this.client = new NetlinkClient({
-      protocol: NETLINK_SOCK_DIAG, netns: this.netns, timeoutMs, receiveBuffer: 32 * 1024 * 1024, binding: options.binding,
+      protocol: NETLINK_SOCK_DIAG, netns: this.netns, timeoutMs, receiveBuffer: 8 * 1024 * 1024, binding: options.binding,
     });
-    const effective = (this.client as unknown as { socket?: { receiveBuffer?: number | null } }).socket?.receiveBuffer;
-    this.window = Math.max(1, Math.min(window, Math.floor((typeof effective === 'number' ? effective : 212992) / ACK_TRUESIZE)));
+    this.window = window;
+    this.timeoutMs = timeoutMs;
   }
 
   /** Lists the sockets matching `filter`, optionally with their owning processes. */
@@ -486,6 +610,7 @@ export class Sockets {
     if (this.closed) return;
     this.closed = true;
     this.client.close();
+    this.destroyer?.close();
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -546,11 +671,16 @@ export class Sockets {
   }
 
   private async destroyList(sockets: RawSocket[]): Promise<DestroyResult> {
-    const encoders = sockets.map(({ protocol, message }) => {
-      const proto = protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
-      return (seq: number) => encodeSockDestroy(seq, message.family, proto, message.id);
-    });
-    const errnos = await this.client.batch('SOCK_DESTROY', encoders, this.window);
+    let errnos: Int32Array = new Int32Array(0);
+    if (sockets.length > 0) {
+      // Opened on first use: a query-only user holds one socket, not two.
+      this.destroyer ??= new DestroyChannel(this.binding ?? nativeBinding(), this.netns, this.timeoutMs);
+      // Every ack of a window must fit the receive buffer at once (the kernel drops the rest:
+      // ENOBUFS). 32 MiB needs SO_RCVBUFFORCE (CAP_NET_ADMIN in the initial namespace);
+      // without it the buffer stays at rmem_max and the window shrinks to what fits.
+      const window = Math.max(1, Math.min(this.window, Math.floor(this.destroyer.receiveBuffer / ACK_TRUESIZE)));
+      errnos = await this.destroyer.destroy(sockets, window);
+    }
     const result: DestroyResult = { matched: sockets.length, destroyed: 0, gone: 0, failed: [] };
     let denied = 0;
     errnos.forEach((errno, i) => {
