@@ -605,7 +605,16 @@ export class Sockets {
     return this.serial(async () => this.destroyList(await this.dumpPlan(plan, { tcp, udp: BIT(TCP_ESTABLISHED) })));
   }
 
-  /** Closes the netlink socket. Idempotent. */
+  /**
+   * Opens the destroy socket now (otherwise opened by the first destroy), so that a
+   * latency-sensitive first destroy, e.g. on an address-removed event, pays no setup.
+   */
+  prepare(): void {
+    if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'Sockets: used after close()');
+    this.destroyer ??= new DestroyChannel(this.binding ?? nativeBinding(), this.netns, this.timeoutMs);
+  }
+
+  /** Closes the netlink sockets. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -674,12 +683,13 @@ export class Sockets {
     let errnos: Int32Array = new Int32Array(0);
     if (sockets.length > 0) {
       // Opened on first use: a query-only user holds one socket, not two.
-      this.destroyer ??= new DestroyChannel(this.binding ?? nativeBinding(), this.netns, this.timeoutMs);
+      this.prepare();
       // Every ack of a window must fit the receive buffer at once (the kernel drops the rest:
       // ENOBUFS). 32 MiB needs SO_RCVBUFFORCE (CAP_NET_ADMIN in the initial namespace);
       // without it the buffer stays at rmem_max and the window shrinks to what fits.
-      const window = Math.max(1, Math.min(this.window, Math.floor(this.destroyer.receiveBuffer / ACK_TRUESIZE)));
-      errnos = await this.destroyer.destroy(sockets, window);
+      const destroyer = this.destroyer!;
+      const window = Math.max(1, Math.min(this.window, Math.floor(destroyer.receiveBuffer / ACK_TRUESIZE)));
+      errnos = await destroyer.destroy(sockets, window);
     }
     const result: DestroyResult = { matched: sockets.length, destroyed: 0, gone: 0, failed: [] };
     let denied = 0;
@@ -772,6 +782,7 @@ export class PathCleanup extends EventEmitter<PathCleanupEvents> {
     this.monitor = options.monitor;
     this.includeTimeWait = options.includeTimeWait === true;
     this.sockets = new Sockets({ netns: options.netns, binding: options.binding });
+    this.sockets.prepare();
     this.listener = (event) => this.onEvent(event as AddressRemovedEvent);
     this.monitor.on('event', this.listener);
   }
