@@ -305,6 +305,7 @@ export class Prober extends EventEmitter {
   private readonly pending = new Map<number, Probe>();
   private readonly heap: Target[] = [];
   private readonly dirty = new Set<SocketSlot>();
+  private readonly phaseCounters = new Map<number, number>();
   private timer: NodeJS.Timeout | null = null;
   private timerDue = Infinity;
   private nextTag: number;
@@ -380,9 +381,15 @@ export class Prober extends EventEmitter {
     if (isGateway) t.setAddress(this.currentGateway(family));
     else t.setAddress(target);
     this.targets.set(name, t);
-    // Targets with the same interval share a phase: they are due together and leave in one
-    // sendmmsg(). The first probe goes out at once.
-    t.nextSend = performance.now();
+    // Phases: targets of one interval are spread over it in at most 50 slots (golden-ratio
+    // order), so a thousand targets make 50 small bursts (one sendmmsg each) instead of one
+    // burst that would hold the event loop for milliseconds, or a thousand wake-ups. The
+    // first target of an interval probes at once.
+    const nth = this.phaseCounters.get(interval) ?? 0;
+    this.phaseCounters.set(interval, nth + 1);
+    const quantum = Math.max(1, interval / 50);
+    const offset = Math.floor(((nth * 0.6180339887498949) % 1) * interval / quantum) * quantum;
+    t.nextSend = performance.now() + offset;
     this.reschedule(t);
     this.arm();
     return name;
