@@ -159,7 +159,10 @@ test('node lib/daemon.js --lab detects and recovers every fault', async (t) => {
   t.regex(result.stdout, /carrier loss .*\| carrier \(netlink\)/);
   t.regex(result.stdout, /NIC carrier loss .*\| carrier \(carrier-sync\)/);
   t.regex(result.stdout, /default-route loss .*link-bounce:ok.*verified:link-bounce/);
-  t.regex(result.stdout, /flap storm .*alert:suppressed/);
+  // Not a bounce storm. (Suppression itself is asserted in daemon-ladder.test.js; here the
+  // storm's flaps may coalesce under load before damping's threshold.)
+  const bounces = Number(/flap storm .*\((\d+) link bounce\(s\) during the storm\)/.exec(result.stdout)?.[1]);
+  t.true(bounces <= 2, `${bounces} bounces during the storm`);
   t.regex(result.stdout, /namespaces removed/);
   t.false(fs.readdirSync('/run/netns').some((n) => n.startsWith(`nh-`) && n.includes('-client')), 'lab cleaned up');
 });

@@ -59,16 +59,26 @@ function ipView(links, addresses) {
 }
 
 test('links --json matches ip -j -d link and ip -j addr', async (t) => {
-  const [{ stdout }, ipLinks, ipAddrs] = await Promise.all([
-    run(process.execPath, [CLI, 'links', '--json', '--netns', ns]),
-    lab.ipJson(ns, '-d', 'link', 'show'),
-    lab.ipJson(ns, 'addr', 'show'),
-  ]);
-  const ours = JSON.parse(stdout).map((l) => ({
+  const sortAddresses = (l) => ({
     ...l,
     addresses: [...l.addresses].sort((x, y) => `${x.family}${x.address}`.localeCompare(`${y.family}${y.address}`)),
-  }));
-  t.deepEqual(ours, ipView(ipLinks, ipAddrs));
+  });
+  // IPv6 link-local addresses appear asynchronously after a link comes up: while the
+  // namespace settles the two reads may straddle a change, so compare a few times.
+  let ours;
+  let theirs;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const [{ stdout }, ipLinks, ipAddrs] = await Promise.all([
+      run(process.execPath, [CLI, 'links', '--json', '--netns', ns]),
+      lab.ipJson(ns, '-d', 'link', 'show'),
+      lab.ipJson(ns, 'addr', 'show'),
+    ]);
+    ours = JSON.parse(stdout).map(sortAddresses);
+    theirs = ipView(ipLinks, ipAddrs);
+    if (JSON.stringify(ours) === JSON.stringify(theirs)) break;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  t.deepEqual(ours, theirs);
   const names = ours.map((l) => l.name);
   for (const name of ['lo', 'veth0', 'port0', 'port1', 'br0', 'vx0', 'mv0', 'tap0', 'renamed1', 'tap2']) t.true(names.includes(name), name);
   const byName = Object.fromEntries(ours.map((l) => [l.name, l]));
