@@ -17,7 +17,8 @@
         "native/netlink_socket.cc",
         "native/icmp_socket.cc",
         "native/notify.cc",
-        "native/tun.cc"
+        "native/tun.cc",
+        "native/service.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

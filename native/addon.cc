@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitIcmpSocket(env, exports);
   InitNotify(env, exports);
   InitTun(env, exports);
+  InitService(env, exports);
   return exports;
 }
 

@@ -64,5 +64,6 @@ void InitNetlinkSocket(Napi::Env env, Napi::Object exports);
 void InitIcmpSocket(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 void InitTun(Napi::Env env, Napi::Object exports);
+void InitService(Napi::Env env, Napi::Object exports);
 
 }  // namespace netheal

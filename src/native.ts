@@ -84,6 +84,11 @@ export interface NativeBinding {
   setTapCarrier(fd: number, on: boolean): void;
   /** close(2). */
   closeFd(fd: number): void;
+  /**
+   * A listening TCP socket with SO_REUSEADDR + SO_REUSEPORT bound to address:port (inside the
+   * namespace file `netns` when given); returns the fd for `net.Server.listen({ fd })`.
+   */
+  reusePortListener?(address: string, port: number, backlog: number, netns?: string): number;
 }
 
 let loaded: NativeBinding | undefined;
