@@ -6,6 +6,7 @@ import { registerLinks } from './cli/links';
 import { registerWatch } from './cli/watch';
 import { registerPing } from './cli/ping';
 import { registerSockets } from './cli/sockets';
+import { registerStatus } from './cli/status';
 
 /** Builds the program; exported so tests can inspect the command tree. */
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerWatch(program);
   registerPing(program);
   registerSockets(program);
+  registerStatus(program);
   return program;
 }
 

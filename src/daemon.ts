@@ -10,6 +10,7 @@ import { DEFAULT_CONFIG_PATH, DaemonConfig, loadConfig, validateConfig } from '.
 import { Daemon } from './daemon/daemon';
 import { LogFormat, createLogger, defaultLogFormat } from './daemon/logger';
 import { SystemdNotifier } from './daemon/notify';
+import { DEFAULT_STATUS_SOCKET } from './daemon/status';
 
 interface DaemonFlags {
   config?: string;
@@ -26,7 +27,7 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
   const config: DaemonConfig = loadConfig(configPath, { optional: flags.config === undefined }) ?? validateConfig({});
   const logger = createLogger({ format: flags.logFormat ?? config.log.format ?? defaultLogFormat(), minLevel: flags.logLevel ?? config.log.level });
   const notifier = new SystemdNotifier();
-  const daemon = new Daemon({ config, netns: flags.netns, dryRun: flags.dryRun, logger, notifier });
+  const daemon = new Daemon({ config, netns: flags.netns, dryRun: flags.dryRun, logger, notifier, statusSocket: DEFAULT_STATUS_SOCKET });
   await daemon.start();
   logger.notice('monitoring is live', { pid: process.pid });
 

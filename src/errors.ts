@@ -32,6 +32,7 @@ export const ErrorCodes = {
   NETHEAL_ERR_TIMEOUT: { exit: ExitCode.FAILURE, doc: 'A request to the kernel or a helper command did not finish in time.' },
   NETHEAL_ERR_UNSUPPORTED: { exit: ExitCode.FAILURE, doc: 'This kernel cannot do it (e.g. SOCK_DESTROY without CONFIG_INET_DIAG_DESTROY).' },
   NETHEAL_ERR_CONFIG: { exit: ExitCode.CONFIG, doc: 'The configuration file is invalid; the message names the field path.' },
+  NETHEAL_ERR_NO_DAEMON: { exit: ExitCode.FAILURE, doc: 'No netheal daemon answers on the status socket.' },
   NETHEAL_ERR_LAB: { exit: ExitCode.FAILURE, doc: 'Building or changing a namespace lab failed (the failing ip command is named).' },
 } as const;
 

@@ -8,7 +8,7 @@ import { NethealError } from '../errors';
 import { InterfaceConfiguration, readConfiguration } from '../actions/link-bounce';
 import { detectManagers } from '../actions/manager';
 import { LinkMonitor, MonitorEvent } from '../monitor/link-monitor';
-import { GroupStateEvent, Prober, TargetStateEvent } from '../monitor/prober';
+import { GroupStateEvent, ProbeResult, Prober, TargetStateEvent } from '../monitor/prober';
 import { PathCleanup, Sockets } from '../monitor/sockets';
 import { NativeBinding } from '../native';
 import { resolveNetns } from '../netns';
@@ -20,6 +20,9 @@ import { DaemonConfig, policyConfigOf, validateConfig } from './config';
 import { builtinExecutors } from './executors';
 import { Logger, createLogger } from './logger';
 import { SystemdNotifier } from './notify';
+import { DaemonMetrics, serveMetrics } from './metrics';
+import { serveStatus } from './status';
+import type { Server } from 'node:net';
 
 /** Options of {@link Daemon}. */
 export interface DaemonOptions {
@@ -37,6 +40,21 @@ export interface DaemonOptions {
   binding?: NativeBinding;
   /** How long stop() lets a running action finish (ms, default 10000). */
   stopGraceMs?: number;
+  /** Status socket path when the config names none (the daemon entry passes the default). */
+  statusSocket?: string;
+  /** Metrics registry to fill (default: a new one; served when `metrics.listen` is set). */
+  metrics?: DaemonMetrics;
+}
+
+/** One entry of the status document's recent-events list. */
+export interface RecentEvent {
+  /** CLOCK_MONOTONIC (ns) when it happened. */
+  monotonicNs: string;
+  /** Wall-clock time, ISO 8601. */
+  time: string;
+  kind: 'kernel' | 'probe' | 'health' | 'action' | 'alert' | 'cleanup';
+  iface?: string;
+  text: string;
 }
 
 /** A health change with the CLOCK_MONOTONIC receipt time of the evidence behind it. */
@@ -75,6 +93,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private evidenceNs: string | null = null;
   private evidenceVia: string | null = null;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private statusServer: Server | undefined;
+  private metricsServer: Server | undefined;
+  /** The metrics this daemon fills. */
+  readonly metrics: DaemonMetrics;
+  private readonly recent: RecentEvent[] = [];
+  private readonly startedAt = new Date().toISOString();
+  /** Per interface: CLOCK_MONOTONIC (ns) of the first bad evidence of the current episode, and when it went down. */
+  private readonly episode = new Map<string, { badSinceNs: bigint; downAtNs: bigint | null }>();
 
   constructor(options: DaemonOptions = {}) {
     super();
@@ -82,6 +108,39 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.config = options.config ?? validateConfig({});
     this.logger = options.logger ?? createLogger();
     this.notifier = options.notifier ?? new SystemdNotifier({});
+    this.metrics = options.metrics ?? new DaemonMetrics();
+    this.metrics.onCollect(() => {
+      const prober = this.prober;
+      if (prober === undefined) return;
+      for (const name of prober.targetNames()) {
+        const loss = prober.stats(name).loss;
+        if (loss !== null) this.metrics.probeLoss.set({ target: name }, loss);
+      }
+    });
+  }
+
+  /** The status document `netheal status` shows. JSON-safe. */
+  status(): Record<string, unknown> {
+    const snapshot = this.engine?.snapshot();
+    const prober = this.prober;
+    const targets = prober === undefined ? {} : Object.fromEntries(prober.targetNames().map((name) => [name, prober.stats(name)]));
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt,
+      netns: this.netnsPath ?? null,
+      dryRun: this.options.dryRun === true,
+      state: this.state,
+      interfaces: snapshot?.interfaces ?? {},
+      groups: snapshot?.groups ?? {},
+      inGrace: snapshot?.inGrace ?? false,
+      targets,
+      recentEvents: [...this.recent],
+    };
+  }
+
+  private remember(kind: RecentEvent['kind'], text: string, iface?: string): void {
+    this.recent.push({ monotonicNs: process.hrtime.bigint().toString(), time: new Date().toISOString(), kind, text, ...(iface ? { iface } : {}) });
+    if (this.recent.length > 100) this.recent.shift();
   }
 
   /** Interfaces being watched. */
@@ -164,6 +223,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       // Sockets on an address that disappeared can never work again: clear them at once.
       this.cleanup = new PathCleanup({ monitor, netns: this.netnsPath, includeTimeWait: config.killSockets.includeTimeWait, binding });
       this.cleanup.on('cleanup', (report) => {
+        if (report.destroyed > 0) this.metrics.socketsDestroyed.inc({ reason: 'address-removed' }, report.destroyed);
+        if (report.matched > 0) this.remember('cleanup', `address ${report.address} removed: destroyed ${report.destroyed} sockets`);
         if (report.matched > 0) this.logger.notice(`address ${report.address} removed: destroyed ${report.destroyed} sockets`, { destroyed: report.destroyed, gone: report.gone });
       });
       this.cleanup.on('error', (error) => this.logger.warning(`socket cleanup failed: ${error.message}`));
@@ -202,6 +263,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
     engine.on('alert', (event) => {
       this.emit('alert', event);
+      this.metrics.alerts.inc({ iface: event.iface, reason: event.reason });
+      this.remember('alert', `${event.reason}: ${event.detail}`, event.iface);
       this.logger.warning(`${event.iface}: ${event.reason}: ${event.detail}`, { iface: event.iface, alert: event.reason });
     });
     engine.on('error', (error) => this.logger.error(`policy engine: ${error.message}`));
@@ -237,10 +300,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       const managers = await detectManagers(name, monitor.getLink(name)?.ifindex ?? null, this.managerEnvironment());
       if (managers.length > 1) this.logger.warning(`${name} is claimed by several managers: ${managers.join(', ')}; they will fight over it`, { iface: name });
     }
+    const statusPath = config.status?.socket ?? this.options.statusSocket;
+    if (statusPath !== undefined) this.statusServer = await serveStatus(statusPath, () => this.status());
+    if (config.metrics !== undefined) this.metricsServer = await serveMetrics(this.metrics, config.metrics.listen);
     this.logger.notice(`watching ${this.watched.join(', ') || 'nothing'}${this.netnsPath ? ` in ${this.netnsPath}` : ''}${this.options.dryRun ? ' (dry run)' : ''}`);
   }
 
   private async teardown(): Promise<void> {
+    const servers = [this.statusServer, this.metricsServer].filter((x): x is Server => x !== undefined);
+    this.statusServer = undefined;
+    this.metricsServer = undefined;
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
     this.prober?.close();
     this.engine?.close();
     this.cleanup?.close();
@@ -275,6 +345,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }));
       prober.addGroup(name, { targets, quorum: probe.quorum ?? 1 });
     }
+    prober.on('probe', (result: ProbeResult) => {
+      this.metrics.probes.inc({ target: result.target, status: result.status });
+      if (result.rttMs !== null) this.metrics.probeRtt.observe({ target: result.target }, result.rttMs / 1000);
+    });
     prober.on('target-down', (e: TargetStateEvent) => this.onTarget(e, false));
     prober.on('target-up', (e: TargetStateEvent) => this.onTarget(e, true));
     prober.on('group-down', (e: GroupStateEvent) => this.onGroup(e, false));
@@ -298,6 +372,21 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private onMonitorEvent(event: MonitorEvent): void {
     this.emit('monitor', event);
+    this.metrics.events.inc({ type: event.type });
+    if (event.type === 'resync') {
+      this.metrics.resyncs.inc();
+      this.remember('kernel', `resync: ${event.reason}`);
+    } else if (event.type === 'link' && this.watched.includes(event.link.name)) {
+      this.metrics.linkCarrier.set({ iface: event.link.name }, event.link.carrier ? 1 : 0);
+      this.metrics.linkAdminUp.set({ iface: event.link.name }, event.link.adminUp ? 1 : 0);
+      if (event.changed.includes('carrier')) this.metrics.carrierChanges.inc({ iface: event.link.name });
+      this.remember('kernel', `link ${event.link.name}: ${event.changed.join(',')} -> carrier ${event.link.carrier ? 'up' : 'down'}, ${event.link.adminUp ? 'admin up' : 'admin down'} (via ${event.via})`, event.link.name);
+    } else if (event.type === 'address' || event.type === 'default-route' || event.type === 'link-removed') {
+      const text = event.type === 'address' ? `address ${event.action} ${event.address}/${event.prefixlen}`
+        : event.type === 'default-route' ? `default route IPv${event.family} ${event.action} (via ${event.gateway ?? '-'})`
+          : `link ${event.name} removed`;
+      this.remember('kernel', text);
+    }
     this.logger.debug(`kernel: ${event.type}`, { event });
     const monitor = this.monitor;
     if (monitor === undefined) return;
@@ -308,6 +397,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private onTarget(event: TargetStateEvent, up: boolean): void {
     const [group] = event.target.split(':');
+    this.remember('probe', `target ${event.target} (${event.address ?? '-'}) ${up ? 'up' : 'down'}${event.reason ? `: ${event.reason.name ?? event.reason.kind}` : ''}`, group);
     const reason = event.reason === null ? '' : ` (${event.reason.name ?? event.reason.kind})`;
     this.logger.info(`probe target ${event.target} ${up ? 'up' : 'down'}${reason}`, { target: event.target, address: event.address });
     this.observe({ kind: 'probe', target: event.target, ok: up, group, iface: group }, event.monotonicNs.toString(), 'prober');
@@ -326,6 +416,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private onHealth(event: HealthEvent): void {
     const detection: DetectionEvent = { ...event, evidenceNs: this.evidenceNs, via: this.evidenceVia };
     this.emit('health', detection);
+    if (event.subject === 'interface' && event.iface !== undefined) this.recordHealthMetrics(detection);
+    this.remember('health', `${event.iface ?? `group ${event.group}`}: ${event.from} -> ${event.to}${event.reasons.length ? ` (${event.reasons.join(', ')})` : ''}`, event.iface);
     const subject = event.iface ?? `group ${event.group}`;
     const level = event.to === 'down' ? 'warning' : event.to === 'healthy' ? 'notice' : 'info';
     this.logger.log(level, `${subject}: ${event.from} -> ${event.to}${event.reasons.length ? ` (${event.reasons.join(', ')})` : ''}`, {
@@ -336,8 +428,31 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (event.subject === 'interface' && event.to === 'healthy' && event.iface !== undefined) void this.rememberGood(event.iface);
   }
 
+  private recordHealthMetrics(event: DetectionEvent): void {
+    const iface = event.iface!;
+    for (const state of ['healthy', 'suspect', 'down', 'recovering']) this.metrics.health.set({ iface, state }, state === event.to ? 1 : 0);
+    const now = event.evidenceNs !== null ? BigInt(event.evidenceNs) : process.hrtime.bigint();
+    let episode = this.episode.get(iface);
+    if (event.from === 'healthy' && event.to !== 'healthy') {
+      episode = { badSinceNs: now, downAtNs: null };
+      this.episode.set(iface, episode);
+    }
+    if (episode !== undefined && event.to === 'down' && episode.downAtNs === null) {
+      episode.downAtNs = now;
+      this.metrics.detection.observe({ iface, evidence: event.evidence?.kind ?? 'unknown' }, Number(now - episode.badSinceNs) / 1e9);
+    }
+    if (episode !== undefined && event.to === 'healthy') {
+      if (episode.downAtNs !== null) this.metrics.recovery.observe({ iface }, Number(process.hrtime.bigint() - episode.downAtNs) / 1e9);
+      this.episode.delete(iface);
+    }
+  }
+
   private onAction(event: ActionEvent): void {
     this.emit('action', event);
+    this.metrics.actions.inc({ iface: event.iface, action: event.kind, result: event.result.status });
+    const destroyed = event.kind === 'kill-sockets' ? Number(event.result.data?.destroyed ?? 0) : 0;
+    if (destroyed > 0) this.metrics.socketsDestroyed.inc({ reason: 'kill-sockets' }, destroyed);
+    this.remember('action', `${event.kind} (step ${event.step}): ${event.result.status}${event.result.detail ? `: ${event.result.detail}` : ''}`, event.iface);
     const level = event.result.status === 'failed' || event.result.status === 'timeout' ? 'warning' : 'notice';
     this.logger.log(level, `${event.iface}: step ${event.step} ${event.kind}: ${event.result.status}${event.result.detail ? `: ${event.result.detail}` : ''}`, {
       iface: event.iface, step: event.step, action: event.kind, result: event.result.status, dryRun: event.dryRun,

@@ -194,11 +194,13 @@ export async function runLabDemo(options: { logFormat?: string; quiet?: boolean 
       carrierSyncIntervalMs: 50,
       // Managers are the host's business: point them at empty places so none is "found".
       managers: { ifupdown: { interfaces: join(scratch, 'interfaces') }, networkScriptsDir: scratch },
+      status: { socket: join(scratch, 'status.sock') },
     };
     const configPath = join(scratch, 'config.json');
     writeFileSync(configPath, JSON.stringify(config, null, 2));
 
     out(`netheal lab: starting the daemon: node lib/daemon.js --config ${configPath} --log-format json`);
+    out(`netheal lab: while it runs: node lib/cli.js status --socket ${join(scratch, 'status.sock')}`);
     out('');
     daemon = spawn(process.execPath, [join(__dirname, '..', 'daemon.js'), '--config', configPath, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const log = new DaemonLog(daemon, (r) => {
@@ -206,6 +208,10 @@ export async function runLabDemo(options: { logFormat?: string; quiet?: boolean 
       if (r.to !== undefined || r.action !== undefined || r.alert !== undefined || /live|watching|destroyed/.test(r.msg)) out(`  ${at(ns)}  daemon: ${r.msg}`);
     });
     const live = await log.next((r) => /monitoring is live/.test(r.msg), 10000);
+    if (process.env.NETHEAL_LAB_STATUS_FILE) {
+      // Test hook: where the status socket is, so a test can read it during the run.
+      writeFileSync(process.env.NETHEAL_LAB_STATUS_FILE, join(scratch, 'status.sock'));
+    }
     if (live === null) throw new NethealError('NETHEAL_ERR_LAB', 'the daemon did not become ready within 10 s');
     // Let the probes settle (2 replies per target make a group up).
     await log.next((r) => r.iface === CLIENT_IF && r.to === 'healthy', 1000);

@@ -1,0 +1,142 @@
+// Observability: the status socket during a lab run (shows the injected fault and the
+// action; refuses other users), and the Prometheus scrape after a carrier loss.
+'use strict';
+const test = require('ava');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const http = require('node:http');
+const { spawn, execFile } = require('node:child_process');
+const parsePrometheusTextFormat = require('parse-prometheus-text-format');
+const { Lab } = require('../lib/lab/lab');
+const { Daemon } = require('../lib/daemon/daemon');
+const { validateConfig } = require('../lib/daemon/config');
+const { createLogger } = require('../lib/daemon/logger');
+
+const CLI = require.resolve('../lib/cli.js');
+const quiet = () => createLogger({ format: 'json', minLevel: 'error', write: () => {} });
+
+function cli(args, prefix = []) {
+  return new Promise((resolve) => {
+    const [command, argv] = prefix.length ? ['setpriv', [...prefix, process.execPath, CLI, ...args]] : [process.execPath, [CLI, ...args]];
+    execFile(command, argv, (error, stdout, stderr) => resolve({ code: error ? error.code : 0, stdout, stderr }));
+  });
+}
+
+function scrape(port) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => { body += chunk; });
+      response.on('end', () => resolve({ status: response.statusCode, type: response.headers['content-type'], body }));
+    }).on('error', reject);
+  });
+}
+
+const sample = (families, name, labels = {}) => {
+  const family = families.find((f) => f.name === name);
+  if (!family) return undefined;
+  return family.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+};
+
+test('metrics: a carrier loss moves the counters and the histograms get samples', async (t) => {
+  const lab = Lab.create();
+  t.teardown(() => lab.destroy());
+  const client = await lab.addNamespace('client');
+  const router = await lab.addNamespace('router');
+  await lab.addVeth({ ns: client, name: 'up0' }, { ns: router, name: 'down0' });
+  await lab.addAddress(client, 'up0', '192.0.2.2/24');
+  await lab.addAddress(router, 'down0', '192.0.2.1/24');
+  await lab.addRoute(client, 'default', 'via', '192.0.2.1');
+  // Port 0 is not allowed by the schema: pick a free loopback port ourselves.
+  const port = await new Promise((resolve) => { const s = http.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
+  const daemon = new Daemon({
+    config: validateConfig({
+      netns: Lab.path(client),
+      interfaces: { up0: { ladder: ['kill-sockets'], verifyTimeoutMs: 200, probe: { targets: ['gateway'], intervalMs: 20, timeoutMs: 20, multiplier: 3, recovery: 2 } } },
+      policy: { graceMs: 0 },
+      metrics: { listen: `127.0.0.1:${port}` },
+    }),
+    logger: quiet(),
+  });
+  t.teardown(() => daemon.stop());
+  const health = [];
+  daemon.on('health', (e) => health.push(e));
+  await daemon.start();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await lab.carrierLoss({ ns: router, name: 'down0' });
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  await lab.carrierRestore({ ns: router, name: 'down0' });
+  const start = Date.now();
+  while (!health.some((e) => e.iface === 'up0' && e.to === 'healthy' && e.from !== 'healthy') && Date.now() - start < 5000) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const response = await scrape(port);
+  t.is(response.status, 200);
+  t.regex(response.type, /^text\/plain; version=0\.0\.4/);
+  const families = parsePrometheusTextFormat(response.body);
+  t.is(sample(families, 'netheal_link_carrier', { iface: 'up0' }).value, '1', 'carrier back');
+  t.true(Number(sample(families, 'netheal_link_carrier_changes_total', { iface: 'up0' }).value) >= 2, 'down and up counted');
+  t.is(sample(families, 'netheal_interface_health', { iface: 'up0', state: 'healthy' }).value, '1');
+  // parse-prometheus-text-format folds labelled histograms into one unlabelled entry, so the
+  // histograms are read from the exposition lines and from prom-client's own JSON view.
+  t.true(families.some((f) => f.name === 'netheal_detection_latency_seconds' && f.type === 'HISTOGRAM'));
+  t.regex(response.body, /^netheal_detection_latency_seconds_count\{iface="up0",evidence="carrier"\} 1$/m, 'one detection sample, by carrier');
+  const json = await daemon.metrics.registry.getMetricsAsJSON();
+  const detectionSum = json.find((m) => m.name === 'netheal_detection_latency_seconds').values
+    .find((v) => v.metricName === 'netheal_detection_latency_seconds_sum' && v.labels.iface === 'up0');
+  t.true(detectionSum.value < 0.05, `carrier detection took ${detectionSum.value} s`);
+  t.regex(response.body, /^netheal_recovery_seconds_count\{iface="up0"\} [1-9]/m);
+  t.regex(response.body, /^netheal_probe_rtt_seconds_count\{target="up0:gateway"\} \d{2,}/m);
+  t.true(Number(sample(families, 'netheal_actions_total', { iface: 'up0', action: 'kill-sockets', result: 'ok' }).value) >= 1);
+  t.true(Number(sample(families, 'netheal_probes_total', { target: 'up0:gateway', status: 'reply' }).value) > 5);
+  t.true(Number(sample(families, 'netheal_probes_total', { target: 'up0:gateway', status: 'timeout' })?.value ?? 0) >= 1, 'probes lost while the carrier was gone');
+  t.truthy(sample(families, 'netheal_resyncs_total'));
+  const notFound = await new Promise((resolve) => http.get({ host: '127.0.0.1', port, path: '/' }, (r) => { r.resume(); resolve(r.statusCode); }));
+  t.is(notFound, 404);
+});
+
+test('status: during a lab run it shows the injected fault and the action; other users are refused', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-status-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const pointer = path.join(dir, 'socket-path');
+  const lab = spawn(process.execPath, [require.resolve('../lib/daemon.js'), '--lab'], {
+    env: { ...process.env, NETHEAL_LAB_STATUS_FILE: pointer }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => lab.once('exit', resolve));
+  t.teardown(() => lab.kill('SIGINT'));
+  let output = '';
+  lab.stdout.setEncoding('utf8');
+  const sawFault = new Promise((resolve) => lab.stdout.on('data', (chunk) => {
+    output += chunk;
+    if (/step 1 kill-sockets: ok/.test(output)) resolve();
+  }));
+  await sawFault;
+  const socketPath = fs.readFileSync(pointer, 'utf8');
+  const { code, stdout } = await cli(['status', '--json', '--socket', socketPath]);
+  t.is(code, 0);
+  const status = JSON.parse(stdout);
+  const uplink = status.interfaces.uplink0;
+  t.truthy(uplink);
+  t.true(uplink.lastActions.some((a) => a.kind === 'kill-sockets'), 'the action is listed');
+  t.true(status.recentEvents.some((e) => /carrier down/.test(e.text)), 'the injected carrier loss is listed');
+  t.truthy(status.targets['uplink0:gateway'].rtt, 'RTT per target');
+  t.is(typeof uplink.budget.remaining, 'number');
+  t.is(typeof uplink.damping.penalty, 'number');
+  const human = await cli(['status', '--socket', socketPath]);
+  t.regex(human.stdout, /INTERFACE\s+STATE/);
+  t.regex(human.stdout, /uplink0:gateway/);
+  t.is(fs.statSync(socketPath).mode & 0o777, 0o600, 'root-only socket');
+  const other = await cli(['status', '--socket', socketPath], ['--reuid=65534', '--regid=65534', '--clear-groups']);
+  t.is(other.code, 77);
+  t.regex(other.stderr, /root-only/);
+  lab.kill('SIGINT');
+  await exited;
+});
+
+test('status without a daemon says so clearly', async (t) => {
+  const result = await cli(['status', '--socket', path.join(os.tmpdir(), `nh-none-${process.pid}.sock`)]);
+  t.is(result.code, 1);
+  t.regex(result.stderr, /no netheal daemon is running/);
+});
