@@ -126,8 +126,19 @@ async function deleteByNetlink(netnsPath: string, pick: (m: NetlinkMessage) => b
   }
 }
 
+/** What a lab run found. */
+export interface LabResult {
+  ok: boolean;
+  outcomes: FaultOutcome[];
+}
+
 /** Runs the demo; resolves with the process exit code. */
 export async function runLabDemo(options: { logFormat?: string; quiet?: boolean } = {}): Promise<number> {
+  return (await runLab(options)).ok ? 0 : 1;
+}
+
+/** Runs the scripted faults against the real daemon; `quiet` prints nothing (benchmarks). */
+export async function runLab(options: { logFormat?: string; quiet?: boolean } = {}): Promise<LabResult> {
   const out = (line: string): void => {
     if (!options.quiet) process.stdout.write(`${line}\n`);
   };
@@ -315,7 +326,7 @@ export async function runLabDemo(options: { logFormat?: string; quiet?: boolean 
     const ok = outcomes.every((o) => o.detectedMs !== null && o.recoveredMs !== null);
     out('');
     out(ok ? 'netheal lab: every fault detected and recovered.' : 'netheal lab: some faults were not detected or not recovered (see the table).');
-    return ok ? 0 : 1;
+    return { ok, outcomes };
   } finally {
     if (daemon !== undefined && daemon.exitCode === null) {
       const exited = new Promise((resolve) => daemon!.once('exit', resolve));
