@@ -119,6 +119,7 @@ function match(triggers, transitions, { stampKey = 't', warmup = 0, filter = () 
   const values = [];
   let missed = 0;
   let negative = 0;
+  const missedAt = [];
   let j = 0;
   for (let i = 0; i < triggers.length; i++) {
     const trig = triggers[i];
@@ -130,12 +131,12 @@ function match(triggers, transitions, { stampKey = 't', warmup = 0, filter = () 
       if (transitions[k].carrier === trig.carrier) { found = transitions[k]; break; }
     }
     if (i < warmup || !filter(trig)) continue;
-    if (found === null) { missed++; continue; }
+    if (found === null) { missed++; missedAt.push(i); continue; }
     const latency = ms(found[stampKey] - trig.t0);
     if (latency < 0) negative++;
     values.push(latency);
   }
-  return { values, missed, negative };
+  return { values, missed, negative, missedAt };
 }
 
 function describe(values, missed, extra = {}) {
@@ -178,7 +179,13 @@ async function vethPhase({ lab, near, far, which, iterations, warmup, dir }) {
   const down = (t) => !t.carrier;
   const up = (t) => t.carrier;
   const out = {};
-  const put = (label, m) => { out[label] = describe(m.values, m.missed, m.negative ? { negative: m.negative } : {}); };
+  const put = (label, m) => {
+    const extra = {};
+    if (m.negative) extra.negative = m.negative;
+    // Trigger indices (down/up alternate; warm-up included) with no matching transition.
+    if (m.missed) extra.missedAt = m.missedAt.slice(0, 20);
+    out[label] = describe(m.values, m.missed, extra);
+  };
   for (const [mode, list] of Object.entries(transitions)) {
     put(mode, match(triggers, list, { warmup: W, filter: down }));
     if (mode === 'netheal') put('nethealRecv', match(triggers, list, { warmup: W, filter: down, stampKey: 'recv' }));
@@ -391,6 +398,18 @@ async function idleCase({ quick, dir }) {
 
 // ---- report ----
 
+/** Says whether all observers missed the very same triggers (then the kernel never told anyone). */
+function missedNote(v) {
+  const keys = ['netheal', 'netlink', 'ip', 'nethealUp', 'netlinkUp', 'ipUp'];
+  const total = keys.reduce((n, k) => n + (v[k]?.missed ?? 0), 0);
+  if (total === 0) return ' No observer missed a transition.';
+  const sets = ['netheal', 'netlink', 'ip'].map((k) => JSON.stringify([...(v[k].missedAt ?? []), ...(v[`${k}Up`].missedAt ?? [])].sort((a, b) => a - b)));
+  if (sets.every((x) => x === sets[0])) {
+    return ` "missed": every observer missed the same triggers (${sets[0]}, down/up indices): the near end's change was never reported to anyone, consistent with the kernel's linkwatch work running late and reporting only the current state, so a quick up/down pair collapses into no change.`;
+  }
+  return ` "missed" differs between observers (netheal ${v.netheal.missed}+${v.nethealUp.missed}, npm netlink ${v.netlink.missed}+${v.netlinkUp.missed}, ip ${v.ip.missed}+${v.ipUp.missed} down+up): see missedAt in the JSON.`;
+}
+
 const fmt = (v) => (v === null || v === undefined ? 'n/a' : typeof v === 'number' ? String(v) : v);
 
 function latencyTable(rows) {
@@ -402,9 +421,13 @@ function latencyTable(rows) {
 async function run({ quick = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nh-bench-'));
   try {
+    // Other work on the machine shows in the tails of every observer alike: record it.
+    const load = { before: os.loadavg() };
     const veth = await vethCase({ quick, dir });
+    load.afterVeth = os.loadavg();
     const tap = await tapCase({ quick, dir });
     const idle = await idleCase({ quick, dir });
+    load.after = os.loadavg();
     const v = veth.latencyMs;
     const t = tap.latencyMs;
     const ratios = {
@@ -451,6 +474,8 @@ async function run({ quick = false } = {}) {
         ['ip monitor alone', veth.aloneLatencyMs.ip],
       ]),
       '',
+      `Load average (1/5/15 min) before the veth case ${load.before.map((x) => x.toFixed(2)).join('/')}, after it ${load.afterVeth.map((x) => x.toFixed(2)).join('/')}: other work on this shared machine shows in every observer's tail alike.${missedNote(v)}`,
+      '',
       `Clock calibration: +-${veth.calibration.uncertaintyNs.join('/')} ns, drift over the run ${veth.calibration.driftNsOverRun} ns, python clock_gettime cross-check ${fmt(veth.calibration.pythonCrossCheckNs)} ns.`,
       '',
       `**Tap carrier loss 0.2 s after an earlier loss** (linkwatch non-urgent path; ${tap.iterations} cycles per phase; measured second drop at ${fmt(tap.sinceFirstMs.median)} ms after the first). Phase 1 runs ip monitor, npm netlink and netheal without carrier-sync together; carrier-sync phases run netheal alone, because its RTM_GETLINK flushes the delayed event for every listener.`,
@@ -474,7 +499,7 @@ async function run({ quick = false } = {}) {
     ].join('\n');
     return {
       name: 'detection-latency',
-      metrics: { veth, tap, idle },
+      metrics: { loadavg: load, veth, tap, idle },
       peers: {
         'ip monitor': { vethDownMs: v.ip, tapSecondDropMs: t.ip },
         'npm netlink': { vethDownMs: v.netlink, tapSecondDropMs: t.netlink },
