@@ -6,6 +6,8 @@ import { registerLinks } from './cli/links';
 import { registerWatch } from './cli/watch';
 import { registerPing } from './cli/ping';
 import { registerSockets } from './cli/sockets';
+import { registerUnit } from './cli/unit';
+import { registerDoctor } from './cli/doctor';
 import { registerStatus } from './cli/status';
 
 /** Builds the program; exported so tests can inspect the command tree. */
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   registerWatch(program);
   registerPing(program);
   registerSockets(program);
+  registerUnit(program);
+  registerDoctor(program);
   registerStatus(program);
   return program;
 }

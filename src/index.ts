@@ -23,3 +23,4 @@ export type { DaemonConfig } from './daemon/config';
 export { createLogger } from './daemon/logger';
 export type { Logger, LogFormat, LogLevel } from './daemon/logger';
 export { SystemdNotifier } from './daemon/notify';
+export * from './service';
