@@ -30,6 +30,15 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
   const daemon = new Daemon({ config, netns: flags.netns, dryRun: flags.dryRun, logger, notifier, statusSocket: DEFAULT_STATUS_SOCKET });
   await daemon.start();
   logger.notice('monitoring is live', { pid: process.pid });
+  if (process.env.NETHEAL_TEST_HANG_ON_SIGUSR2 === '1') {
+    // Test-only (test/systemd.test.js): SIGUSR2 hangs the event loop, so WATCHDOG=1 stops and
+    // systemd's watchdog must kill and restart us. Never set it in production.
+    process.on('SIGUSR2', () => {
+      for (;;) {
+        // busy forever
+      }
+    });
+  }
 
   return new Promise<number>((resolve) => {
     let reloading = Promise.resolve();
