@@ -178,8 +178,11 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
     }
     // Software stamps on receive and on transmit (the latter on the error queue, with the
     // packet so the tag can be found in it); CLOCK_REALTIME, so only differences are used.
-    int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE |
-                   SOF_TIMESTAMPING_SOFTWARE;
+    bool txStamps = true;
+    if (options.Get("txTimestamps").IsBoolean())
+      txStamps = options.Get("txTimestamps").As<Napi::Boolean>().Value();
+    int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
+                   (txStamps ? SOF_TIMESTAMPING_TX_SOFTWARE : 0);
     if (setsockopt(s, SOL_SOCKET, SO_TIMESTAMPING, &stamping, sizeof stamping) != 0)
       setsockopt(s, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)

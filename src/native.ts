@@ -48,6 +48,8 @@ export interface IcmpSocketOptions {
   mode?: 'auto' | 'raw' | 'dgram';
   /** SO_RCVBUF(FORCE) in bytes. */
   receiveBuffer?: number;
+  /** Kernel transmit stamps (SOF_TIMESTAMPING_TX_SOFTWARE) for kernel-to-kernel RTT (default true). */
+  txTimestamps?: boolean;
 }
 
 /** An ICMP echo socket on the libuv loop (native/icmp_socket.cc). */

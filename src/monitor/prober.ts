@@ -62,6 +62,11 @@ export interface ProberOptions extends TargetOptions {
   mode?: 'auto' | 'raw' | 'dgram';
   /** Needed for `gateway` targets: a LinkMonitor or anything shaped like one. */
   gatewaySource?: GatewaySource;
+  /**
+   * Kernel transmit timestamps, so RTT is kernel-to-kernel (default true). Each costs the
+   * kernel a packet clone and us an error-queue read; false times from just before sendmmsg().
+   */
+  txTimestamps?: boolean;
   /** Injected addon (tests). */
   binding?: NativeBinding;
 }
@@ -297,6 +302,7 @@ export class Prober extends EventEmitter {
   private readonly netns: string | undefined;
   private readonly device: string | undefined;
   private readonly mode: 'auto' | 'raw' | 'dgram';
+  private readonly txTimestamps: boolean;
   private readonly defaults: Required<Omit<TargetOptions, 'timeout'>> & { timeout: number | undefined };
   private readonly gatewaySource: GatewaySource | undefined;
   private readonly targets = new Map<string, Target>();
@@ -326,6 +332,10 @@ export class Prober extends EventEmitter {
     if (gs !== undefined && (gs === null || typeof gs.defaultRoutes !== 'function' || typeof gs.on !== 'function' || typeof gs.off !== 'function')) {
       throw invalid('gatewaySource', 'expected an object with defaultRoutes(), on() and off() (a LinkMonitor)');
     }
+    if (options.txTimestamps !== undefined && typeof options.txTimestamps !== 'boolean') {
+      throw invalid('txTimestamps', `expected a boolean, got ${JSON.stringify(options.txTimestamps)}`);
+    }
+    this.txTimestamps = options.txTimestamps ?? true;
     this.device = checkDevice('device', options.device);
     this.mode = options.mode ?? 'auto';
     this.netns = resolveNetns(options.netns, 'netns');
@@ -381,13 +391,13 @@ export class Prober extends EventEmitter {
     if (isGateway) t.setAddress(this.currentGateway(family));
     else t.setAddress(target);
     this.targets.set(name, t);
-    // Phases: targets of one interval are spread over it in at most 50 slots (golden-ratio
-    // order), so a thousand targets make 50 small bursts (one sendmmsg each) instead of one
+    // Phases: targets of one interval are spread over it in at most 10 slots (golden-ratio
+    // order), so a thousand targets make 10 bursts of 100 (one sendmmsg each) instead of one
     // burst that would hold the event loop for milliseconds, or a thousand wake-ups. The
     // first target of an interval probes at once.
     const nth = this.phaseCounters.get(interval) ?? 0;
     this.phaseCounters.set(interval, nth + 1);
-    const quantum = Math.max(1, interval / 50);
+    const quantum = Math.max(1, interval / 10);
     const offset = Math.floor(((nth * 0.6180339887498949) % 1) * interval / quantum) * quantum;
     t.nextSend = performance.now() + offset;
     this.reschedule(t);
@@ -525,7 +535,7 @@ export class Prober extends EventEmitter {
     let slot = this.sockets.get(key);
     if (slot !== undefined) return slot;
     let socket: NativeIcmpSocket;
-    const options = { family, mode: this.mode, ...(this.netns ? { netns: this.netns } : {}), ...(device ? { device } : {}) };
+    const options = { family, mode: this.mode, txTimestamps: this.txTimestamps, ...(this.netns ? { netns: this.netns } : {}), ...(device ? { device } : {}) };
     const holder: { slot?: SocketSlot } = {};
     try {
       socket = new this.binding.IcmpSocket(options,
