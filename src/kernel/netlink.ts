@@ -112,6 +112,25 @@ export function parseAttributes(buffer: Buffer, offset = 0): Attributes {
   return attributes;
 }
 
+/**
+ * Walks the nlattr list in buffer[start, end) calling `visit(type, valueStart, valueEnd)`
+ * for each, without allocating: the hot path (link events) reads values in place.
+ * Same bounds checks as {@link parseAttributes}.
+ */
+export function forEachAttribute(buffer: Buffer, start: number, end: number,
+  visit: (type: number, valueStart: number, valueEnd: number) => void): void {
+  let offset = start;
+  while (offset + NLA_HDRLEN <= end) {
+    const length = buffer.readUInt16LE(offset);
+    const type = buffer.readUInt16LE(offset + 2) & NLA_TYPE_MASK;
+    if (length < NLA_HDRLEN || offset + length > end) {
+      throw new ProtocolError(`attribute ${type} at offset ${offset} claims ${length} bytes, ${end - offset} left`);
+    }
+    visit(type, offset + NLA_HDRLEN, offset + length);
+    offset += align4(length);
+  }
+}
+
 /** Encodes one attribute (value padded to 4 bytes). */
 export function encodeAttribute(type: number, value: Buffer): Buffer {
   const length = NLA_HDRLEN + value.length;

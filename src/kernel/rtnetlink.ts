@@ -10,12 +10,10 @@ import {
   NLM_F_REQUEST,
   NetlinkMessage,
   ProtocolError,
-  attrS32,
-  attrString,
   attrU32,
-  attrU8,
   encodeAttribute,
   encodeMessage,
+  forEachAttribute,
   parseAttributes,
 } from './netlink';
 
@@ -113,42 +111,81 @@ export interface LinkMessage {
   carrierChanges: number | null;
 }
 
-function formatMac(value: Buffer | undefined): string | null {
-  if (value === undefined || value.length === 0) return null;
-  return [...value].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** "aa:bb:..." from buffer[start, end), or null when empty. */
+function formatMac(buffer: Buffer, start: number, end: number): string | null {
+  if (end <= start) return null;
+  let text = HEX[buffer[start]!]!;
+  for (let i = start + 1; i < end; i++) text += `:${HEX[buffer[i]!]!}`;
+  return text;
+}
+
+/** A NUL-terminated string in buffer[start, end). */
+function readString(buffer: Buffer, start: number, end: number): string {
+  let stop = start;
+  while (stop < end && buffer[stop] !== 0) stop++;
+  return buffer.toString('utf8', start, stop);
 }
 
 function need(payload: Buffer, length: number, what: string): void {
   if (payload.length < length) throw new ProtocolError(`${what}: payload of ${payload.length} bytes, need ${length}`);
 }
 
-/** Decodes RTM_NEWLINK / RTM_DELLINK. */
+/**
+ * Decodes RTM_NEWLINK / RTM_DELLINK. This is the event hot path: one allocation-free pass
+ * over the attributes, reading only the ones netheal uses (a link message carries ~40).
+ */
 export function decodeLink(message: NetlinkMessage): LinkMessage {
   const p = message.payload;
   need(p, IFINFOMSG_LEN, 'ifinfomsg');
   const flags = p.readUInt32LE(8);
-  const attributes = parseAttributes(p, IFINFOMSG_LEN);
-  const linkinfo = attributes.get(IFLA_LINKINFO);
-  const kind = linkinfo !== undefined ? attrString(parseAttributes(linkinfo), IFLA_INFO_KIND) ?? null : null;
-  const operstateCode = attrU8(attributes, IFLA_OPERSTATE);
-  const master = attrU32(attributes, IFLA_MASTER);
+  let name = '';
+  let kind: string | null = null;
+  let operstateCode: number | undefined;
+  let mtu: number | null = null;
+  let mac: string | null = null;
+  let master: number | null = null;
+  let iflink: number | null = null;
+  let linkNetnsid: number | null = null;
+  let carrierChanges: number | null = null;
+  forEachAttribute(p, IFINFOMSG_LEN, p.length, (type, start, end) => {
+    const size = end - start;
+    switch (type) {
+      case IFLA_IFNAME: name = readString(p, start, end); break;
+      case IFLA_OPERSTATE: if (size >= 1) operstateCode = p[start]; break;
+      case IFLA_MTU: if (size >= 4) mtu = p.readUInt32LE(start); break;
+      case IFLA_ADDRESS: mac = formatMac(p, start, end); break;
+      case IFLA_MASTER: if (size >= 4) master = p.readUInt32LE(start) || null; break;
+      case IFLA_LINK: if (size >= 4) iflink = p.readInt32LE(start); break;
+      case IFLA_LINK_NETNSID: if (size >= 4) linkNetnsid = p.readInt32LE(start); break;
+      case IFLA_CARRIER_CHANGES: if (size >= 4) carrierChanges = p.readUInt32LE(start); break;
+      case IFLA_LINKINFO:
+        forEachAttribute(p, start, end, (inner, innerStart, innerEnd) => {
+          if (inner === IFLA_INFO_KIND) kind = readString(p, innerStart, innerEnd);
+        });
+        break;
+      default:
+        break;
+    }
+  });
   return {
     family: p.readUInt8(0),
     ifindex: p.readInt32LE(4),
     flags,
-    name: attrString(attributes, IFLA_IFNAME) ?? '',
+    name,
     kind,
     adminUp: (flags & IFF_UP) !== 0,
     // IFF_LOWER_UP, what `ip` shows as LOWER_UP: carrier of a running device. (IFLA_CARRIER
     // stays 1 on an admin-down device that never lost carrier, which misleads.)
     carrier: (flags & IFF_LOWER_UP) !== 0,
     operstate: operstateCode === undefined ? 'unknown' : OPERSTATES[operstateCode] ?? `operstate-${operstateCode}`,
-    mtu: attrU32(attributes, IFLA_MTU) ?? null,
-    mac: formatMac(attributes.get(IFLA_ADDRESS)),
-    master: master === undefined || master === 0 ? null : master,
-    iflink: attrS32(attributes, IFLA_LINK) ?? null,
-    linkNetnsid: attrS32(attributes, IFLA_LINK_NETNSID) ?? null,
-    carrierChanges: attrU32(attributes, IFLA_CARRIER_CHANGES) ?? null,
+    mtu,
+    mac,
+    master,
+    iflink,
+    linkNetnsid,
+    carrierChanges,
   };
 }
 

@@ -442,7 +442,8 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
           // Our carrier-sync replies carry our port id; other processes' requests carry theirs.
           const sync = message.pid === this.eventsPort ? this.syncInFlight.get(message.seq) : undefined;
           if (sync !== undefined) this.syncInFlight.delete(message.seq);
-          const syncPending = [...this.syncInFlight.values()].includes(raw.ifindex);
+          let syncPending = false;
+          for (const ifindex of this.syncInFlight.values()) if (ifindex === raw.ifindex) syncPending = true;
           const via: Via = sync !== undefined || syncPending ? 'carrier-sync' : 'netlink';
           return this.updateLink(raw, stamp, via) ? 'link' : null;
         }
