@@ -10,21 +10,11 @@ const { Lab } = require('../lib/lab/lab');
 const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
+const { clientRouter: labTopology } = require('./helpers/lab');
 
 const quietLogger = () => createLogger({ format: 'json', minLevel: 'error', write: () => {} });
 
-async function clientRouter(t) {
-  const lab = Lab.create();
-  t.teardown(() => lab.destroy());
-  const client = await lab.addNamespace('client');
-  const router = await lab.addNamespace('router');
-  await lab.addVeth({ ns: client, name: 'up0' }, { ns: router, name: 'down0' });
-  await lab.addAddress(client, 'up0', '192.0.2.2/24');
-  await lab.addAddress(router, 'down0', '192.0.2.1/24');
-  await lab.addRoute(client, 'default', 'via', '192.0.2.1');
-  await lab.addRoute(client, '198.51.100.0/24', 'via', '192.0.2.1');
-  return { lab, client, router };
-}
+const clientRouter = (t) => labTopology(t, { extraRoutes: [['198.51.100.0/24', 'via', '192.0.2.1']] });
 
 async function startDaemon(t, config, extra = {}) {
   const daemon = new Daemon({ config: validateConfig(config), logger: quietLogger(), ...extra });

@@ -12,6 +12,7 @@ const { Lab } = require('../lib/lab/lab');
 const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
+const { clientRouter } = require('./helpers/lab');
 
 const CLI = require.resolve('../lib/cli.js');
 const quiet = () => createLogger({ format: 'json', minLevel: 'error', write: () => {} });
@@ -41,14 +42,7 @@ const sample = (families, name, labels = {}) => {
 };
 
 test('metrics: a carrier loss moves the counters and the histograms get samples', async (t) => {
-  const lab = Lab.create();
-  t.teardown(() => lab.destroy());
-  const client = await lab.addNamespace('client');
-  const router = await lab.addNamespace('router');
-  await lab.addVeth({ ns: client, name: 'up0' }, { ns: router, name: 'down0' });
-  await lab.addAddress(client, 'up0', '192.0.2.2/24');
-  await lab.addAddress(router, 'down0', '192.0.2.1/24');
-  await lab.addRoute(client, 'default', 'via', '192.0.2.1');
+  const { lab, client, router } = await clientRouter(t);
   // Port 0 is not allowed by the schema: pick a free loopback port ourselves.
   const port = await new Promise((resolve) => { const s = http.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
   const daemon = new Daemon({
