@@ -212,11 +212,18 @@ async function bulkDestroy(lab, net, quick) {
   const filter = { state: ['established', 'time-wait'], sport: 8080 };
   const contenders = {
     'netheal library': async () => {
+      // How long the event loop is held at most while the kill runs (the kernel does a
+      // window's destroys inside one sendmsg(); acks are read between windows).
+      const { monitorEventLoopDelay } = require('node:perf_hooks');
+      const delay = monitorEventLoopDelay({ resolution: 1 });
+      delay.enable();
       const t0 = now();
       const s = new Sockets({ netns: net.srv });
       try {
         const r = await s.destroy(filter);
-        return { ms: msSince(t0), destroyed: r.destroyed, failed: r.failed.length };
+        const wall = msSince(t0);
+        delay.disable();
+        return { ms: wall, destroyed: r.destroyed, failed: r.failed.length, loopDelayMaxMs: Number((delay.max / 1e6).toFixed(2)) };
       } finally {
         s.close();
       }
@@ -388,6 +395,8 @@ async function run({ quick = false } = {}) {
       '| contender | median | min | max | runs |',
       '|---|---:|---:|---:|---:|',
       ...Object.entries(bulkMs).map(([n, s]) => row(n, s)),
+      '',
+      `Event loop during the library kill (perf_hooks monitorEventLoopDelay, 1 ms resolution): longest delay ${JSON.stringify(bulk.samples['netheal library'].map((x) => x.loopDelayMaxMs))} ms per run, against ${JSON.stringify(bulk.samples['netheal library'].map((x) => Number(x.ms.toFixed(1))))} ms of wall time. The kill goes out in windows of 512 requests per sendmsg(); meanwhile the owner and peer processes handle thousands of ECONNABORTED/ECONNRESET on the same CPUs.`,
       '',
       `Collateral kills (non-matching sockets or listeners lost), all contenders: ${collateral}. Matching sockets left after each run: ${JSON.stringify(left)}.`,
       '',
