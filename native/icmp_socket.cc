@@ -187,6 +187,13 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
       setsockopt(s, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
       setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (options.Get("ttl").IsNumber()) {
+      int ttl = options.Get("ttl").As<Napi::Number>().Int32Value();
+      if (setsockopt(s, v6_ ? SOL_IPV6 : SOL_IP, v6_ ? IPV6_UNICAST_HOPS : IP_TTL, &ttl, sizeof ttl) != 0) {
+        ErrnoError(env, errno, "setsockopt", v6_ ? "IPV6_UNICAST_HOPS" : "IP_TTL").ThrowAsJavaScriptException();
+        return;
+      }
+    }
     int sndbuf = 1024 * 1024;
     if (setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0)
       setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);

@@ -48,6 +48,8 @@ export interface IcmpSocketOptions {
   mode?: 'auto' | 'raw' | 'dgram';
   /** SO_RCVBUF(FORCE) in bytes. */
   receiveBuffer?: number;
+  /** IP_TTL / IPV6_UNICAST_HOPS of the probes (default: the system's). */
+  ttl?: number;
   /** Kernel transmit stamps (SOF_TIMESTAMPING_TX_SOFTWARE) for kernel-to-kernel RTT (default true). */
   txTimestamps?: boolean;
 }

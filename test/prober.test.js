@@ -348,3 +348,37 @@ test.serial('ping-socket path (no CAP_NET_RAW): replies, unreachable via IP_RECV
   t.is(out.downs['198.51.100.7'].reason.code, 1);
   t.is(out.downs['198.51.100.7'].reason.from, '10.7.0.1');
 });
+
+test.serial('TTL exceeded arrives as a typed result naming the router that ran the TTL out', async (t) => {
+  const { lab, r, netns } = await topology(t);
+  const far = await lab.addNamespace('far');
+  await lab.addVeth({ ns: r, name: 'rt1' }, { ns: far, name: 'eth0' });
+  await lab.addAddress(r, 'rt1', '10.9.0.1/24');
+  await lab.addAddress(far, 'eth0', '10.9.0.2/24');
+  await lab.addAddress(r, 'rt1', 'fd09::1/64');
+  await lab.addAddress(far, 'eth0', 'fd09::2/64');
+  await lab.addRoute(far, 'default', 'via', '10.9.0.1');
+  await lab.addRoute(far, 'default', 'via', 'fd09::1');
+  await lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
+  // With two hops of TTL the far host answers; with one, the router says time exceeded.
+  const ok = new Prober({ netns, interval: 20, timeout: 200, ttl: 2 });
+  t.teardown(() => ok.close());
+  const up = once(ok, 'target-up');
+  ok.add('10.9.0.2');
+  t.is((await up).target, '10.9.0.2');
+  ok.close();
+  const prober = new Prober({ netns, interval: 20, timeout: 200, multiplier: 2, ttl: 1 });
+  t.teardown(() => prober.close());
+  const probes = [];
+  prober.on('probe', (p) => probes.push(p));
+  const downs = new Map();
+  prober.on('target-down', (e) => downs.set(e.target, e));
+  prober.add('10.9.0.2');
+  prober.add('fd09::2');
+  const deadline = Date.now() + 3000;
+  while (downs.size < 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+  t.like(downs.get('10.9.0.2').reason, { kind: 'unreachable', type: 11, code: 0, name: 'ttl-exceeded', from: '10.7.0.1' });
+  t.like(downs.get('fd09::2').reason, { kind: 'unreachable', type: 3, code: 0, name: 'hop-limit-exceeded', from: 'fd07::1' });
+  t.false(probes.some((p) => p.status === 'reply'));
+  t.throws(() => new Prober({ netns, ttl: 0 }), { code: 'NETHEAL_ERR_INVALID_OPTION', message: /^ttl:/ });
+});

@@ -62,6 +62,8 @@ export interface ProberOptions extends TargetOptions {
   mode?: 'auto' | 'raw' | 'dgram';
   /** Needed for `gateway` targets: a LinkMonitor or anything shaped like one. */
   gatewaySource?: GatewaySource;
+  /** TTL (hop limit) of the probes, 1 .. 255; a router that runs it out answers ttl-exceeded. */
+  ttl?: number;
   /**
    * Kernel transmit timestamps, so RTT is kernel-to-kernel (default true). Each costs the
    * kernel a packet clone and us an error-queue read; false times from just before sendmmsg().
@@ -303,6 +305,7 @@ export class Prober extends EventEmitter {
   private readonly device: string | undefined;
   private readonly mode: 'auto' | 'raw' | 'dgram';
   private readonly txTimestamps: boolean;
+  private readonly ttl: number | undefined;
   private readonly defaults: Required<Omit<TargetOptions, 'timeout'>> & { timeout: number | undefined };
   private readonly gatewaySource: GatewaySource | undefined;
   private readonly targets = new Map<string, Target>();
@@ -336,6 +339,7 @@ export class Prober extends EventEmitter {
       throw invalid('txTimestamps', `expected a boolean, got ${JSON.stringify(options.txTimestamps)}`);
     }
     this.txTimestamps = options.txTimestamps ?? true;
+    this.ttl = checkNumber('ttl', options.ttl, 1, 255, true);
     this.device = checkDevice('device', options.device);
     this.mode = options.mode ?? 'auto';
     this.netns = resolveNetns(options.netns, 'netns');
@@ -543,7 +547,7 @@ export class Prober extends EventEmitter {
     let slot = this.sockets.get(key);
     if (slot !== undefined) return slot;
     let socket: NativeIcmpSocket;
-    const options = { family, mode: this.mode, txTimestamps: this.txTimestamps, ...(this.netns ? { netns: this.netns } : {}), ...(device ? { device } : {}) };
+    const options = { family, mode: this.mode, txTimestamps: this.txTimestamps, ...(this.ttl === undefined ? {} : { ttl: this.ttl }), ...(this.netns ? { netns: this.netns } : {}), ...(device ? { device } : {}) };
     const holder: { slot?: SocketSlot } = {};
     try {
       socket = new this.binding.IcmpSocket(options,
