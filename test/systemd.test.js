@@ -71,6 +71,7 @@ const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 test.before(async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-systemd-'));
+  fs.chmodSync(dir, 0o755); // the DynamicUser unit must be able to read its config
   box = { dir, log: '', skip: null };
   let nspawn;
   try {
@@ -239,6 +240,51 @@ test.serial('SIGTERM: STOPPING=1, clean exit; logs carry journald priorities', a
   t.is(un.code, 0, un.stderr);
   t.is((await inBox('test', ['-e', '/etc/systemd/system/netheal.service'])).code, 1);
   t.regex((await inBox('systemctl', ['show', '-pLoadState', 'netheal.service'])).stdout, /LoadState=not-found/);
+});
+
+test.serial('the hardened unit (DynamicUser, CAP_NET_ADMIN only) does not break kill-sockets and link-bounce', async (t) => {
+  if (skipIfNoBox(t)) return;
+  fs.writeFileSync(path.join(box.dir, 'actions.json'), JSON.stringify({
+    policy: { graceMs: 0 },
+    interfaces: { vh0: { ladder: ['kill-sockets', 'link-bounce'], verifyTimeoutMs: 500, downOn: ['carrier'] } },
+  }));
+  // A veth pair inside the container's own namespace, and a TCP connection on vh0's address.
+  for (const args of [['link', 'add', 'vh0', 'type', 'veth', 'peer', 'name', 'vh1'], ['addr', 'add', '10.77.0.1/24', 'dev', 'vh0'],
+    ['link', 'set', 'vh0', 'up'], ['link', 'set', 'vh1', 'up']]) {
+    const r = await inBox('ip', args);
+    t.is(r.code, 0, r.stderr);
+  }
+  fs.writeFileSync(path.join(box.dir, 'holder.py'), `
+import socket, time
+l = socket.socket(); l.bind(('10.77.0.1', 7000)); l.listen(1)
+c = socket.create_connection(('10.77.0.1', 7000)); a, _ = l.accept()
+print('held', flush=True)
+time.sleep(600)
+`);
+  const holder = spawn('nsenter', ['-t', String(box.leader), '-a', '--', '/usr/bin/python3', '-u', `${SHARED}/holder.py`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => holder.kill('SIGKILL'));
+  await new Promise((resolve) => holder.stdout.once('data', resolve));
+  const install = await inBox(process.execPath, [CLI, 'install', '--config', `${SHARED}/actions.json`, '--watchdog-sec', '10']);
+  if (install.code !== 0) t.log((await inBox('journalctl', ['-q', '--no-pager', '-o', 'cat', '-n', '15', '-u', 'netheal.service'])).stdout);
+  t.is(install.code, 0, install.stderr + install.stdout);
+  const unit = (await inBox('cat', ['/etc/systemd/system/netheal.service'])).stdout;
+  t.regex(unit, /^DynamicUser=yes$/m);
+  t.regex(unit, /^CapabilityBoundingSet=CAP_NET_ADMIN$/m);
+  const s = await show('netheal.service', 'ActiveState', 'MainPID');
+  t.is(s.ActiveState, 'active');
+  t.not((await inBox('ps', ['-o', 'user=', '-p', s.MainPID])).stdout.trim(), 'root', 'runs as a transient user');
+  // Carrier loss on vh0: the ladder runs inside the sandbox.
+  await inBox('ip', ['link', 'set', 'vh1', 'down']);
+  const log = await journalUntil('netheal.service', /link-bounce: (ok|failed)/, 15000);
+  t.log(log.split('\n').filter((l) => /step \d/.test(l)).join('\n'));
+  // Destroying one end resets the other on loopback, which may then be gone already.
+  t.regex(log, /kill-sockets: ok: destroyed [12] of 2 sockets on 10\.77\.0\.1/);
+  t.regex(log, /link-bounce: ok/);
+  t.notRegex(log, /EPERM|EACCES|Operation not permitted|CAP_/);
+  await inBox('ip', ['link', 'set', 'vh1', 'up']);
+  await inBox('systemctl', ['stop', 'netheal.service']);
+  const un = await inBox(process.execPath, [CLI, 'uninstall']);
+  t.is(un.code, 0, un.stderr);
 });
 
 test.serial('a service unit with --port comes back after a crash although its old sockets linger', async (t) => {

@@ -64,7 +64,10 @@ export function configNeeds(config: DaemonConfig): ConfigNeeds {
   if (netns) capabilities.push({ capability: 'CAP_SYS_ADMIN', why: `setns() into ${config.netns} (the kernel asks CAP_SYS_ADMIN for entering a network namespace)` });
   const managers = actions.has(BUILTIN_ACTIONS.MANAGER_REAPPLY) && (!netns
     || config.managers.ifupdown?.interfaces !== undefined || config.managers.networkScriptsDir !== undefined);
-  if (managers) capabilities.push({ capability: 'CAP_NET_BIND_SERVICE', why: 'ifup may start a DHCP client (port 68)' });
+  if (managers) {
+    if (!probes) capabilities.push({ capability: 'CAP_NET_RAW', why: 'ifup may start a DHCP client (raw packet socket)' });
+    capabilities.push({ capability: 'CAP_NET_BIND_SERVICE', why: 'ifup may start a DHCP client (port 68)' });
+  }
   const hooks = actions.has(BUILTIN_ACTIONS.HOOK)
     ? Object.values(config.interfaces).flatMap((i) => (i.hook === undefined ? [] : [i.hook.path])) : [];
   return { capabilities, managers, hooks, netns };
@@ -197,6 +200,9 @@ export function nethealUnit(options: NethealUnitOptions = {}): string {
       ['TimeoutStopSec', 15],
       ['KillMode', 'mixed'],
       ['LimitNOFILE', 65536],
+      'The status socket\'s directory (/run/netheal): ProtectSystem=strict leaves /run read-only',
+      ['RuntimeDirectory', 'netheal'],
+      ['RuntimeDirectoryMode', '0755'],
       ...hardening(needs),
     ]],
     ['Install', [['WantedBy', 'multi-user.target']]],
