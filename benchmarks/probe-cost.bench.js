@@ -82,10 +82,10 @@ async function runFping(lab, ns, file, count) {
 
 // ---- children ------------------------------------------------------------------------
 
-async function childNetheal(file, count) {
+async function childNetheal(file, count, txTimestamps = true) {
   const { Prober } = require('../lib/monitor/prober');
   const targets = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const prober = new Prober({ interval: 1000 / RATE, timeout: TIMEOUT, multiplier: 3 });
+  const prober = new Prober({ interval: 1000 / RATE, timeout: TIMEOUT, multiplier: 3, txTimestamps });
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (const t of targets) prober.add(t, { count });
@@ -174,7 +174,7 @@ async function childLoop(file, seconds) {
 
 if (require.main === module && process.argv[2] === '--child') {
   const [mode, file, n] = process.argv.slice(3);
-  const fn = { netheal: childNetheal, 'net-ping': childNetPing, loop: childLoop }[mode];
+  const fn = { netheal: childNetheal, 'netheal-notx': (f, n) => childNetheal(f, n, false), 'net-ping': childNetPing, loop: childLoop }[mode];
   fn(file, Number(n)).then((r) => { console.log(JSON.stringify(r)); process.exit(0); }, (e) => { console.error(e); process.exit(1); });
 }
 
@@ -201,9 +201,10 @@ async function run({ quick = false } = {}) {
     // Interleaved repetitions; each tool's median run (by CPU per probe) is reported, so one
     // noisy moment on a shared 2-core machine does not decide a ratio.
     const reps = quick ? 1 : 3;
-    const runs = { netheal: [], fping: [], netPing: [], loop: [] };
+    const runs = { netheal: [], nethealNoTx: [], fping: [], netPing: [], loop: [] };
     for (let i = 0; i < reps; i++) {
       runs.netheal.push(await runNodeChild(lab, c, 'netheal', [file, String(count)]));
+      runs.nethealNoTx.push(await runNodeChild(lab, c, 'netheal-notx', [file, String(count)]));
       runs.fping.push(await runFping(lab, c, list, count));
       runs.netPing.push(await runNodeChild(lab, c, 'net-ping', [file, String(count)]));
       runs.loop.push(await runNodeChild(lab, c, 'loop', [file, String(quick ? 3 : 6)]));
@@ -211,14 +212,15 @@ async function run({ quick = false } = {}) {
     const median = (xs, key) => [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
     const perProbe = (x) => x.cpuMs / x.sent;
     const netheal = median(runs.netheal, perProbe);
+    const nethealNoTx = median(runs.nethealNoTx, perProbe);
     const fping = median(runs.fping, perProbe);
     const netPing = median(runs.netPing, perProbe);
     const loop = median(runs.loop, (x) => x.addedP99Ms);
-    const allTimeouts = runs.netheal.reduce((a, x) => a + x.timeouts, 0);
+    const allTimeouts = [...runs.netheal, ...runs.nethealNoTx].reduce((a, x) => a + x.timeouts, 0);
     const per1000 = (x) => (x.sent > 0 ? Number((x.cpuMs / (x.sent / 1000)).toFixed(3)) : null);
     const user1000 = (x) => (x.sent > 0 ? Number((x.userMs / (x.sent / 1000)).toFixed(3)) : null);
-    const cost = { netheal: per1000(netheal), fping: per1000(fping), netPing: per1000(netPing) };
-    const userCost = { netheal: user1000(netheal), fping: user1000(fping), netPing: user1000(netPing) };
+    const cost = { netheal: per1000(netheal), nethealNoTxTimestamps: per1000(nethealNoTx), fping: per1000(fping), netPing: per1000(netPing) };
+    const userCost = { netheal: user1000(netheal), nethealNoTxTimestamps: user1000(nethealNoTx), fping: user1000(fping), netPing: user1000(netPing) };
     const vsFping = ratio(cost.netheal, cost.fping);
     const netPingVsNetheal = ratio(cost.netPing, cost.netheal);
     const targetsOut = [
@@ -238,19 +240,20 @@ async function run({ quick = false } = {}) {
       '| tool | probes | replies | timeouts | CPU ms | user ms | system ms | CPU ms / 1000 probes |',
       '|---|---|---|---|---|---|---|---|',
       row(`netheal Prober (${netheal.socket} socket)`, netheal, cost.netheal),
+      row(`netheal Prober, txTimestamps: false`, nethealNoTx, cost.nethealNoTxTimestamps),
       row('fping -C (C)', fping, cost.fping),
       row('net-ping (npm, raw-socket)', netPing, cost.netPing),
       '',
-      `Ratios (CPU per probe): netheal/fping ${vsFping}, net-ping/netheal ${netPingVsNetheal}. User time only (ms / 1000 probes): netheal ${userCost.netheal}, fping ${userCost.fping}, net-ping ${userCost.netPing}.`,
+      `Ratios (CPU per probe, default netheal with kernel transmit stamps): netheal/fping ${vsFping}, net-ping/netheal ${netPingVsNetheal}; without transmit stamps net-ping/netheal ${ratio(cost.netPing, cost.nethealNoTxTimestamps)}. User time only (ms / 1000 probes): netheal ${userCost.netheal}, fping ${userCost.fping}, net-ping ${userCost.netPing}.`,
       "System time includes the router namespace's echo replies: veth delivers in the sender's softirq context, so every tool is charged the same kernel work for the far end. fping's CPU comes from clock ticks (10 ms resolution).",
       '',
       `Event-loop delay of a process embedding the Prober (monitorEventLoopDelay, resolution 1 ms, mean of per-second p99 over alternating idle/busy seconds): idle p99 ${loop.idle.p99.toFixed(3)} ms, with ${loop.probesPerSecond} probes/s p99 ${loop.busy.p99.toFixed(3)} ms (added ${loop.addedP99Ms.toFixed(3)} ms), max ${loop.busy.max.toFixed(3)} ms.`,
     ].join('\n');
     return {
       name: 'probe-cost',
-      metrics: { netheal, cpuPer1000Probes: cost, userCpuPer1000Probes: userCost, eventLoop: loop, runs, seconds, targets: TARGETS, rate: RATE, timeoutMs: TIMEOUT },
+      metrics: { netheal, nethealNoTxTimestamps: nethealNoTx, cpuPer1000Probes: cost, userCpuPer1000Probes: userCost, eventLoop: loop, runs, seconds, targets: TARGETS, rate: RATE, timeoutMs: TIMEOUT },
       peers: { fping, netPing },
-      ratios: { nethealVsFping: vsFping, netPingVsNetheal, userNethealVsFping: ratio(userCost.netheal, userCost.fping), userNetPingVsNetheal: ratio(userCost.netPing, userCost.netheal) },
+      ratios: { nethealVsFping: vsFping, netPingVsNetheal, userNethealVsFping: ratio(userCost.netheal, userCost.fping), userNetPingVsNetheal: ratio(userCost.netPing, userCost.netheal), netPingVsNethealNoTx: ratio(cost.netPing, cost.nethealNoTxTimestamps) },
       targets: targetsOut,
       markdown,
     };
