@@ -287,6 +287,39 @@ time.sleep(600)
   t.is(un.code, 0, un.stderr);
 });
 
+test.serial('the hardened unit with probes (DynamicUser, CAP_NET_ADMIN + CAP_NET_RAW): raw ICMP probes work in the sandbox', async (t) => {
+  if (skipIfNoBox(t)) return;
+  fs.writeFileSync(path.join(box.dir, 'probe.json'), JSON.stringify({
+    policy: { graceMs: 0 },
+    interfaces: { vp0: { ladder: ['kill-sockets'], probe: { targets: ['10.78.0.2'], intervalMs: 100, timeoutMs: 100 } } },
+  }));
+  // The probe target lives in a namespace inside the container, behind a veth.
+  for (const args of [['link', 'add', 'vp0', 'type', 'veth', 'peer', 'name', 'vp1'], ['netns', 'add', 'peer'],
+    ['link', 'set', 'vp1', 'netns', 'peer'], ['addr', 'add', '10.78.0.1/24', 'dev', 'vp0'], ['link', 'set', 'vp0', 'up'],
+    ['-n', 'peer', 'addr', 'add', '10.78.0.2/24', 'dev', 'vp1'], ['-n', 'peer', 'link', 'set', 'vp1', 'up']]) {
+    const r = await inBox('ip', args);
+    t.is(r.code, 0, `ip ${args.join(' ')}: ${r.stderr}`);
+  }
+  const install = await inBox(process.execPath, [CLI, 'install', '--config', `${SHARED}/probe.json`, '--watchdog-sec', '10']);
+  if (install.code !== 0) t.log((await inBox('journalctl', ['-q', '--no-pager', '-o', 'cat', '-n', '15', '-u', 'netheal.service'])).stdout);
+  t.is(install.code, 0, install.stderr + install.stdout);
+  const unit = (await inBox('cat', ['/etc/systemd/system/netheal.service'])).stdout;
+  t.regex(unit, /^DynamicUser=yes$/m);
+  t.regex(unit, /^AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW$/m);
+  // The target goes away (peer down) and comes back: both need working probes.
+  await new Promise((r) => setTimeout(r, 500));
+  await inBox('ip', ['-n', 'peer', 'link', 'set', 'vp1', 'down']);
+  await journalUntil('netheal.service', /probe target vp0:10\.78\.0\.2 down/, 10000);
+  await inBox('ip', ['-n', 'peer', 'link', 'set', 'vp1', 'up']);
+  const downThenUp = /probe target vp0:10\.78\.0\.2 down[\s\S]*probe target vp0:10\.78\.0\.2 up/;
+  const log = await journalUntil('netheal.service', downThenUp, 10000);
+  t.log(log.split('\n').filter((l) => /probe target/.test(l)).join('\n'));
+  t.regex(log, downThenUp, 'replies stopped, then came back');
+  t.notRegex(log, /EPERM|EACCES|Operation not permitted/);
+  await inBox('systemctl', ['stop', 'netheal.service']);
+  t.is((await inBox(process.execPath, [CLI, 'uninstall'])).code, 0);
+});
+
 test.serial('a service unit with --port comes back after a crash although its old sockets linger', async (t) => {
   if (skipIfNoBox(t)) return;
   const install = await inBox(process.execPath, [CLI, 'install', '--service', 'echo-test', '--exec', `/usr/bin/python3 -u ${SHARED}/server.py`,
