@@ -320,6 +320,32 @@ test.serial('the hardened unit with probes (DynamicUser, CAP_NET_ADMIN + CAP_NET
   t.is((await inBox(process.execPath, [CLI, 'uninstall'])).code, 0);
 });
 
+test.serial('the hardened unit for another namespace (CAP_SYS_ADMIN, RestrictNamespaces=net): setns and actions work', async (t) => {
+  if (skipIfNoBox(t)) return;
+  // Reuses the previous test's namespace "peer" inside the container, watching vp1 there.
+  fs.writeFileSync(path.join(box.dir, 'netns.json'), JSON.stringify({
+    netns: 'peer', policy: { graceMs: 0 },
+    interfaces: { vp1: { ladder: ['kill-sockets', 'link-bounce'], verifyTimeoutMs: 500, downOn: ['carrier'] } },
+  }));
+  const install = await inBox(process.execPath, [CLI, 'install', '--config', `${SHARED}/netns.json`, '--watchdog-sec', '10']);
+  if (install.code !== 0) t.log((await inBox('journalctl', ['-q', '--no-pager', '-o', 'cat', '-n', '15', '-u', 'netheal.service'])).stdout);
+  t.is(install.code, 0, install.stderr + install.stdout);
+  const unit = (await inBox('cat', ['/etc/systemd/system/netheal.service'])).stdout;
+  t.regex(unit, /^AmbientCapabilities=CAP_NET_ADMIN CAP_SYS_ADMIN$/m);
+  t.regex(unit, /^RestrictNamespaces=net$/m);
+  t.regex(unit, /^DynamicUser=yes$/m);
+  await new Promise((r) => setTimeout(r, 300));
+  await inBox('ip', ['link', 'set', 'vp0', 'down']); // vp1, in "peer", loses carrier
+  const log = await journalUntil('netheal.service', /vp1: step \d link-bounce: (ok|failed)/, 15000);
+  t.log(log.split('\n').filter((l) => /vp1: step \d/.test(l)).join('\n'));
+  t.regex(log, /vp1: step \d kill-sockets: ok/);
+  t.regex(log, /vp1: step \d link-bounce: ok/);
+  t.notRegex(log, /EPERM|EACCES|Operation not permitted/);
+  await inBox('ip', ['link', 'set', 'vp0', 'up']);
+  await inBox('systemctl', ['stop', 'netheal.service']);
+  t.is((await inBox(process.execPath, [CLI, 'uninstall'])).code, 0);
+});
+
 test.serial('a service unit with --port comes back after a crash although its old sockets linger', async (t) => {
   if (skipIfNoBox(t)) return;
   const install = await inBox(process.execPath, [CLI, 'install', '--service', 'echo-test', '--exec', `/usr/bin/python3 -u ${SHARED}/server.py`,
