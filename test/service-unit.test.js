@@ -106,6 +106,7 @@ test('operator unit: restart policy, port hygiene by sport, RestartSteps only on
   const post = unit.get('ExecStopPost');
   t.regex(post[1], /^-\+.* sockets kill --tcp --sport 8443 --state [a-z0-9,-]+$/);
   t.notRegex(post[1], /listen|--dport/, 'never the listener, never the remote port');
+  t.notRegex(post[1], /established|close-wait|syn-recv/, 'never a socket a live process may hold');
   const newer = parseUnit(serviceUnit({ name: 'web', exec: '/bin/true', systemdVersion: 254, restartMaxDelaySec: 60, restartSteps: 4 }));
   t.deepEqual(newer.get('RestartSteps'), ['4']);
   t.deepEqual(newer.get('RestartMaxDelaySec'), ['60']);

@@ -1,5 +1,5 @@
 /** The service-recovery toolkit: unit and supervisord generation, doctor, tune, graceful shutdown. */
-export { nethealUnit, serviceUnit, configNeeds, quoteExecArg, checkUnitName, NETHEAL_UNIT_NAME, LEFTOVER_STATES } from './unit';
+export { nethealUnit, serviceUnit, configNeeds, quoteExecArg, checkUnitName, NETHEAL_UNIT_NAME, LEFTOVER_STATES, ORPHAN_STATES } from './unit';
 export type { NethealUnitOptions, ServiceUnitOptions, ConfigNeeds, CapabilityNeed } from './unit';
 export { supervisorSection } from './supervisor';
 export type { SupervisorOptions } from './supervisor';

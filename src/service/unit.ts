@@ -10,8 +10,16 @@ import { BUILTIN_ACTIONS, DEFAULT_LADDER } from '../policy/config';
 /** Default name of netheal's own unit. */
 export const NETHEAL_UNIT_NAME = 'netheal.service';
 
-/** TCP states of a stopped service's own leftovers: everything but listen (and the request sockets). */
+/** TCP states a connection can be in while a process holds it: everything but listen. */
 export const LEFTOVER_STATES = ['established', 'syn-recv', 'fin-wait-1', 'fin-wait-2', 'close-wait', 'last-ack', 'closing', 'time-wait'] as const;
+
+/**
+ * States of what the kernel keeps after its process is gone: the orphans (closed by the
+ * process, or by the kernel when it died) and TIME_WAIT. Once a service's processes are all
+ * dead, its own sockets can only be in these; an ESTABLISHED or CLOSE_WAIT socket on its port
+ * belongs to some other live process and is left alone.
+ */
+export const ORPHAN_STATES = ['fin-wait-1', 'fin-wait-2', 'last-ack', 'closing', 'time-wait'] as const;
 
 /**
  * Quotes one word for an Exec*= line (systemd.service(5) "Command lines"): double quotes when
@@ -286,8 +294,8 @@ export function serviceUnit(options: ServiceUnitOptions): string {
   }
   service.push(['ExecStart', exec]);
   if (ports.length > 0) {
-    service.push(`After any stop or crash: destroy this service's own leftovers, matched by LOCAL port (sport), never listeners; "-": a failure here is not the service's failure`);
-    for (const port of ports) service.push(['ExecStopPost', `-+${node} ${cli} sockets kill --tcp --sport ${port} --state ${LEFTOVER_STATES.join(',')}`]);
+    service.push(`After any stop or crash: destroy this service's own leftovers, matched by LOCAL port (sport), in the states only a dead owner leaves (never listeners, never a live process's connection); "-": a failure here is not the service's failure`);
+    for (const port of ports) service.push(['ExecStopPost', `-+${node} ${cli} sockets kill --tcp --sport ${port} --state ${ORPHAN_STATES.join(',')}`]);
   }
   service.push(
     ['Restart', options.restart ?? 'on-failure'],
