@@ -182,6 +182,18 @@ test('CLI install/uninstall against an offline --root: writes, enables, refuses 
   t.true(fs.existsSync(unitFile));
 });
 
+test('install without --root refuses cleanly where systemd is not PID 1', async (t) => {
+  if (fs.existsSync('/run/systemd/system')) {
+    t.log('systemd runs here: covered by test/systemd.test.js inside the container instead');
+    t.pass();
+    return;
+  }
+  const r = await run(process.execPath, [CLI, 'install', '--service', 'netheal-never', '--exec', '/bin/true']);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /systemd is not running here .*--root/);
+  t.false(fs.existsSync('/etc/systemd/system/netheal-never.service'));
+});
+
 test('CLI usage errors exit 2', async (t) => {
   t.is((await run(process.execPath, [CLI, 'unit', '--service', 'x', '--port', 'abc', '--exec', '/bin/true'])).code, 2);
   t.is((await run(process.execPath, [CLI, 'unit', '--service', 'x'])).code, 2);

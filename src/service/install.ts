@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileS
 import { join } from 'node:path';
 import { NethealError } from '../errors';
 import { CommandResult, describeFailure, runCommand } from '../actions/run';
+import { systemdBooted } from './systemd';
 
 /** Where and how to install. */
 export interface InstallOptions {
@@ -70,6 +71,9 @@ async function systemctl(args: string[], root: string | undefined, steps: Instal
 export async function installUnit(options: InstallOptions): Promise<InstallReport> {
   checkName(options.name);
   const dryRun = options.dryRun === true;
+  if (options.root === undefined && !dryRun && !systemdBooted()) {
+    throw new NethealError('NETHEAL_ERR_SYSTEMD', 'systemd is not running here (no /run/systemd/system): use --root DIR for an offline root, or `netheal supervisor` for supervisord');
+  }
   const dir = unitDirectory(options.root);
   const path = join(dir, options.name);
   const steps: InstallStep[] = [];

@@ -3,6 +3,7 @@
  * systemd 254) and systemctl calls used by install/uninstall.
  */
 import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 
 /** The version number `systemctl --version` reports ("systemd 252 (252.39-1~deb12u2)" -> 252), or null. */
 export function parseSystemdVersion(text: string): number | null {
@@ -22,7 +23,7 @@ export function systemdVersion(): number | null {
 /** True when PID 1 is systemd (sd_booted(3): /run/systemd/system exists). */
 export function systemdBooted(root = '/'): boolean {
   try {
-    return require('node:fs').statSync(`${root.replace(/\/$/, '')}/run/systemd/system`).isDirectory() as boolean;
+    return statSync(`${root.replace(/\/$/, '')}/run/systemd/system`).isDirectory();
   } catch {
     return false;
   }

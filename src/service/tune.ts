@@ -109,7 +109,7 @@ export async function tune(options: TuneOptions = {}): Promise<TuneReport> {
   }
   for (const [k, v] of explicit) {
     const normalized = v.trim().replace(/\s+/g, ' ');
-    settings.set(k, { key: k, current: current.get(k) ?? null, value: normalized, reason: `${k}: set explicitly.${TUNABLES[k] ? '' : ''}` });
+    settings.set(k, { key: k, current: current.get(k) ?? null, value: normalized, reason: `${k}: set explicitly (sane: ${TUNABLES[k]!.describe}).` });
   }
   const list = [...settings.values()].filter((s) => s.current !== s.value);
   const content = renderTuneFile(list, netnsPath ?? null);
