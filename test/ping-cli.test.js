@@ -92,3 +92,13 @@ test.serial('usage errors exit 2; missing privilege exits 77 naming both fixes; 
   t.is(dgram.code, 0, dgram.stderr);
   t.is(dgram.stdout.trim().split('\n').filter((l) => JSON.parse(l).status === 'reply').length, 4);
 });
+
+test.serial('gateway targets come from the namespace default routes; a missing one is reported, not waited for', async (t) => {
+  const { c } = await topology(t);
+  const res = await cli(['ping', '--netns', c, '--json', '--count', '2', '--interval', '20', 'gateway', 'gateway6']);
+  t.is(res.code, 1, 'no IPv6 default route');
+  const lines = res.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  t.deepEqual(lines.filter((l) => l.target === 'gateway').map((l) => [l.seq, l.status, l.from]), [[1, 'reply', '10.6.0.1'], [2, 'reply', '10.6.0.1']]);
+  t.deepEqual(lines.filter((l) => l.target === 'gateway6'), [{ target: 'gateway6', seq: 0, status: 'error', rttMs: null, code: null, from: null }]);
+  t.regex(res.stderr, /--- gateway \(10\.6\.0\.1\) ping statistics ---/);
+});

@@ -99,6 +99,16 @@ export function registerPing(program: Command): void {
           if (t === 'gateway' || t === 'gateway6') prober.add('gateway', { name: t, family: t === 'gateway' ? 4 : 6, ...(options.count === undefined ? {} : { count: options.count }) });
           else prober.add(t, options.count === undefined ? {} : { count: options.count });
         }
+        // A gateway target without a default route has nothing to probe: say so instead of
+        // waiting (with --count) for results that cannot come.
+        for (const t of targets) {
+          if (prober.stats(t).address !== null) continue;
+          out(json
+            ? JSON.stringify({ target: t, seq: 0, status: 'error', rttMs: null, code: null, from: null })
+            : `error ${t}: no IPv${t === 'gateway6' ? 6 : 4} default gateway`);
+          if (options.count !== undefined) results.set(t, options.count);
+        }
+        if (options.count !== undefined && results.size === targets.length && [...results.values()].every((x) => x >= options.count!)) finish();
         await done;
       } finally {
         process.off('SIGINT', onSignal);
