@@ -19,8 +19,8 @@ function tmpdir(t) {
 
 function runDaemon(args, options = {}) {
   return new Promise((resolve) => {
-    execFile(process.execPath, [DAEMON, ...args], { timeout: 60000, ...options }, (error, stdout, stderr) =>
-      resolve({ code: error ? error.code : 0, stdout, stderr }));
+    const child = execFile(process.execPath, [DAEMON, ...args], { timeout: 60000, ...options }, (error, stdout, stderr) =>
+      resolve({ code: error ? error.code : 0, stdout, stderr, pid: child.pid }));
   });
 }
 
@@ -164,5 +164,5 @@ test('node lib/daemon.js --lab detects and recovers every fault', async (t) => {
   const bounces = Number(/flap storm .*\((\d+) link bounce\(s\) during the storm\)/.exec(result.stdout)?.[1]);
   t.true(bounces <= 2, `${bounces} bounces during the storm`);
   t.regex(result.stdout, /namespaces removed/);
-  t.false(fs.readdirSync('/run/netns').some((n) => n.startsWith(`nh-`) && n.includes('-client')), 'lab cleaned up');
+  t.false(fs.readdirSync('/run/netns').some((n) => n.startsWith(`nh-${result.pid}-`)), 'the lab removed its namespaces');
 });

@@ -81,7 +81,12 @@ test('doctor finds every bad namespaced value with a true explanation; tune --ap
   t.regex(byId.get('sysctl.tcp_tw_reuse').explanation, /nothing for a server/);
   // The TIME_WAIT overflow was real and counted in this namespace.
   const overflow = byId.get('netstat.TCPTimeWaitOverflow');
-  t.true(overflow.value >= 40, `TCPTimeWaitOverflow ${overflow.value}`);
+  // The kernel's own counter in the namespace (how many of the storm's TIME_WAITs overflowed
+  // varies a little with timing under load; that the doctor reads the real one does not).
+  const netstat = (await lab.exec(ns, 'cat', ['/proc/net/netstat'])).split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const kernelOverflow = Number(netstat[1].split(/\s+/)[netstat[0].split(/\s+/).indexOf('TCPTimeWaitOverflow')]);
+  t.true(kernelOverflow > 0, 'the storm really overflowed tcp_max_tw_buckets');
+  t.is(overflow.value, kernelOverflow, `TCPTimeWaitOverflow ${overflow.value}`);
   t.is(overflow.severity, 'warning');
   t.true(report.sockets['time-wait'] <= 100 && report.sockets['time-wait'] >= 90, JSON.stringify(report.sockets));
   t.truthy(byId.get('capability.CAP_NET_ADMIN'));

@@ -127,7 +127,10 @@ test('SIGTERM to the old instance under load: no request lost, none of its socke
 
   // ss agrees: nothing on the port belongs to the old instance (its peers' ports), and the new
   // instance's own leftovers were not touched by the old one's cleanup.
-  const oldPeers = new Set(byOld.map((r) => r.port));
+  // A client port may be reused by a later connection to the new instance: only ports that
+  // the old instance alone served identify its sockets.
+  const newPorts = new Set(byNew.map((r) => r.port));
+  const oldPeers = new Set(byOld.map((r) => r.port).filter((port) => !newPorts.has(port)));
   const ss = await lab.exec(ns, 'ss', ['-Htan', `sport = :${PORT}`]);
   const rows = ss.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/));
   const leftovers = rows.filter((r) => r[0] !== 'LISTEN' && oldPeers.has(Number(r[4].split(':').pop())));
