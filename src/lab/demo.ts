@@ -238,7 +238,6 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
     const scenario = async (fault: string, iface: string, inject: () => Promise<bigint>, removeCause?: () => Promise<void>, holdMs = 1500): Promise<void> => {
       out(`-- fault: ${fault}`);
       const mark = log.mark();
-      const detected = log.next(isDown(iface), 5000);
       const outcome: FaultOutcome = {
         fault, iface, detectedMs: null, detectedBy: null, actions: [], recoveredMs: null,
         recoveredFrom: removeCause ? 'cause removed' : 'detection',
@@ -251,7 +250,10 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
         outcome.note = `could not inject: ${(error as Error).message}`;
         return;
       }
-      const detection = await detected;
+      // The detection is the first down record stamped at or after t0 (an inject may cause an
+      // earlier, deliberate blip, like the tap's first drop); it may already have arrived.
+      const afterT0 = (r: LogRecord): boolean => isDown(iface)(r) && r.monotonicNs !== undefined && BigInt(r.monotonicNs) >= t0;
+      const detection = log.since(mark).find(afterT0) ?? await log.next(afterT0, 5000);
       if (detection === null) {
         outcome.note = 'not detected within 5 s';
         if (removeCause) await removeCause();
