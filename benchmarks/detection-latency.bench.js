@@ -28,7 +28,7 @@ const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
 const { LinkControl } = require('../lib/monitor/link-control');
-const { summarize, round, ratio } = require('./lib/stats');
+const { summarize, round, ratio, cdf } = require('./lib/stats');
 const clock = require('./lib/clock');
 
 const OBSERVER = path.join(__dirname, 'lib', 'link-observer.js');
@@ -140,7 +140,7 @@ function match(triggers, transitions, { stampKey = 't', warmup = 0, filter = () 
 }
 
 function describe(values, missed, extra = {}) {
-  return { ...round(summarize(values), 3), missed, ...extra };
+  return { ...round(summarize(values), 3), missed, ...extra, cdf: cdf(values) };
 }
 
 // ---- case 1: veth carrier loss ----

@@ -21,7 +21,7 @@ const { Lab } = require('../lib/lab/lab');
 const { Prober } = require('../lib/monitor/prober');
 const { NetlinkClient } = require('../lib/monitor/netlink-client');
 const { encodeMessage, encodeAttribute, NLM_F_REQUEST, NLM_F_ACK } = require('../lib/kernel/netlink');
-const { summarize, round, ratio } = require('./lib/stats');
+const { summarize, round, ratio, cdf } = require('./lib/stats');
 
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
@@ -163,8 +163,8 @@ async function run({ quick = false } = {}) {
     ].join('\n');
     return {
       name: 'path-loss',
-      metrics: { interval10ms: a, interval1s: b, bound1sMs: bound },
-      peers: { fping: p },
+      metrics: { interval10ms: { ...a, cdf: cdf(fast.latencies) }, interval1s: b, bound1sMs: bound },
+      peers: { fping: { ...p, cdf: cdf(fast.peer) } },
       ratios: { medianVsFping: ratio(a.median, p.median), p99VsFping: ratio(a.p99, p.p99) },
       targets,
       markdown,

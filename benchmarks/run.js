@@ -74,6 +74,59 @@ function flatten(obj, prefix = '', out = []) {
 
 const cell = (text) => fmt(text).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
+/**
+ * SVG plots from the results present: latency CDFs (netheal against each peer) and the lab's
+ * fault timeline. Returns [{ file, title }] for the markdown; files go to benchmarks/results/.
+ */
+function renderPlots(results) {
+  const { cdfChart, barChart } = require('./lib/svg');
+  const byName = Object.fromEntries(results.filter((r) => !r.broken).map((r) => [r.name, r]));
+  const plots = [];
+  const write = (file, title, svg) => {
+    fs.writeFileSync(path.join(RESULTS, file), `${svg}\n`);
+    plots.push({ file, title });
+  };
+  const series = (entries) => entries.filter(([, v]) => v?.cdf?.length).map(([name, v]) => ({ name, points: v.cdf }));
+  const veth = byName['detection-latency']?.metrics?.veth?.latencyMs;
+  if (veth) {
+    const s = series([['netheal (LinkMonitor)', veth.netheal], ['ip -ts monitor link', veth.ip], ['npm netlink', veth.netlink]]);
+    if (s.length) write('detection-latency-veth.svg', 'veth carrier loss -> event', cdfChart({ title: 'veth carrier loss: request -> event in the observer', series: s }));
+  }
+  const tap = byName['detection-latency']?.metrics?.tap?.latencyMs;
+  if (tap) {
+    const s = series([['netheal, carrier-sync 20 ms', tap.nethealSync20], ['netheal, carrier-sync 100 ms', tap.nethealSync100], ['ip -ts monitor link', tap.ip], ['npm netlink', tap.netlink]]);
+    if (s.length) write('detection-latency-tap.svg', 'tap carrier loss (linkwatch delayed)', cdfChart({ title: 'tap carrier loss 0.2 s after another (non-urgent linkwatch)', series: s }));
+  }
+  const pathLoss = byName['path-loss'];
+  if (pathLoss?.metrics?.interval10ms?.cdf) {
+    write('path-loss.svg', 'path loss at 10 ms x 3', cdfChart({
+      title: 'path loss (blackhole) -> target down, 10 ms x 3',
+      series: series([['netheal Prober', pathLoss.metrics.interval10ms], ['fping -l -p 10 -t 10', pathLoss.peers?.fping]]),
+    }));
+  }
+  const classes = byName.recovery?.metrics?.classes;
+  if (classes) {
+    const labels = { carrierLoss: 'carrier loss', blackhole: 'path blackhole', addressLoss: 'address loss', defaultRouteLoss: 'default-route loss', nicCarrierLoss: 'NIC (tap) carrier loss', flapStorm: 'flap storm' };
+    const keys = Object.keys(labels).filter((k) => classes[k]);
+    const pick = (k, who, what) => classes[k]?.[who]?.[what]?.median ?? null;
+    write('recovery-timeline.svg', 'lab faults: detect and recover', barChart({
+      title: 'lab faults: time to detect and to recover (median, ms, log scale)',
+      xLabel: 'milliseconds (log scale)',
+      categories: keys.map((k) => labels[k]),
+      series: [
+        { name: 'netheal detect', values: keys.map((k) => pick(k, 'netheal', 'detectedMs')) },
+        { name: 'netheal recover', values: keys.map((k) => pick(k, 'netheal', 'recoveredMs')) },
+        {
+          name: 'bash loop detect (ping every 30 s; mean)', values: keys.map((k) => classes[k]?.bashLoop?.expected30s?.detectMeanMs ?? null),
+          missing: keys.map((k) => (k === 'nicCarrierLoss' ? 'not applicable (nothing to ping on the tap)' : classes[k]?.bashLoop ? 'never detected' : null)),
+        },
+        { name: 'bash loop recover (ping every 30 s; mean)', values: keys.map((k) => classes[k]?.bashLoop?.expected30s?.healthyMeanMs ?? null) },
+      ],
+    }));
+  }
+  return plots;
+}
+
 function renderReport() {
   const results = fs.existsSync(RESULTS)
     ? fs.readdirSync(RESULTS).filter((f) => f.endsWith('.json')).sort().map((f) => {
@@ -102,6 +155,11 @@ function renderReport() {
     for (const t of r.targets ?? []) lines.push(`| ${r.name} | ${cell(t.what)} | ${cell(t.measured)} | ${cell(t.target)} | ${t.pass ? 'pass' : '**FAIL**'} |`);
   }
   lines.push('');
+  const plots = renderPlots(results);
+  if (plots.length) {
+    lines.push('## Plots', '');
+    for (const plot of plots) lines.push(`![${plot.title}](results/${plot.file})`, '');
+  }
   for (const r of results) {
     if (r.broken) continue;
     lines.push(`## ${r.name}`, '');

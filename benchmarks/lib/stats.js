@@ -37,10 +37,27 @@ function round(summary, digits = 3) {
   return out;
 }
 
+/**
+ * The empirical CDF of `values` as `points` + 1 pairs [fraction, value] (nearest rank),
+ * small enough to keep in results JSON and plot.
+ */
+function cdf(values, points = 100, digits = 4) {
+  const s = sorted(values);
+  if (s.length === 0) return [];
+  const out = [];
+  for (let i = 0; i <= points; i++) {
+    const fraction = i / points;
+    const value = i === 0 ? s[0] : percentileSorted(s, fraction * 100);
+    out.push([Number(fraction.toFixed(4)), Number(value.toFixed(digits))]);
+  }
+  return out;
+}
+
 /** a / b rounded, or null when either is missing. */
 function ratio(a, b, digits = 3) {
   if (a == null || b == null || b === 0) return null;
   return Number((a / b).toFixed(digits));
 }
 
-module.exports = { summarize, percentileSorted, round, ratio };
+module.exports = {
+  cdf, summarize, percentileSorted, round, ratio };
