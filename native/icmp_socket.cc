@@ -29,7 +29,7 @@
 #include <memory>
 #include <vector>
 
-#include "common.h"
+#include "polled_socket.h"
 
 namespace netheal {
 namespace {
@@ -66,19 +66,6 @@ struct TxStamp {
   uint64_t kernelNs = 0;  // SOF_TIMESTAMPING_TX_SOFTWARE, 0 until it arrives
 };
 
-struct PollState {
-  uv_poll_t handle;
-  int epfd;
-  int fd;
-};
-
-void OnPollClosed(uv_handle_t* handle) {
-  auto* state = reinterpret_cast<PollState*>(handle);
-  close(state->epfd);
-  close(state->fd);
-  delete state;
-}
-
 uint64_t RealtimeNs() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -97,23 +84,20 @@ void PutU16(uint8_t* p, uint16_t v) { memcpy(p, &v, 2); }
 void PutU32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }
 uint16_t GetBe16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 
-class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
+class IcmpSocket : public PolledSocket<IcmpSocket> {
+  friend class PolledSocket<IcmpSocket>;
+
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "IcmpSocket",
-                       {
-                           InstanceMethod<&IcmpSocket::Send>("send"),
-                           InstanceMethod<&IcmpSocket::Close>("close"),
-                           InstanceMethod<&IcmpSocket::RefHandle>("ref"),
-                           InstanceMethod<&IcmpSocket::UnrefHandle>("unref"),
-                           InstanceAccessor<&IcmpSocket::Kind>("kind"),
-                           InstanceAccessor<&IcmpSocket::Ident>("ident"),
-                           InstanceAccessor<&IcmpSocket::Fd>("fd"),
-                       });
+    std::vector<PropertyDescriptor> members = PollingMembers();
+    members.push_back(InstanceMethod<&IcmpSocket::Send>("send"));
+    members.push_back(InstanceAccessor<&IcmpSocket::Kind>("kind"));
+    members.push_back(InstanceAccessor<&IcmpSocket::Ident>("ident"));
+    return DefineClass(env, "IcmpSocket", members);
   }
 
   // new IcmpSocket({family, netns?, device?, mode?, receiveBuffer?}, onResults, onError)
-  IcmpSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IcmpSocket>(info) {
+  IcmpSocket(const Napi::CallbackInfo& info) : PolledSocket<IcmpSocket>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsFunction() ||
         !info[2].IsFunction()) {
@@ -239,58 +223,17 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
       ErrnoError(env, errno, "epoll_ctl").ThrowAsJavaScriptException();
       return;
     }
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
-      Napi::Error::New(env, "napi_get_uv_event_loop failed").ThrowAsJavaScriptException();
-      return;
-    }
-    state_ = new PollState();
-    state_->handle.data = this;
-    int rc = uv_poll_init(loop, &state_->handle, epfd.Get());
-    if (rc == 0) rc = uv_poll_start(&state_->handle, UV_READABLE, OnReadable);
-    if (rc != 0) {
-      delete state_;
-      state_ = nullptr;
-      Napi::Error error = Napi::Error::New(env, std::string("uv_poll failed: ") + uv_strerror(rc));
-      error.Set("code", Napi::String::New(env, uv_err_name(rc)));
-      error.ThrowAsJavaScriptException();
-      return;
-    }
-    state_->epfd = epfd.Release();
-    state_->fd = fd.Release();
     ring_.reset(new TxStamp[kRing]);
     data_.resize(kBatch * kSlotData);
     control_.resize(kBatch * kSlotControl);
     names_.resize(kBatch);
-    onResults_ = Napi::Persistent(info[1].As<Napi::Function>());
-    onError_ = Napi::Persistent(info[2].As<Napi::Function>());
-    context_ = std::make_unique<Napi::AsyncContext>(env, "netheal:IcmpSocket", Value());
-    Ref();
-    napi_add_env_cleanup_hook(env, CleanupHook, this);
+    // uv_poll watches an epoll fd wrapping the socket: queued ICMP errors and transmit stamps
+    // raise EPOLLERR on the socket itself, which makes libuv stop the handle for good.
+    int socketFd = fd.Release();
+    StartPolling(env, socketFd, epfd.Release(), info[1], info[2], "netheal:IcmpSocket");
   }
-
-  ~IcmpSocket() override { CloseNow(); }
 
  private:
-  static void CleanupHook(void* arg) { static_cast<IcmpSocket*>(arg)->CloseNow(); }
-
-  void CloseNow() {
-    if (state_ == nullptr) return;
-    napi_remove_env_cleanup_hook(Env(), CleanupHook, this);
-    uv_poll_stop(&state_->handle);
-    state_->handle.data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&state_->handle), OnPollClosed);
-    state_ = nullptr;
-    onResults_.Reset();
-    onError_.Reset();
-    context_.reset();
-  }
-
-  static void OnReadable(uv_poll_t* handle, int status, int events) {
-    auto* self = static_cast<IcmpSocket*>(handle->data);
-    if (self != nullptr) self->ReadBurst(status);
-  }
-
   // Finds our cookie in a packet (echo payload or a transmitted packet of unknown framing).
   bool FindTag(const uint8_t* data, size_t len, uint32_t* tag) const {
     for (size_t i = 0; i + kPayload <= len; i++) {
@@ -501,19 +444,7 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
     if (out_.empty()) return;
     size_t count = out_.size() / kResultRecord;
     Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::Copy(env, out_.data(), out_.size());
-    Deliver(onResults_, {buffer, Napi::Number::New(env, static_cast<double>(count))});
-  }
-
-  bool Deliver(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
-    if (fn.IsEmpty() || context_ == nullptr) return false;
-    Napi::Env env = Env();
-    fn.MakeCallback(Value(), args, *context_);
-    if (env.IsExceptionPending()) {
-      Napi::Error error = env.GetAndClearPendingException();
-      napi_fatal_exception(env, error.Value());
-      return false;
-    }
-    return state_ != nullptr;
+    Deliver(onData_, {buffer, Napi::Number::New(env, static_cast<double>(count))});
   }
 
   // send(records: Buffer, count: number, errnos: Int32Array): number of failed probes.
@@ -622,32 +553,12 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
     return tag & (kRing - 1);
   }
 
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (state_ != nullptr) {
-      CloseNow();
-      Unref();
-    }
-    return info.Env().Undefined();
-  }
-  Napi::Value RefHandle(const Napi::CallbackInfo& info) {
-    if (state_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&state_->handle));
-    return info.Env().Undefined();
-  }
-  Napi::Value UnrefHandle(const Napi::CallbackInfo& info) {
-    if (state_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&state_->handle));
-    return info.Env().Undefined();
-  }
   Napi::Value Kind(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), raw_ ? "raw" : "dgram");
   }
   Napi::Value Ident(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ident_);
   }
-  Napi::Value Fd(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), state_ == nullptr ? -1 : state_->fd);
-  }
-
-  PollState* state_ = nullptr;
   bool v6_ = false;
   bool raw_ = false;
   uint16_t ident_ = 0;
@@ -657,9 +568,6 @@ class IcmpSocket : public Napi::ObjectWrap<IcmpSocket> {
   std::vector<uint8_t> control_;
   std::vector<sockaddr_storage> names_;
   std::vector<uint8_t> out_;
-  Napi::FunctionReference onResults_;
-  Napi::FunctionReference onError_;
-  std::unique_ptr<Napi::AsyncContext> context_;
 };
 
 }  // namespace

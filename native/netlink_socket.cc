@@ -9,7 +9,7 @@
 
 #include <vector>
 
-#include "common.h"
+#include "polled_socket.h"
 
 namespace netheal {
 namespace {
@@ -20,38 +20,22 @@ constexpr int kReadBudget = 64;
 constexpr size_t kInitialBuffer = 64 * 1024;
 constexpr int kDefaultRcvbuf = 8 * 1024 * 1024;
 
-// Owns the fd and the poll handle. Outlives the JS object if needed: it is freed in the
-// uv_close callback, and the fd is closed there, after the poll handle has let go of it.
-struct PollState {
-  uv_poll_t handle;
-  int fd;
-};
+class NetlinkSocket : public PolledSocket<NetlinkSocket> {
+  friend class PolledSocket<NetlinkSocket>;
 
-void OnPollClosed(uv_handle_t* handle) {
-  auto* state = reinterpret_cast<PollState*>(handle);
-  close(state->fd);
-  delete state;
-}
-
-class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "NetlinkSocket",
-                       {
-                           InstanceMethod<&NetlinkSocket::Send>("send"),
-                           InstanceMethod<&NetlinkSocket::AddMembership>("addMembership"),
-                           InstanceMethod<&NetlinkSocket::DropMembership>("dropMembership"),
-                           InstanceMethod<&NetlinkSocket::Close>("close"),
-                           InstanceMethod<&NetlinkSocket::RefHandle>("ref"),
-                           InstanceMethod<&NetlinkSocket::UnrefHandle>("unref"),
-                           InstanceAccessor<&NetlinkSocket::PortId>("portId"),
-                           InstanceAccessor<&NetlinkSocket::ReceiveBuffer>("receiveBuffer"),
-                           InstanceAccessor<&NetlinkSocket::Fd>("fd"),
-                       });
+    std::vector<PropertyDescriptor> members = PollingMembers();
+    members.push_back(InstanceMethod<&NetlinkSocket::Send>("send"));
+    members.push_back(InstanceMethod<&NetlinkSocket::AddMembership>("addMembership"));
+    members.push_back(InstanceMethod<&NetlinkSocket::DropMembership>("dropMembership"));
+    members.push_back(InstanceAccessor<&NetlinkSocket::PortId>("portId"));
+    members.push_back(InstanceAccessor<&NetlinkSocket::ReceiveBuffer>("receiveBuffer"));
+    return DefineClass(env, "NetlinkSocket", members);
   }
 
   // new NetlinkSocket({protocol, groups?, netns?, receiveBuffer?}, onData, onError)
-  NetlinkSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetlinkSocket>(info) {
+  NetlinkSocket(const Napi::CallbackInfo& info) : PolledSocket<NetlinkSocket>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsFunction() ||
         !info[2].IsFunction()) {
@@ -100,57 +84,11 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
       }
     }
 
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
-      Napi::Error::New(env, "napi_get_uv_event_loop failed").ThrowAsJavaScriptException();
-      return;
-    }
-    state_ = new PollState();
-    state_->fd = fd.Release();
-    state_->handle.data = this;
-    int rc = uv_poll_init(loop, &state_->handle, state_->fd);
-    if (rc == 0) rc = uv_poll_start(&state_->handle, UV_READABLE, OnReadable);
-    if (rc != 0) {
-      close(state_->fd);
-      delete state_;
-      state_ = nullptr;
-      Napi::Error error = Napi::Error::New(env, std::string("uv_poll failed: ") + uv_strerror(rc));
-      error.Set("code", Napi::String::New(env, uv_err_name(rc)));
-      error.ThrowAsJavaScriptException();
-      return;
-    }
     buffer_.resize(kInitialBuffer);
-    onData_ = Napi::Persistent(info[1].As<Napi::Function>());
-    onError_ = Napi::Persistent(info[2].As<Napi::Function>());
-    context_ = std::make_unique<Napi::AsyncContext>(env, "netheal:NetlinkSocket", Value());
-    // Keep the JS object alive while the socket is open; Close() releases it.
-    Ref();
-    napi_add_env_cleanup_hook(env, CleanupHook, this);
+    StartPolling(env, fd.Release(), -1, info[1], info[2], "netheal:NetlinkSocket");
   }
 
-  ~NetlinkSocket() override { CloseNow(); }
-
- private:
-  static void CleanupHook(void* arg) { static_cast<NetlinkSocket*>(arg)->CloseNow(); }
-
-  // Idempotent. Safe from JS, from the destructor and from the environment cleanup hook.
-  void CloseNow() {
-    if (state_ == nullptr) return;
-    napi_remove_env_cleanup_hook(Env(), CleanupHook, this);
-    uv_poll_stop(&state_->handle);
-    state_->handle.data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&state_->handle), OnPollClosed);
-    state_ = nullptr;
-    onData_.Reset();
-    onError_.Reset();
-    context_.reset();
-  }
-
-  static void OnReadable(uv_poll_t* handle, int status, int events) {
-    auto* self = static_cast<NetlinkSocket*>(handle->data);
-    if (self != nullptr) self->ReadBurst(status);
-  }
-
+  // Called by PolledSocket when the socket is readable.
   void ReadBurst(int status) {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
@@ -161,7 +99,7 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
       // restart polling, and carry on reading what is queued.
       socklen_t len = sizeof pendingError;
       if (getsockopt(state_->fd, SOL_SOCKET, SO_ERROR, &pendingError, &len) != 0 || pendingError == 0 ||
-          uv_poll_start(&state_->handle, UV_READABLE, OnReadable) != 0) {
+          !RestartPolling()) {
         Napi::Error error = Napi::Error::New(env, std::string("poll failed: ") + uv_strerror(status));
         error.Set("code", Napi::String::New(env, uv_err_name(status)));
         Deliver(onError_, {error.Value()});
@@ -219,31 +157,11 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
     }
   }
 
-  // Calls into JS with the async context; routes a thrown exception to 'uncaughtException'.
-  bool Deliver(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
-    if (fn.IsEmpty() || context_ == nullptr) return false;
-    Napi::Env env = Env();
-    fn.MakeCallback(Value(), args, *context_);
-    if (env.IsExceptionPending()) {
-      Napi::Error error = env.GetAndClearPendingException();
-      napi_fatal_exception(env, error.Value());
-      return false;
-    }
-    return state_ != nullptr;
-  }
-
-  bool CheckOpen(Napi::Env env) {
-    if (state_ != nullptr) return true;
-    Napi::Error error = Napi::Error::New(env, "netlink socket is closed");
-    error.Set("code", Napi::String::New(env, "NETHEAL_ERR_CLOSED"));
-    error.ThrowAsJavaScriptException();
-    return false;
-  }
-
+ private:
   // send(datagram: Buffer): number. One datagram may carry many netlink messages.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!CheckOpen(env)) return env.Undefined();
+    if (!CheckOpen(env, "netlink socket")) return env.Undefined();
     if (info.Length() < 1 || !info[0].IsBuffer()) {
       Napi::TypeError::New(env, "send(buffer)").ThrowAsJavaScriptException();
       return env.Undefined();
@@ -265,7 +183,7 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
 
   Napi::Value Membership(const Napi::CallbackInfo& info, int option, const char* name) {
     Napi::Env env = info.Env();
-    if (!CheckOpen(env)) return env.Undefined();
+    if (!CheckOpen(env, "netlink socket")) return env.Undefined();
     int group = info[0].ToNumber().Int32Value();
     if (setsockopt(state_->fd, SOL_NETLINK, option, &group, sizeof group) != 0)
       ErrnoError(env, errno, "setsockopt", name).ThrowAsJavaScriptException();
@@ -276,22 +194,6 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   }
   Napi::Value DropMembership(const Napi::CallbackInfo& info) {
     return Membership(info, NETLINK_DROP_MEMBERSHIP, "NETLINK_DROP_MEMBERSHIP");
-  }
-
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (state_ != nullptr) {
-      CloseNow();
-      Unref();
-    }
-    return info.Env().Undefined();
-  }
-  Napi::Value RefHandle(const Napi::CallbackInfo& info) {
-    if (state_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&state_->handle));
-    return info.Env().Undefined();
-  }
-  Napi::Value UnrefHandle(const Napi::CallbackInfo& info) {
-    if (state_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&state_->handle));
-    return info.Env().Undefined();
   }
 
   Napi::Value PortId(const Napi::CallbackInfo& info) {
@@ -308,16 +210,7 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
     getsockopt(state_->fd, SOL_SOCKET, SO_RCVBUF, &size, &len);
     return Napi::Number::New(info.Env(), size);
   }
-  Napi::Value Fd(const Napi::CallbackInfo& info) {
-    if (state_ == nullptr) return Napi::Number::New(info.Env(), -1);
-    return Napi::Number::New(info.Env(), state_->fd);
-  }
-
-  PollState* state_ = nullptr;
   std::vector<uint8_t> buffer_;
-  Napi::FunctionReference onData_;
-  Napi::FunctionReference onError_;
-  std::unique_ptr<Napi::AsyncContext> context_;
 };
 
 }  // namespace
