@@ -15,7 +15,7 @@ test('addresses round-trip through the 16-byte record form', (t) => {
     const family = a.includes(':') ? 6 : 4;
     t.is(icmp.decodeAddress(icmp.encodeAddress(a), 0, family), expected[a] ?? a);
   }
-  t.is(icmp.decodeAddress(icmp.encodeAddress('::ffff:192.0.2.1'), 0, 6), '::ffff:c000:201');
+  t.is(icmp.decodeAddress(icmp.encodeAddress('::ffff:192.0.2.1'), 0, 6), '::ffff:192.0.2.1', 'IPv4-mapped printed as inet_ntop and ping do');
   t.is(icmp.decodeAddress(Buffer.alloc(16), 0, 4), null);
   t.throws(() => icmp.encodeAddress('example.org'), { instanceOf: TypeError });
   fc.assert(fc.property(fc.ipV6(), (a) => {

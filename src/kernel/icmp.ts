@@ -3,7 +3,7 @@
  * encoding, and the names of ICMP error types and codes (RFC 792, RFC 4443;
  * linux/icmp.h, linux/icmpv6.h). Pure functions.
  */
-import { isIP } from 'node:net';
+import { formatIp, parseIp } from './rtnetlink';
 
 /** Bytes of one probe record handed to IcmpSocket.send(): address[16], u16 seq, u16 0, u32 tag. */
 export const SEND_RECORD = 24;
@@ -41,53 +41,21 @@ export interface IcmpResult {
 
 /** Encodes an IP address as the 16 bytes a record carries (IPv4 in the first 4). */
 export function encodeAddress(address: string): Buffer {
-  const out = Buffer.alloc(16);
-  const family = isIP(address);
-  if (family === 4) {
-    const parts = address.split('.');
-    for (let i = 0; i < 4; i++) out[i] = Number(parts[i]);
-  } else if (family === 6) {
-    let text = address;
-    const zone = text.indexOf('%');
-    if (zone >= 0) text = text.slice(0, zone);
-    // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two groups.
-    const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-    if (v4 !== null) {
-      const b = v4[1]!.split('.').map(Number);
-      text = `${text.slice(0, -v4[1]!.length)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-    }
-    const [head, tail] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
-    const headGroups = head === '' ? [] : head.split(':');
-    const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
-    const groups = tail === undefined ? headGroups : [...headGroups, ...new Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
-    for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] ?? '0', 16), i * 2);
-  } else {
+  let bytes: Buffer;
+  try {
+    bytes = parseIp(address);
+  } catch {
     throw new TypeError(`not an IP address: ${address}`);
   }
+  const out = Buffer.alloc(16);
+  bytes.copy(out);
   return out;
 }
 
 /** Formats the 16 address bytes at `offset` for `family`; null for an all-zero address. */
 export function decodeAddress(buf: Buffer, offset: number, family: 4 | 6): string | null {
-  let zero = true;
-  const len = family === 4 ? 4 : 16;
-  for (let i = 0; i < len; i++) if (buf[offset + i] !== 0) { zero = false; break; }
-  if (zero) return null;
-  if (family === 4) return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(offset + i * 2));
-  // RFC 5952: compress the longest run (>= 2) of zero groups.
-  let bestStart = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  const bytes = buf.subarray(offset, offset + (family === 4 ? 4 : 16));
+  return bytes.every((b) => b === 0) ? null : formatIp(bytes);
 }
 
 /** Writes one probe record at `offset`. `address` is from {@link encodeAddress}. */

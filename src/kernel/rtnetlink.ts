@@ -228,7 +228,7 @@ export function formatIp(bytes: Buffer): string {
 export function parseIp(address: string): Buffer {
   if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
   if (!isIPv6(address)) throw new RangeError(`invalid IP address: ${address}`);
-  let text = address;
+  let text = address.split('%')[0]!; // a zone (fe80::1%eth0) is not part of the bytes
   const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
   if (dotted !== null) {
     // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
