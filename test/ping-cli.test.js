@@ -37,7 +37,7 @@ async function topology(t) {
 
 test.serial('--json: one JSON line per probe on stdout, the summary on stderr', async (t) => {
   const { c } = await topology(t);
-  const res = await cli(['ping', '--netns', c, '--json', '--count', '3', '--interval', '20', '--timeout', '300', '10.6.0.1', 'fd06::1', '198.51.100.7']);
+  const res = await cli(['ping', '--netns', c, '--json', '--count', '3', '--interval', '20', '--timeout', '1000', '10.6.0.1', 'fd06::1', '198.51.100.7']);
   t.is(res.code, 1, 'one target never answered');
   const lines = res.stdout.trim().split('\n').map((l) => JSON.parse(l));
   t.is(lines.length, 9);
