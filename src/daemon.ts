@@ -10,6 +10,7 @@ import { DEFAULT_CONFIG_PATH, DaemonConfig, loadConfig, validateConfig } from '.
 import { Daemon } from './daemon/daemon';
 import { LogFormat, createLogger, defaultLogFormat } from './daemon/logger';
 import { SystemdNotifier } from './daemon/notify';
+import { resolveNetns } from './netns';
 import { DEFAULT_STATUS_SOCKET } from './daemon/status';
 
 interface DaemonFlags {
@@ -47,6 +48,8 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
         let next: DaemonConfig;
         try {
           next = loadConfig(configPath) ?? validateConfig({});
+          // A namespace that does not exist (any more) is refused here, not half-applied.
+          resolveNetns(flags.netns ?? next.netns, flags.netns !== undefined ? '--netns' : 'netns');
         } catch (error) {
           // A bad file never replaces a good running config.
           logger.error(`reload refused, keeping the running configuration: ${(error as Error).message}`);
@@ -58,6 +61,11 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
           logger.notice('configuration reloaded');
         } catch (error) {
           logger.error(`reload failed: ${(error as Error).message}`);
+          if (daemon.stopped) {
+            // Nothing runs any more: exit non-zero so the service manager restarts us.
+            process.off('SIGHUP', onHup);
+            resolve(ExitCode.FAILURE);
+          }
         }
       });
     };

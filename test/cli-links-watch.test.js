@@ -71,3 +71,13 @@ test('usage errors exit 2 with the reason', async (t) => {
   t.is(unknown.code, 2);
   t.regex(unknown.stderr, /unknown command 'frobnicate'/);
 });
+
+test('options before `sockets kill` count: --netns is honoured, never dropped to act here', async (t) => {
+  // A namespace that does not exist: if --netns were dropped, kill would run in this one.
+  const missing = await runCli(['sockets', '--netns', 'nh-no-such-ns', 'kill', '--all', '--dry-run']);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /no network namespace named nh-no-such-ns/);
+  const dry = await runCli(['sockets', '--netns', ns, '--json', 'kill', '--sport', '1', '--dry-run']);
+  t.is(dry.code, 0, dry.stderr);
+  t.like(JSON.parse(dry.stdout), { matched: 0, destroyed: 0 });
+});

@@ -76,19 +76,21 @@ test('invalid configurations exit 78 naming the field, without a stack trace', a
   for (const [config, expected] of cases) {
     const file = path.join(dir, 'config.json');
     fs.writeFileSync(file, JSON.stringify(config));
-    const result = await runDaemon(['--config', file]);
+    // --dry-run and a namespace of the test's own: were validation ever to let one of
+    // these through, the daemon still could not act, and not on this host.
+    const result = await runDaemon(['--config', file, '--dry-run', '--netns', `nh-${process.pid}-none`]);
     t.is(result.code, 78, JSON.stringify(config));
     t.regex(result.stderr, expected);
     t.notRegex(result.stderr, /\n\s+at /);
   }
   fs.writeFileSync(path.join(dir, 'broken.json'), '{"interfaces": ');
-  const broken = await runDaemon(['--config', path.join(dir, 'broken.json')]);
+  const broken = await runDaemon(['--config', path.join(dir, 'broken.json'), '--dry-run', '--netns', `nh-${process.pid}-none`]);
   t.is(broken.code, 78);
   t.regex(broken.stderr, /not valid JSON/);
-  const missing = await runDaemon(['--config', path.join(dir, 'nope.json')]);
+  const missing = await runDaemon(['--config', path.join(dir, 'nope.json'), '--dry-run', '--netns', `nh-${process.pid}-none`]);
   t.is(missing.code, 78);
   t.regex(missing.stderr, /nope\.json: cannot read: ENOENT/);
-  const usage = await runDaemon(['--log-format', 'xml']);
+  const usage = await runDaemon(['--log-format', 'xml', '--dry-run', '--netns', `nh-${process.pid}-none`]);
   t.is(usage.code, 2);
 });
 

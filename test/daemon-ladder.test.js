@@ -178,3 +178,17 @@ test('a flap storm ends in suppression, not a bounce storm', async (t) => {
   const bounces = events.filter((e) => e.type === 'action' && e.kind === 'link-bounce').length;
   t.true(bounces <= 2, `${bounces} bounces for 20 flaps`);
 });
+
+test('a reload that cannot be built goes back to the running configuration', async (t) => {
+  const { client } = await clientRouter(t);
+  const good = { netns: Lab.path(client), policy, interfaces: { up0: { ladder: ['kill-sockets'] } } };
+  const { daemon } = await startDaemon(t, good);
+  // Valid as a file, impossible to build: the namespace is gone.
+  const bad = validateConfig({ ...good, netns: `/run/netns/nh-${process.pid}-vanished` });
+  await t.throwsAsync(() => daemon.reload(bad), { code: 'NETHEAL_ERR_NETNS' });
+  t.false(daemon.stopped);
+  t.deepEqual(daemon.interfaces, ['up0']);
+  t.is(daemon.status().state, 'running');
+  t.is(daemon.status().netns, Lab.path(client), 'the previous configuration runs again');
+  t.is(daemon.snapshot().interfaces.up0.state, 'healthy');
+});

@@ -82,7 +82,10 @@ function ifupdownArgs(env: ManagerEnvironment): string[] {
   const args: string[] = [];
   if (env.ifupdownInterfaces !== undefined) args.push('-i', env.ifupdownInterfaces);
   if (env.ifupdownStateDir !== undefined) args.push(`--state-dir=${env.ifupdownStateDir}`);
-  return [...args, ...(env.ifupdownOptions ?? [])];
+  // Inside a namespace only the network is the namespace's: /etc/network/if-*.d hooks
+  // would run against the host's files (resolv.conf, ...). Skip them unless asked for.
+  const options = env.ifupdownOptions ?? (env.netnsPath !== undefined ? ['--no-scripts'] : []);
+  return [...args, ...options];
 }
 
 /** Asks `manager` to re-apply `iface`. Never throws for a failing command. */

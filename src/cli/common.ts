@@ -55,12 +55,20 @@ export function reportError(error: unknown): number {
     process.stderr.write(`netheal: ${error.message}\n`);
     return error.exitCode;
   }
-  const e = error as { code?: string; message?: string };
+  const e = error as { code?: string; message?: string; path?: string; syscall?: string };
+  if (e.path !== undefined && (e.code === 'EPERM' || e.code === 'EACCES' || e.code === 'EROFS')) {
+    // A file the command had to write or read (units, sysctl.d, /run/netheal).
+    process.stderr.write(`netheal: ${e.syscall ?? 'access'} ${e.path}: ${e.code}: run as root (or choose a writable path)\n`);
+    return e.code === 'EROFS' ? ExitCode.FAILURE : ExitCode.NO_PRIVILEGE;
+  }
   if (e.code === 'EPERM' || e.code === 'EACCES') {
     process.stderr.write(`netheal: ${e.message}: needs CAP_NET_ADMIN\n`);
     return ExitCode.NO_PRIVILEGE;
   }
-  process.stderr.write(`netheal: unexpected error: ${e.message ?? String(error)}\n${(error as Error).stack ?? ''}\n`);
+  // A bug, not a usage problem: say what happened; the stack only when asked for.
+  process.stderr.write(`netheal: unexpected error: ${e.message ?? String(error)}${e.code ? ` (${e.code})` : ''}\n`);
+  if (process.env.NETHEAL_DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
+  else process.stderr.write('netheal: set NETHEAL_DEBUG=1 to see where\n');
   return ExitCode.FAILURE;
 }
 

@@ -217,7 +217,10 @@ export function registerSockets(program: Command): void {
     .description('destroy the matching sockets (SOCK_DESTROY); never listeners unless --state listen')))
     .option('--dry-run', 'list what would be destroyed, destroy nothing')
     .option('--all', 'permit an empty filter (every socket but listeners)')
-    .action(action(async (options: FilterOptions & { dryRun?: boolean; all?: boolean }) => {
+    .action(action(async (own: FilterOptions & { dryRun?: boolean; all?: boolean }, command: Command) => {
+      // `sockets --netns X kill ...`: options given before `kill` belong to `sockets`; they
+      // count for kill too (else --netns would be dropped and kill would act on this namespace).
+      const options = { ...(command.parent?.opts() as FilterOptions), ...own };
       const filter = toFilter(options);
       const narrowing = ['state', 'sport', 'dport', 'src', 'dst', 'dev', 'uid'].some((k) => k in filter);
       if (!narrowing && options.all !== true) {
@@ -238,7 +241,7 @@ export function registerSockets(program: Command): void {
     .description('exit 0 when local PORT can be bound; otherwise say who holds it and exit 1')
     .argument('<PORT>', 'local port', intOption('PORT', 1, 65535)))
     .option('--wait <SECONDS>', 'poll until the port is free or the time is up', numberOption('--wait', 0, 86400))
-    .option('--kill-stale', 'destroy non-listening leftovers (time-wait, fin-wait, close-wait, ...) on the port')
+    .option('--kill-stale', 'destroy orphaned leftovers on the port (time-wait, fin-wait, closing, last-ack: no process holds them)')
     .option('--tcp', 'TCP only')
     .option('--udp', 'UDP only')
     .action(action(async (port: number, options: CommonOptions & { wait?: number; killStale?: boolean; tcp?: boolean; udp?: boolean }) => {

@@ -92,7 +92,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly running = new Set<Promise<unknown>>();
   private evidenceNs: string | null = null;
   private evidenceVia: string | null = null;
-  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  /** The start or reload in progress, for stop() to wait on. */
+  private transition: Promise<void> | undefined;
   private statusServer: Server | undefined;
   private metricsServer: Server | undefined;
   /** The metrics this daemon fills. */
@@ -143,6 +145,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (this.recent.length > 100) this.recent.shift();
   }
 
+  /** True once the daemon has stopped (or could not rebuild itself after a failed reload). */
+  get stopped(): boolean {
+    return this.state === 'stopped';
+  }
+
   /** Interfaces being watched. */
   get interfaces(): string[] {
     return [...this.watched];
@@ -156,53 +163,91 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Starts monitoring; resolves once monitoring is live (then READY=1 is sent). */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `start() on a ${this.state} daemon`);
-    this.state = 'running';
-    try {
-      await this.build();
-    } catch (error) {
-      await this.teardown();
-      this.state = 'stopped';
-      throw error;
-    }
-    this.notifier.ready(this.statusLine());
-    this.notifier.startWatchdog();
-    this.emit('ready');
+    this.state = 'starting';
+    this.transition = this.build().then(
+      async () => {
+        // stop() called meanwhile: it waits for this, then tears down what build() made.
+        if (this.state !== 'starting') return;
+        this.state = 'running';
+        this.notifier.ready(this.statusLine());
+        this.notifier.startWatchdog();
+        this.emit('ready');
+      },
+      async (error: unknown) => {
+        await this.teardown();
+        this.state = 'stopped';
+        throw error;
+      },
+    );
+    await this.transition;
   }
 
   /**
-   * Applies a new validated config: RELOADING=1, rebuild, READY=1. The caller validates
-   * first, so a bad file never gets here and the running config stays.
+   * Applies a new validated config: RELOADING=1, rebuild, READY=1. If the new config cannot
+   * be built (a namespace that vanished, a busy status socket), the previous config is built
+   * again and the error is thrown; if even that fails, the daemon is stopped and the error
+   * says so (the entry point then exits non-zero, so systemd restarts it).
    */
   async reload(config: DaemonConfig): Promise<void> {
     if (this.state !== 'running') return;
     this.notifier.reloading();
     this.logger.notice('reloading configuration');
-    await this.teardown();
-    this.config = config;
-    await this.build();
-    this.notifier.ready(this.statusLine());
+    this.state = 'starting';
+    const previous = this.config;
+    const run = async (): Promise<void> => {
+      await this.waitForActions('reload');
+      await this.teardown();
+      this.config = config;
+      try {
+        await this.build();
+      } catch (error) {
+        this.logger.error(`reload failed, going back to the previous configuration: ${(error as Error).message}`);
+        await this.teardown();
+        this.config = previous;
+        try {
+          await this.build();
+        } catch (again) {
+          await this.teardown();
+          this.state = 'stopped';
+          this.notifier.stopWatchdog();
+          throw new NethealError('NETHEAL_ERR_CONFIG', `reload failed and the previous configuration could not be rebuilt either: ${(again as Error).message}`);
+        }
+        this.state = 'running';
+        this.notifier.ready(`reload failed: ${(error as Error).message}; ${this.statusLine()}`);
+        throw error;
+      }
+      this.state = 'running';
+      this.notifier.ready(this.statusLine());
+    };
+    this.transition = run();
+    await this.transition;
   }
 
   /** STOPPING=1, stop probing, let a running action finish within the limit, close everything. */
   async stop(): Promise<void> {
-    if (this.state !== 'running') return;
+    if (this.state === 'starting') await this.transition?.catch(() => undefined);
+    if (this.state !== 'running' && this.state !== 'starting') return;
     this.state = 'stopping';
     this.notifier.stopping('stopping');
     this.notifier.stopWatchdog();
     this.prober?.close();
     this.prober = undefined;
-    if (this.running.size > 0) {
-      const limit = this.options.stopGraceMs ?? 10000;
-      this.logger.notice(`waiting up to ${limit} ms for ${this.running.size} running action(s)`);
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.allSettled([...this.running]),
-        new Promise((resolve) => { timer = setTimeout(resolve, limit); }),
-      ]);
-      clearTimeout(timer);
-    }
+    await this.waitForActions('stop');
     await this.teardown();
     this.state = 'stopped';
+  }
+
+  /** Lets running actions finish, up to stopGraceMs. */
+  private async waitForActions(why: string): Promise<void> {
+    if (this.running.size === 0) return;
+    const limit = this.options.stopGraceMs ?? 10000;
+    this.logger.notice(`${why}: waiting up to ${limit} ms for ${this.running.size} running action(s)`);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((resolve) => { timer = setTimeout(resolve, limit); }),
+    ]);
+    clearTimeout(timer);
   }
 
   // ---- building and tearing down ----

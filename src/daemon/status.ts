@@ -22,9 +22,13 @@ function alive(path: string): Promise<boolean> {
 
 /** Listens at `path`, answering each connection with `status()` as JSON. */
 export async function serveStatus(path: string, status: () => unknown): Promise<Server> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new NethealError('NETHEAL_ERR_STATUS_SOCKET', `status socket ${path}: cannot create ${dirname(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (run as root, or set status.socket)`);
+  }
   if (await alive(path)) {
-    throw new NethealError('NETHEAL_ERR_USAGE', `another netheal daemon answers on ${path}; give this one its own status.socket`);
+    throw new NethealError('NETHEAL_ERR_STATUS_SOCKET', `another netheal daemon answers on ${path}; give this one its own status.socket`);
   }
   try {
     unlinkSync(path); // a stale socket of a daemon that died
@@ -42,9 +46,12 @@ export async function serveStatus(path: string, status: () => unknown): Promise<
     connection.on('error', () => connection.destroy());
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
     // Created 0600 from the start: no window in which others could connect.
     const mask = process.umask(0o177);
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      process.umask(mask);
+      reject(new NethealError('NETHEAL_ERR_STATUS_SOCKET', `status socket ${path}: cannot listen: ${error.code ?? error.message}`));
+    });
     server.listen(path, () => {
       process.umask(mask);
       resolve();

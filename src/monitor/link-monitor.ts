@@ -261,6 +261,9 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   /** While a dump is running, notifications wait here, then are applied in order. */
   private held: Array<{ datagrams: Buffer[]; stamps: BigUint64Array }> | null = null;
   private resyncReason: string | null = null;
+  /** A loss (ENOBUFS, truncation) reported before start() finished: resync right after. */
+  private lossDuringStart: string | null = null;
+  private resyncRetry: NodeJS.Timeout | undefined;
   private routeDumpRunning = false;
   private routeDumpWanted = false;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -316,6 +319,8 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       this.state = 'running';
       this.releaseHeld();
       this.scheduleCarrierSync();
+      // Notifications lost while the first dump ran: that dump may predate them.
+      if (this.lossDuringStart !== null) this.startResync(this.lossDuringStart);
     } catch (error) {
       this.close();
       throw fromSystemError(error, 'start link monitor', this.netns);
@@ -362,6 +367,8 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     this.state = 'closed';
     if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
     this.syncTimer = undefined;
+    if (this.resyncRetry !== undefined) clearTimeout(this.resyncRetry);
+    this.resyncRetry = undefined;
     this.events?.close();
     this.client?.close();
     this.events = undefined;
@@ -574,7 +581,9 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private onSocketError(error: Error): void {
     const code = (error as { code?: string }).code;
     if (code === 'ENOBUFS' || code === 'EMSGSIZE') {
-      this.startResync(code === 'ENOBUFS' ? 'ENOBUFS: the kernel dropped notifications' : 'truncated notification');
+      const reason = code === 'ENOBUFS' ? 'ENOBUFS: the kernel dropped notifications' : 'truncated notification';
+      if (this.state === 'starting') this.lossDuringStart = reason;
+      else this.startResync(reason);
       return;
     }
     this.emitError(fromSystemError(error, 'link monitor event socket'));
@@ -602,6 +611,12 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
           if (this.state !== 'running') return;
           if (++attempt >= 3) {
             this.emitError(fromSystemError(error, 'resync'));
+            // The table may be wrong: try again in a second rather than trust it.
+            this.resyncRetry = setTimeout(() => {
+              this.resyncRetry = undefined;
+              this.startResync(`${reason} (retry)`);
+            }, 1000);
+            this.resyncRetry.unref();
             break;
           }
         }

@@ -824,7 +824,11 @@ export interface PortStatus {
   free: boolean;
   /** TCP listeners and bound UDP sockets on the port (with owners). */
   holders: SocketInfo[];
-  /** Non-listening TCP sockets on the port (time-wait, fin-wait, close-wait, ...): a bind() without SO_REUSEADDR fails on them. */
+  /**
+   * Orphaned TCP sockets on the port (no process holds them: time-wait, fin-wait-1/2,
+   * closing, last-ack): a bind() without SO_REUSEADDR fails on them, and nobody will miss
+   * them. Connections a live process still holds (established, close-wait) are `holders`.
+   */
   stale: SocketInfo[];
 }
 
@@ -832,7 +836,12 @@ export interface PortStatus {
 export async function portStatus(sockets: Sockets, port: number, protocols: SocketProtocol[] = ['tcp', 'udp']): Promise<PortStatus> {
   checkPort(port, 'port');
   const found = await sockets.query({ sport: port, protocol: protocols }, { owners: true });
-  const holders = found.filter((s) => s.protocol === 'udp' || s.state === 'listen');
-  const stale = holders.length > 0 ? [] : found.filter((s) => s.protocol === 'tcp' && s.state !== 'listen');
+  const listening = found.filter((s) => s.protocol === 'udp' || s.state === 'listen');
+  const connections = found.filter((s) => s.protocol === 'tcp' && s.state !== 'listen');
+  const orphan = (s: SocketInfo): boolean => (s.owners ?? []).length === 0;
+  // With a listener, it alone is the holder. Without one, connections a live process still
+  // holds (established, close-wait) hold the port too; only orphans are stale.
+  const holders = listening.length > 0 ? listening : connections.filter((s) => !orphan(s));
+  const stale = holders.length > 0 ? [] : connections.filter(orphan);
   return { port, free: holders.length === 0 && stale.length === 0, holders, stale };
 }

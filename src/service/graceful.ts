@@ -203,6 +203,10 @@ export function gracefulShutdown(server: Server, options: GracefulShutdownOption
   const onSignal = (): void => {
     void shutdown().then((report) => {
       if (options.exit !== false) process.exit(report.cleanupError === undefined ? 0 : 1);
+    }, (error: Error) => {
+      // A throwing stop hook must not become an unhandled rejection: report and exit 1.
+      process.stderr.write(`graceful shutdown failed: ${error.message}\n`);
+      if (options.exit !== false) process.exit(1);
     });
   };
   for (const signal of signals) process.on(signal, onSignal);
