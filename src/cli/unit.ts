@@ -95,8 +95,10 @@ function printReport(report: InstallReport, json: boolean): void {
 export function registerUnit(program: Command): void {
   unitOptions(program.command('unit')
     .description("print the systemd unit for netheal (or, with --service, for your own service)"))
-    .action(action((flags: UnitFlags) => {
-      process.stdout.write(unitFor(flags).text);
+    .option('--json', 'machine-readable JSON output: {name, content}')
+    .action(action((flags: UnitFlags & { json?: boolean }) => {
+      const { name, text } = unitFor(flags);
+      process.stdout.write(flags.json === true ? `${JSON.stringify({ name, content: text })}\n` : text);
     }));
 
   unitOptions(program.command('install')
@@ -134,10 +136,12 @@ export function registerUnit(program: Command): void {
     .option('--user <NAME>', 'run as this user')
     .option('--directory <DIR>', 'working directory')
     .option('--env <NAME=VALUE>', 'environment (repeatable)', collectEnv)
-    .action(action((flags: { service: string; exec: string; startsecs?: number; startretries?: number; stopwaitsecs?: number; user?: string; directory?: string; env?: Record<string, string> }) => {
-      process.stdout.write(supervisorSection({
+    .option('--json', 'machine-readable JSON output: {name, content}')
+    .action(action((flags: { service: string; exec: string; startsecs?: number; startretries?: number; stopwaitsecs?: number; user?: string; directory?: string; env?: Record<string, string>; json?: boolean }) => {
+      const content = supervisorSection({
         name: flags.service, command: flags.exec, startsecs: flags.startsecs, startretries: flags.startretries,
         stopwaitsecs: flags.stopwaitsecs, user: flags.user, directory: flags.directory, environment: flags.env,
-      }));
+      });
+      process.stdout.write(flags.json === true ? `${JSON.stringify({ name: flags.service, content })}\n` : content);
     }));
 }
