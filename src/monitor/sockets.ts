@@ -269,8 +269,10 @@ function masks(plan: Plan, forDestroy: boolean): { tcp: number; udp: number } {
       : { tcp: ALL_STATES, udp: UDP_STATES };
   }
   const tcp = stateMask(plan.states);
-  // UDP knows two states: connected (ESTABLISHED) and not (CLOSE, which `ss -l` lists).
-  const udp = (tcp & BIT(TCP_ESTABLISHED)) | (tcp & (BIT(TCP_CLOSE) | BIT(TCP_LISTEN)) ? BIT(TCP_CLOSE) : 0);
+  // UDP knows two states: connected (ESTABLISHED) and not (CLOSE, which `ss -l` lists). An
+  // unconnected UDP socket is a server: a destroy takes it only when `listen` is asked for.
+  const unconnected = forDestroy ? BIT(TCP_LISTEN) : BIT(TCP_CLOSE) | BIT(TCP_LISTEN);
+  const udp = (tcp & BIT(TCP_ESTABLISHED)) | (tcp & unconnected ? BIT(TCP_CLOSE) : 0);
   return { tcp, udp };
 }
 
