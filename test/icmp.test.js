@@ -5,6 +5,7 @@ const test = require('ava');
 const fs = require('node:fs');
 const fc = require('fast-check');
 const { Lab } = require('../lib/lab/lab');
+const { dualStackPair } = require('./helpers/lab');
 const { nativeBinding } = require('../lib/native');
 const icmp = require('../lib/kernel/icmp');
 
@@ -46,21 +47,7 @@ test('send and result records have the layout the addon uses', (t) => {
   t.is(icmp.icmpErrorName(6, 3, 0), 'hop-limit-exceeded');
 });
 
-async function topology(t) {
-  const lab = Lab.create();
-  t.teardown(() => lab.destroy());
-  const c = await lab.addNamespace('client');
-  const r = await lab.addNamespace('router');
-  await lab.addVeth({ ns: c, name: 'eth0' }, { ns: r, name: 'rt0' });
-  await lab.addAddress(c, 'eth0', '10.8.0.2/24');
-  await lab.addAddress(r, 'rt0', '10.8.0.1/24');
-  await lab.addAddress(c, 'eth0', 'fd08::2/64');
-  await lab.addAddress(r, 'rt0', 'fd08::1/64');
-  await lab.addRoute(c, 'default', 'via', '10.8.0.1');
-  await lab.enableForwarding(r);
-  await lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
-  return { lab, c, r, netns: Lab.path(c) };
-}
+const topology = (t) => dualStackPair(t, { net: 8, noRateLimit: 'both' });
 
 // Opens a native socket that collects decoded results.
 function open(options) {

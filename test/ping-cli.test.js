@@ -3,6 +3,7 @@
 const test = require('ava');
 const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
+const { dualStackPair } = require('./helpers/lab');
 
 const CLI = require.resolve('../lib/cli.js');
 
@@ -19,20 +20,9 @@ function cli(args, { ns, lab, noRaw = false } = {}) {
 }
 
 async function topology(t) {
-  const lab = Lab.create();
-  t.teardown(() => lab.destroy());
-  const c = await lab.addNamespace('client');
-  const r = await lab.addNamespace('router');
-  await lab.addVeth({ ns: c, name: 'eth0' }, { ns: r, name: 'rt0' });
-  await lab.addAddress(c, 'eth0', '10.6.0.2/24');
-  await lab.addAddress(r, 'rt0', '10.6.0.1/24');
-  await lab.addAddress(c, 'eth0', 'fd06::2/64');
-  await lab.addAddress(r, 'rt0', 'fd06::1/64');
-  await lab.addRoute(c, 'default', 'via', '10.6.0.1');
-  await lab.enableForwarding(r);
-  await lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0']);
-  await lab.ip(r, 'route', 'add', 'unreachable', '198.51.100.0/24');
-  return { lab, c, r };
+  const pair = await dualStackPair(t, { net: 6, noRateLimit: 'v4' });
+  await pair.lab.ip(pair.r, 'route', 'add', 'unreachable', '198.51.100.0/24');
+  return pair;
 }
 
 test.serial('--json: one JSON line per probe on stdout, the summary on stderr', async (t) => {

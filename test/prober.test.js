@@ -7,30 +7,14 @@ const fs = require('node:fs');
 const { EventEmitter } = require('node:events');
 const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
+const { dualStackPair } = require('./helpers/lab');
 const { Prober } = require('../lib/monitor/prober');
 const { LinkMonitor } = require('../lib/monitor/link-monitor');
 
 // Absolute: under npx, node_modules/.bin/nft is @vercel/nft, not nftables.
 const NFT = '/usr/sbin/nft';
 
-async function topology(t) {
-  const lab = Lab.create();
-  t.teardown(() => lab.destroy());
-  const c = await lab.addNamespace('client');
-  const r = await lab.addNamespace('router');
-  await lab.addVeth({ ns: c, name: 'eth0' }, { ns: r, name: 'rt0' });
-  await lab.addAddress(c, 'eth0', '10.7.0.2/24');
-  await lab.addAddress(r, 'rt0', '10.7.0.1/24');
-  await lab.addAddress(c, 'eth0', 'fd07::2/64');
-  await lab.addAddress(r, 'rt0', 'fd07::1/64');
-  await lab.addAddress(r, 'lo', '192.0.2.1/32');
-  await lab.addAddress(r, 'lo', '192.0.2.2/32');
-  await lab.addAddress(r, 'lo', '2001:db8::1/128');
-  await lab.addRoute(c, 'default', 'via', '10.7.0.1');
-  await lab.addRoute(c, 'default', 'via', 'fd07::1');
-  await lab.enableForwarding(r);
-  return { lab, c, r, netns: Lab.path(c) };
-}
+const topology = (t) => dualStackPair(t, { net: 7, v6Default: true, routerLo: ['192.0.2.1/32', '192.0.2.2/32', '2001:db8::1/128'] });
 
 // Waits for an event matching `predicate`, or fails after timeoutMs.
 function once(emitter, name, predicate = () => true, timeoutMs = 3000) {
