@@ -16,15 +16,14 @@ import {
   encodeMessage,
   parseAttributes,
 } from './netlink';
-import { formatIp } from './rtnetlink';
+import { AF_INET, AF_INET6, formatIp } from './rtnetlink';
 
 /** Message types (linux/sock_diag.h). */
 export const SOCK_DIAG_BY_FAMILY = 20;
 export const SOCK_DESTROY = 21;
 
-/** Address families and protocols (linux/socket.h, linux/in.h). */
-export const AF_INET = 2;
-export const AF_INET6 = 10;
+/** Address families (linux/socket.h; one definition, in rtnetlink) and protocols (linux/in.h). */
+export { AF_INET, AF_INET6 };
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 
