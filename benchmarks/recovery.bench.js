@@ -41,7 +41,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
 const { createInterface } = require('node:readline');
-const { Lab } = require('../lib/lab/lab');
+const { Lab, pacedFlaps } = require('../lib/lab/lab');
 const { runLab } = require('../lib/lab/demo');
 const { LinkControl } = require('../lib/monitor/link-control');
 const { summarize, round, ratio } = require('./lib/stats');
@@ -234,16 +234,7 @@ async function loopRounds({ rounds, dir }) {
         restore: () => lab.ip(client, 'route', 'replace', 'default', 'via', GW, 'dev', IF, 'onlink'),
       });
       // runLab's storm: 25 far-end flaps 80 ms apart, ending down; up 0.8 s after detection.
-      await scenario('flapStorm', async () => {
-        const t = await control.setAdmin('down0', false);
-        for (let i = 0; i < 24; i++) {
-          await sleep(40);
-          await control.setAdmin('down0', true);
-          await sleep(40);
-          await control.setAdmin('down0', false);
-        }
-        return t;
-      }, () => control.setAdmin('down0', true), { holdMs: 800 });
+      await scenario('flapStorm', () => pacedFlaps(control, 'down0', 25, 40), () => control.setAdmin('down0', true), { holdMs: 800 });
     }
     // The same loop pinging an address beyond the gateway (as loops that ping a public
     // address do; here the router's 198.51.100.1): it does see a lost default route.

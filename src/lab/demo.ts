@@ -22,7 +22,7 @@ import { LinkMonitor } from '../monitor/link-monitor';
 import { NetlinkClient } from '../monitor/netlink-client';
 import { monotonicNs } from '../native';
 import { NethealError } from '../errors';
-import { Lab, TapHandle } from './lab';
+import { Lab, TapHandle, pacedFlaps } from './lab';
 
 /** One line of the daemon's JSON log. */
 interface LogRecord {
@@ -308,16 +308,7 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
     // Last, because damping keeps the interface suppressed for minutes afterwards.
     const stormMark = log.mark();
     await scenario('flap storm (25 far-end flaps, 80 ms apart)', CLIENT_IF,
-      async () => {
-        const t = await control.setAdmin('down0', false);
-        for (let i = 0; i < 24; i++) {
-          await delay(40);
-          await control.setAdmin('down0', true);
-          await delay(40);
-          await control.setAdmin('down0', false);
-        }
-        return t;
-      },
+      () => pacedFlaps(control, 'down0', 25, 40),
       async () => { await control.setAdmin('down0', true); }, 800);
     const bounces = log.since(stormMark).filter((r) => r.action === 'link-bounce' && r.result !== undefined && r.iface === CLIENT_IF).length;
     outcomes[outcomes.length - 1]!.note = `${bounces} link bounce(s) during the storm`;

@@ -11,6 +11,7 @@ import { ChildProcess, execFile, execFileSync, spawn, SpawnOptions } from 'node:
 import { readdirSync } from 'node:fs';
 import { NethealError } from '../errors';
 import { NativeBinding, nativeBinding } from '../native';
+import type { LinkControl } from '../monitor/link-control';
 
 const NETNS_DIR = '/run/netns';
 const NAME_PATTERN = /^nh-(\d+)-\d+-/;
@@ -102,6 +103,24 @@ export function run(command: string, args: string[], timeoutMs = 15000): Promise
       }
     });
   });
+}
+
+/**
+ * Fault: a paced flap storm, `flaps` down/up cycles `halfPeriodMs` apart, ending down, done
+ * by netlink through `control` (in the far namespace). Unlike {@link Lab.flapStorm}, every
+ * flap is slow enough for the near side to see it. Resolves with CLOCK_MONOTONIC (ns) taken
+ * just before the first down.
+ */
+export async function pacedFlaps(control: LinkControl, link: string, flaps: number, halfPeriodMs: number): Promise<bigint> {
+  const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, halfPeriodMs));
+  const t0 = await control.setAdmin(link, false);
+  for (let i = 1; i < flaps; i++) {
+    await pause();
+    await control.setAdmin(link, true);
+    await pause();
+    await control.setAdmin(link, false);
+  }
+  return t0;
 }
 
 /** A lab: create with Lab.create(), always destroy() (cleanup also runs on exit). */
