@@ -1,8 +1,16 @@
 // NetlinkSocket: one AF_NETLINK socket on the libuv loop of the calling environment.
 //
-// JS gets every wake-up's datagrams in one call: (datagrams: Buffer[], stamps: BigUint64Array)
-// with CLOCK_MONOTONIC taken right after each recvmsg(). Parsing lives in TypeScript.
-// Loss of sync (ENOBUFS, a truncated datagram) is reported, never hidden.
+// JS gets every wake-up's datagrams in one call, with CLOCK_MONOTONIC taken right after each
+// recvmsg(). Parsing lives in TypeScript. Loss of sync (ENOBUFS, a truncated datagram) is
+// reported, never hidden. Two delivery modes:
+// - copies (default): onData(datagrams: Buffer[], stamps: BigUint64Array), fresh objects that
+//   JS may keep;
+// - arena (`arena: true`, the event hot path): datagrams are received straight into one
+//   Buffer that lives as long as the socket, and onData(arena, layout, stamps, count) gets the
+//   same three objects every time (layout: offset and length of datagram i at 2i, 2i+1). Nothing
+//   is allocated per wake-up; a cold process wakes measurably faster (Buffer creation alone
+//   cost ~15 us per datagram when caches are cold). HAZARD: the views are only valid during
+//   the call; the next wake-up overwrites them, so JS must copy whatever it keeps.
 #include <linux/netlink.h>
 #include <sys/socket.h>
 #include <uv.h>
@@ -19,6 +27,10 @@ namespace {
 constexpr int kReadBudget = 64;
 constexpr size_t kInitialBuffer = 64 * 1024;
 constexpr int kDefaultRcvbuf = 8 * 1024 * 1024;
+// Arena mode: room for a burst of notifications (~1.5 KiB each), and the largest datagram a
+// recvmsg() may return before the arena must grow (a truncated read grows it).
+constexpr size_t kArenaSize = 256 * 1024;
+constexpr size_t kInitialMaxDatagram = 64 * 1024;
 
 class NetlinkSocket : public PolledSocket<NetlinkSocket> {
   friend class PolledSocket<NetlinkSocket>;
@@ -34,7 +46,7 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     return DefineClass(env, "NetlinkSocket", members);
   }
 
-  // new NetlinkSocket({protocol, groups?, netns?, receiveBuffer?}, onData, onError)
+  // new NetlinkSocket({protocol, groups?, netns?, receiveBuffer?, arena?}, onData, onError)
   NetlinkSocket(const Napi::CallbackInfo& info) : PolledSocket<NetlinkSocket>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsFunction() ||
@@ -84,7 +96,21 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
       }
     }
 
-    buffer_.resize(kInitialBuffer);
+    if (options.Has("arena") && options.Get("arena").ToBoolean().Value()) {
+      arenaMode_ = true;
+      AllocateArena(env, kArenaSize);
+      Napi::ArrayBuffer layout = Napi::ArrayBuffer::New(env, 2 * kReadBudget * sizeof(uint32_t));
+      Napi::ArrayBuffer stamps = Napi::ArrayBuffer::New(env, kReadBudget * sizeof(uint64_t));
+      // Off-heap backing stores: the pointers stay valid while the references hold them.
+      layoutData_ = static_cast<uint32_t*>(layout.Data());
+      stampsData_ = static_cast<uint64_t*>(stamps.Data());
+      layout_ = Napi::Persistent(Napi::Uint32Array::New(env, 2 * kReadBudget, layout, 0));
+      napi_value typed;
+      napi_create_typedarray(env, napi_biguint64_array, kReadBudget, stamps, 0, &typed);
+      stamps_ = Napi::Persistent(Napi::Object(env, typed));
+    } else {
+      buffer_.resize(kInitialBuffer);
+    }
     StartPolling(env, fd.Release(), -1, info[1], info[2], "netheal:NetlinkSocket");
   }
 
@@ -105,6 +131,10 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
         Deliver(onError_, {error.Value()});
         return;
       }
+    }
+    if (arenaMode_) {
+      ReadIntoArena(env, pendingError);
+      return;
     }
     std::vector<Napi::Value> datagrams;
     std::vector<uint64_t> stamps;
@@ -146,6 +176,12 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
       napi_create_typedarray(env, napi_biguint64_array, stamps.size(), stampBuffer, 0, &typed);
       if (!Deliver(onData_, {array, Napi::Value(env, typed)})) return;
     }
+    ReportLoss(env, lostErrno, truncatedSize);
+  }
+
+ private:
+  // Reports ENOBUFS or a truncated datagram after the datagrams were delivered.
+  void ReportLoss(Napi::Env env, int lostErrno, size_t truncatedSize) {
     if (state_ == nullptr) return;  // closed from the callback
     if (lostErrno != 0) {
       Deliver(onError_, {ErrnoError(env, lostErrno, "recvmsg").Value()});
@@ -157,7 +193,69 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     }
   }
 
- private:
+  void AllocateArena(Napi::Env env, size_t size) {
+    // Made by JS's own Buffer.allocUnsafeSlow, not napi_create_buffer: a Buffer made in C++
+    // has a different hidden class, and V8's optimized code for the JS decoders (trained on
+    // JS Buffers, see src/monitor/warm-up.ts) would deoptimize on it ("wrong map").
+    Napi::Function allocUnsafeSlow =
+        env.Global().Get("Buffer").As<Napi::Object>().Get("allocUnsafeSlow").As<Napi::Function>();
+    Napi::Buffer<uint8_t> arena = allocUnsafeSlow.Call({Napi::Number::New(env, static_cast<double>(size))})
+                                      .As<Napi::Buffer<uint8_t>>();
+    arenaData_ = arena.Data();
+    arenaSize_ = size;
+    arena_ = Napi::Persistent(arena);
+  }
+
+  // Arena mode: receives each datagram at the next free offset of the arena (no copy), stops
+  // when less than the largest datagram seen fits (the level-triggered poll fires again), and
+  // calls onData(arena, layout, stamps, count) with the same objects every time.
+  void ReadIntoArena(Napi::Env env, int pendingError) {
+    int lostErrno = pendingError;
+    size_t truncatedSize = 0;
+    size_t used = 0;
+    uint32_t count = 0;
+    while (count < static_cast<uint32_t>(kReadBudget) && arenaSize_ - used >= maxDatagram_) {
+      sockaddr_nl from = {};
+      iovec iov = {arenaData_ + used, arenaSize_ - used};
+      msghdr msg = {};
+      msg.msg_name = &from;
+      msg.msg_namelen = sizeof from;
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      ssize_t n = recvmsg(state_->fd, &msg, MSG_TRUNC);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (lostErrno == 0) lostErrno = errno;
+        break;
+      }
+      uint64_t stamp = MonotonicNs();
+      if (msg.msg_flags & MSG_TRUNC) {
+        truncatedSize = static_cast<size_t>(n);
+        break;
+      }
+      if (from.nl_pid != 0) continue;
+      layoutData_[2 * count] = static_cast<uint32_t>(used);
+      layoutData_[2 * count + 1] = static_cast<uint32_t>(n);
+      stampsData_[count] = stamp;
+      count++;
+      // 8-byte aligned starts keep every datagram's header reads aligned.
+      used += (static_cast<size_t>(n) + 7) & ~static_cast<size_t>(7);
+    }
+    if (count > 0) {
+      if (!Deliver(onData_, {arena_.Value(), layout_.Value(), stamps_.Value(),
+                             Napi::Number::New(env, count)}))
+        return;
+    }
+    if (truncatedSize != 0 && state_ != nullptr) {
+      // Room for the datagram that did not fit next time; JS still holds the old arena's
+      // views only during its call, so replacing it here is safe.
+      maxDatagram_ = truncatedSize + 4096;
+      if (arenaSize_ < 4 * maxDatagram_) AllocateArena(env, 4 * maxDatagram_);
+    }
+    ReportLoss(env, lostErrno, truncatedSize);
+  }
+
   // send(datagram: Buffer): number. One datagram may carry many netlink messages.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -211,6 +309,16 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     return Napi::Number::New(info.Env(), size);
   }
   std::vector<uint8_t> buffer_;
+  // Arena mode (see the top of this file).
+  bool arenaMode_ = false;
+  Napi::Reference<Napi::Buffer<uint8_t>> arena_;
+  uint8_t* arenaData_ = nullptr;
+  size_t arenaSize_ = 0;
+  size_t maxDatagram_ = kInitialMaxDatagram;
+  Napi::Reference<Napi::Uint32Array> layout_;
+  uint32_t* layoutData_ = nullptr;
+  Napi::ObjectReference stamps_;
+  uint64_t* stampsData_ = nullptr;
 };
 
 }  // namespace

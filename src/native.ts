@@ -14,6 +14,8 @@ export interface NetlinkSocketOptions {
   netns?: string;
   /** Receive buffer in bytes (SO_RCVBUFFORCE when permitted, else capped by rmem_max). */
   receiveBuffer?: number;
+  /** Arena delivery (an {@link ArenaHandler}) instead of fresh Buffers per datagram. */
+  arena?: boolean;
 }
 
 /** A netlink socket on the libuv loop (native/netlink_socket.cc). */
@@ -35,6 +37,13 @@ export interface NativeNetlinkSocket {
 
 /** Receives a wake-up's datagrams and their CLOCK_MONOTONIC receipt stamps (ns). */
 export type DatagramHandler = (datagrams: Buffer[], stamps: BigUint64Array) => void;
+
+/**
+ * Arena delivery (`arena: true`), the allocation-free event path: `count` datagrams lie in
+ * `arena` at offset layout[2i] with length layout[2i+1], received at stamps[i]. The same three
+ * objects come back on every wake-up, overwritten: copy what must outlive the call.
+ */
+export type ArenaHandler = (arena: Buffer, layout: Uint32Array, stamps: BigUint64Array, count: number) => void;
 
 /** Options of the native ICMP echo socket (native/icmp_socket.cc). */
 export interface IcmpSocketOptions {
@@ -78,7 +87,10 @@ export type IcmpResultHandler = (records: Buffer, count: number) => void;
 
 /** The addon's surface, as TypeScript sees it. */
 export interface NativeBinding {
-  NetlinkSocket: new (options: NetlinkSocketOptions, onData: DatagramHandler, onError: (error: Error) => void) => NativeNetlinkSocket;
+  NetlinkSocket: {
+    new (options: NetlinkSocketOptions & { arena?: false }, onData: DatagramHandler, onError: (error: Error) => void): NativeNetlinkSocket;
+    new (options: NetlinkSocketOptions & { arena: true }, onData: ArenaHandler, onError: (error: Error) => void): NativeNetlinkSocket;
+  };
   IcmpSocket: new (options: IcmpSocketOptions, onResults: IcmpResultHandler, onError: (error: Error) => void) => NativeIcmpSocket;
   /** Sends one sd_notify datagram; '@name' addresses the abstract namespace. */
   sdNotify(address: string, message: string): void;
