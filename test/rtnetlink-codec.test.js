@@ -121,6 +121,38 @@ test('fuzz decodeLink', (t) => {
   fc.assert(fc.property(fc.oneof(anyBytes, mutated(fixture.links)), onlyProtocolErrors(rt.decodeLink)), fuzzRuns);
   t.pass();
 });
+// The event path decodes in place and reuses the previous strings of the device when the
+// bytes match: whatever the previous decode was, the result equals a fresh decode.
+test('fuzz decodeLinkAt with a previous decode equals decodeLink', (t) => {
+  const previousOf = fc.oneof(
+    fc.constantFrom(...fixture.links).map((hex) => rt.decodeLink(first(hex))),
+    fc.record({ name: fc.string({ maxLength: 16 }), kind: fc.option(fc.string({ maxLength: 8 })), mac: fc.option(fc.string({ maxLength: 20 })) }),
+  );
+  fc.assert(fc.property(mutated(fixture.links), previousOf, (bytes, previous) => {
+    let messages;
+    try {
+      messages = nl.parseMessages(bytes);
+    } catch (error) {
+      if (error instanceof nl.ProtocolError) return;
+      throw error;
+    }
+    for (const message of messages) {
+      let fresh;
+      try {
+        fresh = rt.decodeLink(message);
+      } catch (error) {
+        if (!(error instanceof nl.ProtocolError)) throw error;
+        t.throws(() => rt.decodeLinkAt(message.payload, 0, message.payload.length, previous), { instanceOf: nl.ProtocolError });
+        continue;
+      }
+      const padded = Buffer.concat([Buffer.alloc(5, 0xee), message.payload, Buffer.alloc(3, 0xee)]);
+      const reused = rt.decodeLinkAt(padded, 5, 5 + message.payload.length, previous);
+      if (JSON.stringify(reused) !== JSON.stringify(fresh)) throw new Error(`differs: ${JSON.stringify(reused)} vs ${JSON.stringify(fresh)}`);
+    }
+  }), fuzzRuns);
+  t.pass();
+});
+
 test('fuzz decodeAddress', (t) => {
   fc.assert(fc.property(fc.oneof(anyBytes, mutated(fixture.addresses)), onlyProtocolErrors(rt.decodeAddress)), fuzzRuns);
   t.pass();

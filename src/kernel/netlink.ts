@@ -33,7 +33,7 @@ export const NETLINK_SOCK_DIAG = 4;
 export const NLMSG_HDRLEN = 16;
 const NLA_HDRLEN = 4;
 /** nla_type carries NLA_F_NESTED and NLA_F_NET_BYTEORDER in its top bits. */
-const NLA_TYPE_MASK = 0x3fff;
+export const NLA_TYPE_MASK = 0x3fff;
 
 /** Raised when kernel bytes do not decode. */
 export class ProtocolError extends NethealError {
@@ -57,15 +57,32 @@ export function align4(n: number): number {
   return (n + 3) & ~3;
 }
 
+/**
+ * Length of the message at `offset` of buffer[.., end), validated (header fits, length within
+ * bounds). The step to the next message is align4(length).
+ */
+export function messageLength(buffer: Buffer, offset: number, end: number): number {
+  const length = buffer.readUInt32LE(offset);
+  if (length < NLMSG_HDRLEN || offset + length > end) {
+    throw new ProtocolError(`netlink message at offset ${offset} claims ${length} bytes, ${end - offset} left`);
+  }
+  return length;
+}
+
+/** Throws unless what follows the last message of buffer[.., end) at `offset` is padding. */
+export function checkTrailing(offset: number, end: number): void {
+  if (offset < end && end - offset >= 4) {
+    throw new ProtocolError(`${end - offset} trailing bytes after the last netlink message`);
+  }
+}
+
 /** Splits a datagram into its messages. */
 export function parseMessages(datagram: Buffer): NetlinkMessage[] {
   const messages: NetlinkMessage[] = [];
+  const end = datagram.length;
   let offset = 0;
-  while (offset + NLMSG_HDRLEN <= datagram.length) {
-    const length = datagram.readUInt32LE(offset);
-    if (length < NLMSG_HDRLEN || offset + length > datagram.length) {
-      throw new ProtocolError(`netlink message at offset ${offset} claims ${length} bytes, ${datagram.length - offset} left`);
-    }
+  while (offset + NLMSG_HDRLEN <= end) {
+    const length = messageLength(datagram, offset, end);
     messages.push({
       type: datagram.readUInt16LE(offset + 4),
       flags: datagram.readUInt16LE(offset + 6),
@@ -75,9 +92,7 @@ export function parseMessages(datagram: Buffer): NetlinkMessage[] {
     });
     offset += align4(length);
   }
-  if (offset < datagram.length && datagram.length - offset >= 4) {
-    throw new ProtocolError(`${datagram.length - offset} trailing bytes after the last netlink message`);
-  }
+  checkTrailing(offset, end);
   return messages;
 }
 
@@ -110,25 +125,6 @@ export function parseAttributes(buffer: Buffer, offset = 0): Attributes {
     offset += align4(length);
   }
   return attributes;
-}
-
-/**
- * Walks the nlattr list in buffer[start, end) calling `visit(type, valueStart, valueEnd)`
- * for each, without allocating: the hot path (link events) reads values in place.
- * Same bounds checks as {@link parseAttributes}.
- */
-export function forEachAttribute(buffer: Buffer, start: number, end: number,
-  visit: (type: number, valueStart: number, valueEnd: number) => void): void {
-  let offset = start;
-  while (offset + NLA_HDRLEN <= end) {
-    const length = buffer.readUInt16LE(offset);
-    const type = buffer.readUInt16LE(offset + 2) & NLA_TYPE_MASK;
-    if (length < NLA_HDRLEN || offset + length > end) {
-      throw new ProtocolError(`attribute ${type} at offset ${offset} claims ${length} bytes, ${end - offset} left`);
-    }
-    visit(type, offset + NLA_HDRLEN, offset + length);
-    offset += align4(length);
-  }
 }
 
 /** Encodes one attribute (value padded to 4 bytes). */

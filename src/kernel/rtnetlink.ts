@@ -13,7 +13,7 @@ import {
   attrU32,
   encodeAttribute,
   encodeMessage,
-  forEachAttribute,
+  NLA_TYPE_MASK,
   parseAttributes,
 } from './netlink';
 
@@ -133,13 +133,22 @@ function need(payload: Buffer, length: number, what: string): void {
 }
 
 /**
- * Decodes RTM_NEWLINK / RTM_DELLINK. This is the event hot path: one allocation-free pass
- * over the attributes, reading only the ones netheal uses (a link message carries ~40).
+ * Decodes RTM_NEWLINK / RTM_DELLINK. This is the event hot path: one pass over the attributes
+ * (a link message carries ~40), in plain loops without callbacks, reading only the ones
+ * netheal uses. Bounds checks as in parseAttributes.
  */
 export function decodeLink(message: NetlinkMessage): LinkMessage {
-  const p = message.payload;
-  need(p, IFINFOMSG_LEN, 'ifinfomsg');
-  const flags = p.readUInt32LE(8);
+  return decodeLinkAt(message.payload, 0, message.payload.length);
+}
+
+/**
+ * decodeLink on the ifinfomsg payload at buffer[start, end), without a view of it. With
+ * `previous` (the same device as last decoded), its name, kind and MAC strings are reused
+ * when the bytes are unchanged, as they nearly always are: no string is built per event.
+ */
+export function decodeLinkAt(p: Buffer, start: number, end: number, previous?: LinkMessage): LinkMessage {
+  if (end - start < IFINFOMSG_LEN) throw new ProtocolError(`ifinfomsg: payload of ${end - start} bytes, need ${IFINFOMSG_LEN}`);
+  const flags = p.readUInt32LE(start + 8);
   let name = '';
   let kind: string | null = null;
   let operstateCode: number | undefined;
@@ -149,29 +158,51 @@ export function decodeLink(message: NetlinkMessage): LinkMessage {
   let iflink: number | null = null;
   let linkNetnsid: number | null = null;
   let carrierChanges: number | null = null;
-  forEachAttribute(p, IFINFOMSG_LEN, p.length, (type, start, end) => {
-    const size = end - start;
+  let offset = start + IFINFOMSG_LEN;
+  while (offset + 4 <= end) {
+    // Plain byte loads (less code than readUInt16LE, which matters when it runs cold): the
+    // loop condition keeps them inside [start, end).
+    const length = p[offset]! | (p[offset + 1]! << 8);
+    const type = (p[offset + 2]! | (p[offset + 3]! << 8)) & NLA_TYPE_MASK;
+    if (length < 4 || offset + length > end) badAttribute(type, offset - start, length, end - offset);
+    const value = offset + 4;
+    const stop = offset + length;
+    const size = length - 4;
     switch (type) {
-      case IFLA_IFNAME: name = readString(p, start, end); break;
-      case IFLA_OPERSTATE: if (size >= 1) operstateCode = p[start]; break;
-      case IFLA_MTU: if (size >= 4) mtu = p.readUInt32LE(start); break;
-      case IFLA_ADDRESS: mac = formatMac(p, start, end); break;
-      case IFLA_MASTER: if (size >= 4) master = p.readUInt32LE(start) || null; break;
-      case IFLA_LINK: if (size >= 4) iflink = p.readInt32LE(start); break;
-      case IFLA_LINK_NETNSID: if (size >= 4) linkNetnsid = p.readInt32LE(start); break;
-      case IFLA_CARRIER_CHANGES: if (size >= 4) carrierChanges = p.readUInt32LE(start); break;
-      case IFLA_LINKINFO:
-        forEachAttribute(p, start, end, (inner, innerStart, innerEnd) => {
-          if (inner === IFLA_INFO_KIND) kind = readString(p, innerStart, innerEnd);
-        });
+      case IFLA_IFNAME:
+        name = previous !== undefined && sameString(p, value, stop, previous.name) ? previous.name : readString(p, value, stop);
         break;
+      case IFLA_OPERSTATE: if (size >= 1) operstateCode = p[value]; break;
+      case IFLA_MTU: if (size >= 4) mtu = p.readUInt32LE(value); break;
+      case IFLA_ADDRESS:
+        mac = previous !== undefined && sameMac(p, value, stop, previous.mac) ? previous.mac : formatMac(p, value, stop);
+        break;
+      case IFLA_MASTER: if (size >= 4) master = p.readUInt32LE(value) || null; break;
+      case IFLA_LINK: if (size >= 4) iflink = p.readInt32LE(value); break;
+      case IFLA_LINK_NETNSID: if (size >= 4) linkNetnsid = p.readInt32LE(value); break;
+      case IFLA_CARRIER_CHANGES: if (size >= 4) carrierChanges = p.readUInt32LE(value); break;
+      case IFLA_LINKINFO: {
+        let inner = value;
+        while (inner + 4 <= stop) {
+          const innerLength = p.readUInt16LE(inner);
+          const innerType = p.readUInt16LE(inner + 2) & NLA_TYPE_MASK;
+          if (innerLength < 4 || inner + innerLength > stop) badAttribute(innerType, inner - start, innerLength, stop - inner);
+          if (innerType === IFLA_INFO_KIND) {
+            const known = previous?.kind;
+            kind = known != null && sameString(p, inner + 4, inner + innerLength, known) ? known : readString(p, inner + 4, inner + innerLength);
+          }
+          inner += (innerLength + 3) & ~3;
+        }
+        break;
+      }
       default:
         break;
     }
-  });
+    offset += (length + 3) & ~3;
+  }
   return {
-    family: p.readUInt8(0),
-    ifindex: p.readInt32LE(4),
+    family: p.readUInt8(start),
+    ifindex: p.readInt32LE(start + 4),
     flags,
     name,
     kind,
@@ -187,6 +218,36 @@ export function decodeLink(message: NetlinkMessage): LinkMessage {
     linkNetnsid,
     carrierChanges,
   };
+}
+
+/**
+ * Whether the NUL-terminated string in buffer[start, end) equals `text`. ASCII only: any other
+ * byte says no (and the caller decodes it as UTF-8).
+ */
+function sameString(buffer: Buffer, start: number, end: number, text: string): boolean {
+  let i = 0;
+  for (; start + i < end && buffer[start + i] !== 0; i++) {
+    const byte = buffer[start + i]!;
+    if (byte >= 0x80 || i >= text.length || byte !== text.charCodeAt(i)) return false;
+  }
+  return i === text.length;
+}
+
+const HEX_DIGITS = '0123456789abcdef';
+
+/** Whether buffer[start, end) formats to `mac` ("aa:bb:..", as formatMac writes it). */
+function sameMac(buffer: Buffer, start: number, end: number, mac: string | null): boolean {
+  if (mac === null) return end <= start;
+  if (mac.length !== 3 * (end - start) - 1) return false;
+  for (let i = start, j = 0; i < end; i++, j += 3) {
+    const byte = buffer[i]!;
+    if (mac.charCodeAt(j) !== HEX_DIGITS.charCodeAt(byte >> 4) || mac.charCodeAt(j + 1) !== HEX_DIGITS.charCodeAt(byte & 15)) return false;
+  }
+  return true;
+}
+
+function badAttribute(type: number, offset: number, length: number, left: number): never {
+  throw new ProtocolError(`attribute ${type} at offset ${offset} claims ${length} bytes, ${left} left`);
 }
 
 /** An address as decoded from RTM_NEWADDR / RTM_DELADDR. */
