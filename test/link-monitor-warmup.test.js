@@ -1,0 +1,62 @@
+// The LinkMonitor's JIT warm-up (src/monitor/warm-up.ts) runs synthetic notifications through
+// a throwaway monitor: nothing of it may reach a real monitor's listeners or table, close()
+// cancels it without leaving a handle, and real events afterwards decode as before. A file of
+// its own, because the warm-up happens once per process.
+'use strict';
+const test = require('ava');
+const { Lab } = require('../lib/lab/lab');
+const { LinkMonitor } = require('../lib/monitor/link-monitor');
+const { WARM_UP_IFINDEX } = require('../lib/monitor/warm-up');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test.serial('close() during the warm-up cancels it and leaves no immediate behind', async (t) => {
+  const lab = Lab.create();
+  t.teardown(() => lab.destroy());
+  const ns = await lab.addNamespace('warm1');
+  t.is(LinkMonitor.warmUpState, 'cold');
+  const monitor = new LinkMonitor({ netns: ns, carrierSync: false });
+  await monitor.start();
+  t.is(LinkMonitor.warmUpState, 'running', 'start() begins the warm-up');
+  monitor.close();
+  t.false(process.getActiveResourcesInfo().includes('Immediate'), 'no slice left scheduled');
+  t.is(LinkMonitor.warmUpState, 'cold', 'the next monitor warms up instead');
+});
+
+test.serial('the warm-up stays inside the throwaway monitor; real events follow unchanged', async (t) => {
+  const lab = Lab.create();
+  t.teardown(() => lab.destroy());
+  const ns = await lab.addNamespace('warm2');
+  const far = await lab.addNamespace('warm2far');
+  await lab.addVeth({ ns, name: 'w0' }, { ns: far, name: 'w1' });
+  await sleep(200); // the new pair's own notifications are over before the monitor starts
+  const monitor = new LinkMonitor({ netns: ns, carrierSync: false });
+  t.teardown(() => monitor.close());
+  const events = [];
+  monitor.on('event', (event) => events.push(event));
+  await monitor.start();
+  const started = Date.now();
+  while (LinkMonitor.warmUpState !== 'done' && Date.now() - started < 5000) await sleep(20);
+  t.is(LinkMonitor.warmUpState, 'done', 'warm-up finished within 5 s');
+  t.deepEqual(events.filter((e) => e.ifindex === WARM_UP_IFINDEX || e.link?.ifindex === WARM_UP_IFINDEX), [], 'no synthetic event reached a listener');
+  t.false(monitor.linkTable().some((l) => l.ifindex === WARM_UP_IFINDEX || l.name === 'netheal-warm'), 'no synthetic device in the table');
+  t.deepEqual(monitor.defaultRoutes(), [], 'no synthetic default route');
+
+  // A real carrier loss and address change afterwards, with the fields `ip` shows.
+  await lab.ip(far, 'link', 'set', 'w1', 'down');
+  const deadline = Date.now() + 3000;
+  while (!events.some((e) => e.type === 'link' && e.link.name === 'w0' && e.link.carrier === false) && Date.now() < deadline) await sleep(10);
+  const loss = events.find((e) => e.type === 'link' && e.link.name === 'w0' && e.link.carrier === false);
+  t.truthy(loss, 'carrier loss seen');
+  t.true(loss.changed.includes('carrier'));
+  t.is(loss.link.kind, 'veth');
+  t.is(loss.via, 'netlink');
+  const [shown] = await lab.ipJson(ns, '-d', 'link', 'show', 'w0');
+  t.is(loss.link.ifindex, shown.ifindex);
+  t.is(loss.link.mac, shown.address);
+  t.is(loss.link.mtu, shown.mtu);
+  await lab.addAddress(ns, 'w0', '198.51.100.9/24');
+  while (!events.some((e) => e.type === 'address' && e.address === '198.51.100.9') && Date.now() < deadline + 3000) await sleep(10);
+  const added = events.find((e) => e.type === 'address' && e.address === '198.51.100.9');
+  t.like(added, { action: 'added', ifindex: shown.ifindex, family: 4, prefixlen: 24 });
+});
