@@ -140,6 +140,8 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     if (!datagrams.empty()) {
       Napi::Array array = Napi::Array::New(env, datagrams.size());
       Napi::ArrayBuffer stampBuffer = Napi::ArrayBuffer::New(env, stamps.size() * sizeof(uint64_t));
+      // Values cannot be made while a worker is being terminated: give up on this burst.
+      if (array.IsEmpty() || stampBuffer.IsEmpty() || env.IsExceptionPending()) return;
       memcpy(stampBuffer.Data(), stamps.data(), stamps.size() * sizeof(uint64_t));
       for (size_t i = 0; i < datagrams.size(); i++) array.Set(static_cast<uint32_t>(i), datagrams[i]);
       napi_value typed;
