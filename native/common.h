@@ -76,5 +76,6 @@ void InitIcmpSocket(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitService(Napi::Env env, Napi::Object exports);
+void InitSockDestroyer(Napi::Env env, Napi::Object exports);
 
 }  // namespace netheal
