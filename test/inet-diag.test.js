@@ -142,6 +142,21 @@ test('fuzz: arbitrary bytes never throw anything but ProtocolError', (t) => {
 function fakeBinding(errnoFor) {
   const PORT = 4242;
   const recorded = fixtures.messages.map((m) => ({ protocol: m.protocol, bytes: Buffer.from(m.hex, 'hex') }));
+  /** The recorded replies a dump request selects (protocol, family, state mask), with its seq and our port. */
+  function dumpReplies(m) {
+    const proto = m.payload[1] === d.IPPROTO_TCP ? 'tcp' : 'udp';
+    const family = m.payload[0];
+    const replies = [];
+    for (const r of recorded) {
+      const state = r.bytes[17] === 12 ? 3 : r.bytes[17];
+      if (r.protocol !== proto || r.bytes[16] !== family || !(m.payload.readUInt32LE(4) & (1 << state))) continue;
+      const copy = Buffer.from(r.bytes);
+      copy.writeUInt32LE(m.seq, 8);
+      copy.writeUInt32LE(PORT, 12);
+      replies.push(copy);
+    }
+    return replies;
+  }
   class NetlinkSocket {
     constructor(options, onData) {
       this.onData = onData;
@@ -153,16 +168,7 @@ function fakeBinding(errnoFor) {
       const replies = [];
       for (const m of parseMessages(datagram)) {
         if (m.type === d.SOCK_DIAG_BY_FAMILY) {
-          const proto = m.payload[1] === d.IPPROTO_TCP ? 'tcp' : 'udp';
-          const family = m.payload[0];
-          for (const r of recorded) {
-            const state = r.bytes[17] === 12 ? 3 : r.bytes[17];
-            if (r.protocol !== proto || r.bytes[16] !== family || !(m.payload.readUInt32LE(4) & (1 << state))) continue;
-            const copy = Buffer.from(r.bytes);
-            copy.writeUInt32LE(m.seq, 8);
-            copy.writeUInt32LE(PORT, 12);
-            replies.push(copy);
-          }
+          replies.push(...dumpReplies(m));
           const done = Buffer.alloc(20);
           done.writeUInt32LE(20, 0); done.writeUInt16LE(3, 4); done.writeUInt16LE(2, 6); done.writeUInt32LE(m.seq, 8); done.writeUInt32LE(PORT, 12);
           replies.push(done);
@@ -181,7 +187,39 @@ function fakeBinding(errnoFor) {
     ref() {}
     unref() {}
   }
-  return { NetlinkSocket };
+  // The bulk destroyer answers each SOCK_DESTROY the same way; its dumps select the same replies.
+  class SockDestroyer {
+    constructor() {
+      this.sockets = 1;
+      this.receiveBuffer = 8 * 1024 * 1024;
+    }
+    async destroy(requests) {
+      const messages = parseMessages(requests);
+      return { errnos: Int32Array.from(messages, (m) => errnoFor(m.payload)), messages: Buffer.alloc(0), counts: [], lastAckNs: 0n };
+    }
+    async dumpDestroy(dumps) {
+      const errnos = [];
+      const messages = [];
+      const counts = [];
+      for (const dump of dumps) {
+        const m = parseMessages(dump)[0];
+        const replies = dumpReplies(m);
+        counts.push(replies.length);
+        for (const reply of replies) {
+          // The SOCK_DESTROY the native side would send: family, protocol, states, the dumped id.
+          const request = Buffer.alloc(56);
+          request[0] = reply[16];
+          request[1] = m.payload[1];
+          reply.copy(request, 8, 20, 68);
+          errnos.push(errnoFor(request));
+          messages.push(reply.subarray(16, 88));
+        }
+      }
+      return { errnos: Int32Array.from(errnos), messages: Buffer.concat(messages), counts, lastAckNs: 1n };
+    }
+    close() {}
+  }
+  return { NetlinkSocket, SockDestroyer };
 }
 
 test('EOPNOTSUPP is reported once and clearly; EPERM raises NETHEAL_ERR_PRIVILEGE naming CAP_NET_ADMIN (kernel-shaped fake)', async (t) => {
