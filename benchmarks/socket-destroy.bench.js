@@ -217,20 +217,29 @@ async function bulkDestroy(lab, net, quick) {
     'netheal library': async () => {
       // How late the event loop runs at most while the kill runs (the dump and the destroys
       // run on worker threads), and how much CPU the loop's own thread used meanwhile.
-      const { monitorEventLoopDelay } = require('node:perf_hooks');
+      // Garbage collection in the same window (the census queries before it leave plenty).
+      const { monitorEventLoopDelay, PerformanceObserver, performance } = require('node:perf_hooks');
+      const gcs = [];
+      const observer = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
+      observer.observe({ entryTypes: ['gc'] });
       const delay = monitorEventLoopDelay({ resolution: 1 });
       delay.enable();
       const cpu0 = mainThreadCpuMs();
+      const start = performance.now();
       const t0 = now();
       const s = new Sockets({ netns: net.srv });
       try {
         const r = await s.destroy(filter);
         const wall = msSince(t0);
         const loopCpu = mainThreadCpuMs() - cpu0;
+        const end = performance.now();
         delay.disable();
+        await new Promise((resolve) => setImmediate(resolve));
+        observer.disconnect();
+        const gcMs = gcs.filter((g) => g.startTime >= start && g.startTime <= end).reduce((sum, g) => sum + g.duration, 0);
         return {
           ms: wall, destroyed: r.destroyed, failed: r.failed.length, loopDelayMaxMs: Number((delay.max / 1e6).toFixed(2)),
-          loopThreadCpuMs: Number(loopCpu.toFixed(2)),
+          loopThreadCpuMs: Number(loopCpu.toFixed(2)), gcMs: Number(gcMs.toFixed(2)),
         };
       } finally {
         s.close();
@@ -416,7 +425,7 @@ async function run({ quick = false } = {}) {
       '|---|---:|---:|---:|---:|',
       ...Object.entries(bulkMs).map(([n, s]) => row(n, s)),
       '',
-      `The library runs the dumps and the destroys on worker threads (native/sock_destroy.cc): destroys start while the dump still streams, windows of up to 512 requests per sendmsg(), each destroy thread on its own netlink socket (${bulk.threads} threads here: min(available parallelism, 4)). The event loop only starts the call and takes the result: its thread used ${JSON.stringify(bulk.samples['netheal library'].map((x) => x.loopThreadCpuMs))} ms of CPU per run, against ${JSON.stringify(bulk.samples['netheal library'].map((x) => Number(x.ms.toFixed(1))))} ms of wall time. Longest event-loop delay (perf_hooks monitorEventLoopDelay, 1 ms resolution): ${JSON.stringify(bulk.samples['netheal library'].map((x) => x.loopDelayMaxMs))} ms per run; that is the loop waiting for a CPU (the destroy threads, and the owner and peer processes handling thousands of ECONNABORTED/ECONNRESET, share the same CPUs) or for the garbage collector, not netheal code holding it.`,
+      `The library runs the dumps and the destroys on worker threads (native/sock_destroy.cc): destroys start while the dump still streams, windows of up to 512 requests per sendmsg(), each destroy thread on its own netlink socket (${bulk.threads} threads here: min(available parallelism, 4)). The event loop only starts the call and takes the result: its thread used ${JSON.stringify(bulk.samples['netheal library'].map((x) => x.loopThreadCpuMs))} ms of CPU per run (schedstat, updated at context switches), against ${JSON.stringify(bulk.samples['netheal library'].map((x) => Number(x.ms.toFixed(1))))} ms of wall time, while V8's garbage collector (perf_hooks 'gc' entries, mostly a mark-compact of the census queries' garbage) took ${JSON.stringify(bulk.samples['netheal library'].map((x) => x.gcMs))} ms. Longest event-loop delay (monitorEventLoopDelay, 1 ms resolution): ${JSON.stringify(bulk.samples['netheal library'].map((x) => x.loopDelayMaxMs))} ms per run: the collector, or the loop waiting for a CPU (the destroy threads, and the owner and peer processes handling thousands of ECONNABORTED/ECONNRESET, share the same 2 CPUs), not netheal code holding it.`,
       '',
       `Collateral kills (non-matching sockets or listeners lost), all contenders: ${collateral}. Matching sockets left after each run: ${JSON.stringify(left)}.`,
       '',
