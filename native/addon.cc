@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNotify(env, exports);
   InitTun(env, exports);
   InitService(env, exports);
+  InitSockDestroyer(env, exports);
   return exports;
 }
 

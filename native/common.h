@@ -19,6 +19,17 @@ inline uint64_t MonotonicNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// True while JavaScript can run in `env`. False once the environment is being torn down (a
+// worker terminated, the process exiting): Node still runs libuv callbacks then, while it
+// closes the loop, but every N-API call that could run JavaScript fails. napi_strict_equals
+// is a side-effect-free call of that kind. Between terminate() and that point a call can
+// still fail although this said true: callers check what they get back as well.
+inline bool CanRunJs(napi_env env) {
+  napi_value undefined;
+  bool equal = false;
+  return napi_get_undefined(env, &undefined) == napi_ok && napi_strict_equals(env, undefined, undefined, &equal) == napi_ok;
+}
+
 // An Error with errno, code (uv_err_name style, e.g. "ENOBUFS") and syscall properties.
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail = "");
 
@@ -65,5 +76,6 @@ void InitIcmpSocket(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitService(Napi::Env env, Napi::Object exports);
+void InitSockDestroyer(Napi::Env env, Napi::Object exports);
 
 }  // namespace netheal

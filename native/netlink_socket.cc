@@ -99,6 +99,10 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     if (options.Has("arena") && options.Get("arena").ToBoolean().Value()) {
       arenaMode_ = true;
       AllocateArena(env, kArenaSize);
+      if (arenaData_ == nullptr) {
+        if (!env.IsExceptionPending()) Napi::Error::New(env, "arena allocation failed").ThrowAsJavaScriptException();
+        return;
+      }
       Napi::ArrayBuffer layout = Napi::ArrayBuffer::New(env, 2 * kReadBudget * sizeof(uint32_t));
       Napi::ArrayBuffer stamps = Napi::ArrayBuffer::New(env, kReadBudget * sizeof(uint64_t));
       // Off-heap backing stores: the pointers stay valid while the references hold them.
@@ -170,6 +174,8 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     if (!datagrams.empty()) {
       Napi::Array array = Napi::Array::New(env, datagrams.size());
       Napi::ArrayBuffer stampBuffer = Napi::ArrayBuffer::New(env, stamps.size() * sizeof(uint64_t));
+      // Values cannot be made while a worker is being terminated: give up on this burst.
+      if (array.IsEmpty() || stampBuffer.IsEmpty() || env.IsExceptionPending()) return;
       memcpy(stampBuffer.Data(), stamps.data(), stamps.size() * sizeof(uint64_t));
       for (size_t i = 0; i < datagrams.size(); i++) array.Set(static_cast<uint32_t>(i), datagrams[i]);
       napi_value typed;
@@ -199,8 +205,9 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     // JS Buffers, see src/monitor/warm-up.ts) would deoptimize on it ("wrong map").
     Napi::Function allocUnsafeSlow =
         env.Global().Get("Buffer").As<Napi::Object>().Get("allocUnsafeSlow").As<Napi::Function>();
-    Napi::Buffer<uint8_t> arena = allocUnsafeSlow.Call({Napi::Number::New(env, static_cast<double>(size))})
-                                      .As<Napi::Buffer<uint8_t>>();
+    Napi::Value made = allocUnsafeSlow.Call({Napi::Number::New(env, static_cast<double>(size))});
+    if (made.IsEmpty() || !made.IsBuffer()) return;  // teardown: keep the arena we have
+    Napi::Buffer<uint8_t> arena = made.As<Napi::Buffer<uint8_t>>();
     arenaData_ = arena.Data();
     arenaSize_ = size;
     arena_ = Napi::Persistent(arena);
@@ -243,9 +250,12 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
       used += (static_cast<size_t>(n) + 7) & ~static_cast<size_t>(7);
     }
     if (count > 0) {
-      if (!Deliver(onData_, {arena_.Value(), layout_.Value(), stamps_.Value(),
-                             Napi::Number::New(env, count)}))
+      Napi::Value arena = arena_.Value(), layout = layout_.Value(), stamps = stamps_.Value();
+      Napi::Value countValue = Napi::Number::New(env, count);
+      // Values cannot be made while a worker is being terminated: give up on this burst.
+      if (arena.IsEmpty() || layout.IsEmpty() || stamps.IsEmpty() || countValue.IsEmpty() || env.IsExceptionPending())
         return;
+      if (!Deliver(onData_, {arena, layout, stamps, countValue})) return;
     }
     if (truncatedSize != 0 && state_ != nullptr) {
       // Room for the datagram that did not fit next time; JS still holds the old arena's

@@ -107,10 +107,17 @@ class PolledSocket : public Napi::ObjectWrap<T> {
   bool Deliver(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
     if (fn.IsEmpty() || context_ == nullptr) return false;
     Napi::Env env = this->Env();
-    fn.MakeCallback(this->Value(), args, *context_);
-    if (env.IsExceptionPending()) {
-      Napi::Error error = env.GetAndClearPendingException();
-      napi_fatal_exception(env, error.Value());
+    // The raw call on purpose: node-addon-api's MakeCallback turns a failed call into a fatal
+    // error when it cannot throw, which is what a worker terminated during the callback gets.
+    napi_value result;
+    napi_status status = napi_make_callback(env, *context_, this->Value(), fn.Value(), args.size(), args.begin(), &result);
+    if (status != napi_ok) {
+      bool pending = false;
+      napi_value error;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+          napi_get_and_clear_last_exception(env, &error) == napi_ok && CanRunJs(env)) {
+        napi_fatal_exception(env, error);
+      }
       return false;
     }
     return state_ != nullptr;
@@ -131,7 +138,14 @@ class PolledSocket : public Napi::ObjectWrap<T> {
  private:
   static void OnReadable(uv_poll_t* handle, int status, int events) {
     auto* self = static_cast<T*>(handle->data);
-    if (self != nullptr) self->ReadBurst(status);
+    if (self == nullptr) return;
+    // At environment teardown Node runs the loop once more before the cleanup hook closes
+    // us; JavaScript cannot be called then. Stop watching; the hook closes the fds.
+    if (!CanRunJs(self->Env())) {
+      uv_poll_stop(handle);
+      return;
+    }
+    self->ReadBurst(status);
   }
   static void CleanupHook(void* arg) { static_cast<PolledSocket*>(arg)->CloseNow(); }
 

@@ -2,33 +2,42 @@
 /** The `netheal` command. Each subcommand lives in src/cli/<name>.ts. */
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from './errors';
-import { registerLinks } from './cli/links';
-import { registerWatch } from './cli/watch';
-import { registerPing } from './cli/ping';
-import { registerSockets } from './cli/sockets';
-import { registerUnit } from './cli/unit';
-import { registerDoctor } from './cli/doctor';
-import { registerStatus } from './cli/status';
 
-/** Builds the program; exported so tests can inspect the command tree. */
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * The module that registers each subcommand, loaded only when needed: a one-shot command
+ * such as `sockets kill` runs in a fresh process, where loading every subcommand (zod and the
+ * config schema behind `unit` alone take ~40 ms) would cost more than the work itself.
+ */
+const GROUPS: Array<{ commands: string[]; load: () => Register }> = [
+  { commands: ['links'], load: () => (require('./cli/links') as typeof import('./cli/links')).registerLinks },
+  { commands: ['watch'], load: () => (require('./cli/watch') as typeof import('./cli/watch')).registerWatch },
+  { commands: ['ping'], load: () => (require('./cli/ping') as typeof import('./cli/ping')).registerPing },
+  { commands: ['sockets', 'port-free'], load: () => (require('./cli/sockets') as typeof import('./cli/sockets')).registerSockets },
+  { commands: ['unit', 'install', 'uninstall', 'supervisor'], load: () => (require('./cli/unit') as typeof import('./cli/unit')).registerUnit },
+  { commands: ['doctor', 'tune'], load: () => (require('./cli/doctor') as typeof import('./cli/doctor')).registerDoctor },
+  { commands: ['status'], load: () => (require('./cli/status') as typeof import('./cli/status')).registerStatus },
+];
+
+/**
+ * Builds the program; exported so tests can inspect the command tree. With `command` (the
+ * first argument) naming a known subcommand, only its group is registered; otherwise (help,
+ * --version, a typo) all of them are.
+ */
+export function buildProgram(command?: string): Command {
   const program = new Command('netheal')
     .description('Network self-healing for Linux servers')
     .version(require('../package.json').version as string)
     .showHelpAfterError()
     .exitOverride();
-  registerLinks(program);
-  registerWatch(program);
-  registerPing(program);
-  registerSockets(program);
-  registerUnit(program);
-  registerDoctor(program);
-  registerStatus(program);
+  const only = GROUPS.find((group) => command !== undefined && group.commands.includes(command));
+  for (const group of only === undefined ? GROUPS : [only]) group.load()(program);
   return program;
 }
 
 async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const program = buildProgram(argv[2]);
   try {
     await program.parseAsync(argv);
   } catch (error) {

@@ -85,6 +85,64 @@ export interface NativeIcmpSocket {
 /** Receives a wake-up's outcomes: `count` 64-byte result records (see src/kernel/icmp.ts). */
 export type IcmpResultHandler = (records: Buffer, count: number) => void;
 
+/** Options of the native bulk destroyer (native/sock_destroy.cc). */
+export interface SockDestroyerOptions {
+  /** NETLINK_SOCK_DIAG sockets to open, one per destroy thread (1-16), plus one for dumps. */
+  sockets: number;
+  /** Path of a network namespace file; the sockets live there for life. */
+  netns?: string;
+  /** Receive buffer per socket in bytes (SO_RCVBUFFORCE when permitted, else capped by rmem_max). */
+  receiveBuffer?: number;
+}
+
+/** What a {@link NativeSockDestroyer} call resolves with. */
+export interface SockDestroyResult {
+  /** One errno per socket (0 = destroyed), in request (or dump) order. */
+  errnos: Int32Array;
+  /** dumpDestroy: the 72-byte inet_diag_msg of each socket, back to back (empty for destroy). */
+  messages: Buffer;
+  /** dumpDestroy: how many sockets each dump returned, in order. */
+  counts: number[];
+  /** CLOCK_MONOTONIC (ns) when the last ack was read; 0n when nothing was sent. */
+  lastAckNs: bigint;
+}
+
+/**
+ * Bulk SOCK_DESTROY on worker threads (native/sock_destroy.cc): each thread sends windows of
+ * requests on its own netlink socket and collects the acks, off the event loop. One call at
+ * a time. A call rejects with an Error whose `code` is an errno name (a syscall failed;
+ * `kernel: true` when a dump was refused by NLMSG_ERROR), `ETIMEDOUT` (the kernel did not
+ * answer within `timeoutMs`), `NETHEAL_ERR_CLOSED` (closed meanwhile) or `NETHEAL_ERR_PROTOCOL`.
+ */
+export interface NativeSockDestroyer {
+  /**
+   * Sends SOCK_DESTROY messages (SOCK_DESTROY_LEN bytes each, back to back in `requests`;
+   * sequence numbers are overwritten), `window` per sendmsg(), on up to `threads` threads.
+   */
+  destroy(requests: Buffer, window: number, threads: number, timeoutMs: number): Promise<SockDestroyResult>;
+  /**
+   * Runs the SOCK_DIAG_BY_FAMILY dump requests one after another on a worker thread and
+   * destroys every socket they return while they still stream, on up to `threads` threads.
+   */
+  dumpDestroy(dumps: Buffer[], window: number, threads: number, timeoutMs: number): Promise<SockDestroyResult>;
+  /** Closes the sockets (once a call in flight lets go of them). Idempotent. */
+  close(): void;
+  /** Destroy sockets open (0 once closed). */
+  readonly sockets: number;
+  /** The effective SO_RCVBUF of each destroy socket, or null once closed. */
+  readonly receiveBuffer: number | null;
+}
+
+/** What the dump thread makes of one datagram (native ScanDump, exposed for tests). */
+export interface SockDiagScan {
+  status: 'more' | 'done' | 'error' | 'malformed';
+  errno: number;
+  /** One SOCK_DESTROY per dumped socket. */
+  requests: Buffer;
+  /** The 72-byte inet_diag_msg of each. */
+  messages: Buffer;
+}
+
 /** The addon's surface, as TypeScript sees it. */
 export interface NativeBinding {
   NetlinkSocket: {
@@ -92,6 +150,9 @@ export interface NativeBinding {
     new (options: NetlinkSocketOptions & { arena: true }, onData: ArenaHandler, onError: (error: Error) => void): NativeNetlinkSocket;
   };
   IcmpSocket: new (options: IcmpSocketOptions, onResults: IcmpResultHandler, onError: (error: Error) => void) => NativeIcmpSocket;
+  SockDestroyer: new (options: SockDestroyerOptions) => NativeSockDestroyer;
+  /** The dump thread's datagram scanner, for the fuzz and fixture tests. */
+  scanSockDiagDump?(datagram: Buffer, seq: number, portId: number, protocol: number): SockDiagScan;
   /** Sends one sd_notify datagram; '@name' addresses the abstract namespace. */
   sdNotify(address: string, message: string): void;
   /** Opens (creating if needed) tap device `name` in the namespace file `netns`; returns the fd. */

@@ -134,6 +134,84 @@ test('fuzz: arbitrary bytes never throw anything but ProtocolError', (t) => {
   t.pass();
 });
 
+/** Recorded replies re-addressed to (seq, pid), back to back in one datagram. */
+function datagram(messages, seq, pid) {
+  return Buffer.concat(messages.map((hex) => {
+    const bytes = Buffer.from(hex, 'hex');
+    bytes.writeUInt32LE(seq, 8);
+    bytes.writeUInt32LE(pid, 12);
+    return bytes;
+  }));
+}
+
+/** NLMSG_DONE (type 3) or NLMSG_ERROR (type 2) carrying `status` (0 or -errno). */
+function endMessage(type, seq, pid, status = 0) {
+  const m = Buffer.alloc(type === 2 ? 36 : 20);
+  m.writeUInt32LE(m.length, 0); m.writeUInt16LE(type, 4); m.writeUInt16LE(2, 6); m.writeUInt32LE(seq, 8); m.writeUInt32LE(pid, 12);
+  m.writeInt32LE(status, 16);
+  return m;
+}
+
+test('native dump scanner: recorded replies become the SOCK_DESTROY the TypeScript encoder writes', (t) => {
+  const { scanSockDiagDump: scan } = require('../lib/native').nativeBinding();
+  const tcp = fixtures.messages.filter((m) => m.protocol === 'tcp');
+  const seq = 77;
+  const pid = 4242;
+  // Another request's reply in the middle is skipped; NLMSG_DONE ends the dump.
+  const bytes = Buffer.concat([datagram(tcp.slice(0, 3).map((m) => m.hex), seq, pid), datagram([tcp[3].hex], seq + 1, pid),
+    datagram(tcp.slice(4).map((m) => m.hex), seq, pid), endMessage(3, seq, pid)]);
+  const r = scan(bytes, seq, pid, d.IPPROTO_TCP);
+  t.is(r.status, 'done');
+  const kept = [...tcp.slice(0, 3), ...tcp.slice(4)];
+  t.is(r.requests.length, kept.length * d.SOCK_DESTROY_LEN);
+  t.is(r.messages.length, kept.length * d.INET_DIAG_MSG_LEN);
+  kept.forEach((m, i) => {
+    const reply = parseMessages(Buffer.from(m.hex, 'hex'))[0];
+    const decoded = d.decodeInetDiagMessage(reply);
+    t.deepEqual(r.requests.subarray(i * 72, (i + 1) * 72), d.encodeSockDestroy(0, decoded.family, d.IPPROTO_TCP, decoded.id), m.expect.state);
+    t.deepEqual(r.messages.subarray(i * 72, (i + 1) * 72), reply.payload.subarray(0, 72));
+  });
+  // No end yet: more to come. Errors: NLMSG_ERROR, or NLMSG_DONE carrying an errno.
+  t.is(scan(datagram([tcp[0].hex], seq, pid), seq, pid, 6).status, 'more');
+  t.deepEqual([scan(endMessage(2, seq, pid, -22), seq, pid, 6).status, scan(endMessage(2, seq, pid, -22), seq, pid, 6).errno], ['error', 22]);
+  t.deepEqual([scan(endMessage(3, seq, pid, -16), seq, pid, 6).status, scan(endMessage(3, seq, pid, -16), seq, pid, 6).errno], ['error', 16]);
+  // Another port's messages are not ours, whatever they say.
+  t.is(scan(endMessage(2, seq, pid + 1, -1), seq, pid, 6).status, 'more');
+});
+
+test('fuzz: the native dump scanner takes any bytes and only emits sockets the TypeScript decoder accepts', (t) => {
+  const { scanSockDiagDump: scan } = require('../lib/native').nativeBinding();
+  const seq = 5;
+  const pid = 9;
+  const check = (bytes) => {
+    const r = scan(Buffer.from(bytes), seq, pid, d.IPPROTO_TCP);
+    if (!['more', 'done', 'error', 'malformed'].includes(r.status)) throw new Error(`status ${r.status}`);
+    if (r.requests.length / d.SOCK_DESTROY_LEN !== r.messages.length / d.INET_DIAG_MSG_LEN) throw new Error('requests and messages disagree');
+    for (let i = 0; i < r.messages.length / 72; i++) {
+      // Every socket it emits decodes, and its SOCK_DESTROY carries that identity.
+      const decoded = d.decodeInetDiagMessage({ type: 20, flags: 0, seq, pid, payload: r.messages.subarray(i * 72, (i + 1) * 72) });
+      const request = r.requests.subarray(i * 72, (i + 1) * 72);
+      if (request.readUInt32LE(0) !== 72 || request.readUInt16LE(4) !== d.SOCK_DESTROY || request[16] !== decoded.family) throw new Error('bad request');
+      if (!request.subarray(24, 72).equals(r.messages.subarray(i * 72 + 4, i * 72 + 52))) throw new Error('identity differs');
+    }
+  };
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), check), { numRuns: 3000 });
+  // Mutations of real dumps addressed to us: truncation, bit flips, garbage appended.
+  const real = datagram(fixtures.messages.map((m) => m.hex), seq, pid);
+  fc.assert(fc.property(
+    fc.nat(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.uint8Array({ maxLength: 40 }),
+    (cut, flips, tail) => {
+      const bytes = Buffer.concat([real, Buffer.from(tail)]);
+      for (const [at, value] of flips) bytes[at % bytes.length] = value;
+      check(bytes.subarray(0, cut % (bytes.length + 1)));
+    },
+  ), { numRuns: 3000 });
+  // A clean datagram: every reply comes out, nothing is malformed.
+  const clean = scan(real, seq, pid, d.IPPROTO_TCP);
+  t.is(clean.status, 'more');
+  t.is(clean.messages.length / 72, fixtures.messages.length);
+});
+
 /**
  * A kernel-shaped fake NETLINK_SOCK_DIAG socket: dumps answer with the recorded replies,
  * SOCK_DESTROY answers with `errno` (what a kernel without CONFIG_INET_DIAG_DESTROY, or
@@ -142,6 +220,21 @@ test('fuzz: arbitrary bytes never throw anything but ProtocolError', (t) => {
 function fakeBinding(errnoFor) {
   const PORT = 4242;
   const recorded = fixtures.messages.map((m) => ({ protocol: m.protocol, bytes: Buffer.from(m.hex, 'hex') }));
+  /** The recorded replies a dump request selects (protocol, family, state mask), with its seq and our port. */
+  function dumpReplies(m) {
+    const proto = m.payload[1] === d.IPPROTO_TCP ? 'tcp' : 'udp';
+    const family = m.payload[0];
+    const replies = [];
+    for (const r of recorded) {
+      const state = r.bytes[17] === 12 ? 3 : r.bytes[17];
+      if (r.protocol !== proto || r.bytes[16] !== family || !(m.payload.readUInt32LE(4) & (1 << state))) continue;
+      const copy = Buffer.from(r.bytes);
+      copy.writeUInt32LE(m.seq, 8);
+      copy.writeUInt32LE(PORT, 12);
+      replies.push(copy);
+    }
+    return replies;
+  }
   class NetlinkSocket {
     constructor(options, onData) {
       this.onData = onData;
@@ -153,16 +246,7 @@ function fakeBinding(errnoFor) {
       const replies = [];
       for (const m of parseMessages(datagram)) {
         if (m.type === d.SOCK_DIAG_BY_FAMILY) {
-          const proto = m.payload[1] === d.IPPROTO_TCP ? 'tcp' : 'udp';
-          const family = m.payload[0];
-          for (const r of recorded) {
-            const state = r.bytes[17] === 12 ? 3 : r.bytes[17];
-            if (r.protocol !== proto || r.bytes[16] !== family || !(m.payload.readUInt32LE(4) & (1 << state))) continue;
-            const copy = Buffer.from(r.bytes);
-            copy.writeUInt32LE(m.seq, 8);
-            copy.writeUInt32LE(PORT, 12);
-            replies.push(copy);
-          }
+          replies.push(...dumpReplies(m));
           const done = Buffer.alloc(20);
           done.writeUInt32LE(20, 0); done.writeUInt16LE(3, 4); done.writeUInt16LE(2, 6); done.writeUInt32LE(m.seq, 8); done.writeUInt32LE(PORT, 12);
           replies.push(done);
@@ -181,7 +265,39 @@ function fakeBinding(errnoFor) {
     ref() {}
     unref() {}
   }
-  return { NetlinkSocket };
+  // The bulk destroyer answers each SOCK_DESTROY the same way; its dumps select the same replies.
+  class SockDestroyer {
+    constructor() {
+      this.sockets = 1;
+      this.receiveBuffer = 8 * 1024 * 1024;
+    }
+    async destroy(requests) {
+      const messages = parseMessages(requests);
+      return { errnos: Int32Array.from(messages, (m) => errnoFor(m.payload)), messages: Buffer.alloc(0), counts: [], lastAckNs: 0n };
+    }
+    async dumpDestroy(dumps) {
+      const errnos = [];
+      const messages = [];
+      const counts = [];
+      for (const dump of dumps) {
+        const m = parseMessages(dump)[0];
+        const replies = dumpReplies(m);
+        counts.push(replies.length);
+        for (const reply of replies) {
+          // The SOCK_DESTROY the native side would send: family, protocol, states, the dumped id.
+          const request = Buffer.alloc(56);
+          request[0] = reply[16];
+          request[1] = m.payload[1];
+          reply.copy(request, 8, 20, 68);
+          errnos.push(errnoFor(request));
+          messages.push(reply.subarray(16, 88));
+        }
+      }
+      return { errnos: Int32Array.from(errnos), messages: Buffer.concat(messages), counts, lastAckNs: 1n };
+    }
+    close() {}
+  }
+  return { NetlinkSocket, SockDestroyer };
 }
 
 test('EOPNOTSUPP is reported once and clearly; EPERM raises NETHEAL_ERR_PRIVILEGE naming CAP_NET_ADMIN (kernel-shaped fake)', async (t) => {

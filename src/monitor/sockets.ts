@@ -1,22 +1,25 @@
 /**
  * Sockets: list, filter and destroy TCP/UDP sockets over NETLINK_SOCK_DIAG (inet_diag,
  * SOCK_DESTROY), in the current namespace or the one named by `netns`. Filtering is pushed
- * into the kernel (state bitmask, inet_diag bytecode); destroys go out many per sendmsg()
- * and their acks are collected on the event loop.
+ * into the kernel (state bitmask, inet_diag bytecode); destroys go out many per sendmsg() on
+ * worker threads, each with its own netlink socket (native/sock_destroy.cc), off the event loop.
  */
 import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { NethealError, errnoName, fromSystemError } from '../errors';
+import { availableParallelism } from 'node:os';
+import { KernelError, NethealError, errnoName, fromSystemError } from '../errors';
 import {
   AF_INET,
   AF_INET6,
   ALL_STATES,
   BytecodeCondition,
+  INET_DIAG_MSG_LEN,
   IPPROTO_TCP,
   IPPROTO_UDP,
   InetDiagMessage,
   InetDiagSockId,
+  SOCK_DIAG_BY_FAMILY,
   STATE_NAMES,
   SocketState,
   TCP_CLOSE,
@@ -36,9 +39,9 @@ import {
   sockIdAddress,
   stateMask,
 } from '../kernel/inet-diag';
-import { NETLINK_SOCK_DIAG, NLMSG_ERROR } from '../kernel/netlink';
+import { NETLINK_SOCK_DIAG, ProtocolError } from '../kernel/netlink';
 import { parseIp } from '../kernel/rtnetlink';
-import { NativeBinding, NativeNetlinkSocket, monotonicNs, nativeBinding } from '../native';
+import { NativeBinding, NativeSockDestroyer, SockDestroyResult, monotonicNs, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
 import { LinkControl } from './link-control';
 import { NetlinkClient } from './netlink-client';
@@ -102,11 +105,18 @@ export interface SocketsOptions {
   netns?: string;
   binding?: NativeBinding;
   /**
-   * SOCK_DESTROY requests per sendmsg() (default 512). The kernel processes a whole datagram
-   * within sendmsg(), so this bounds how long one send holds the event loop, and every ack
-   * of a window must fit the receive buffer at once.
+   * SOCK_DESTROY requests per sendmsg() (1-2048, default 512; smaller when the receive buffer
+   * could not hold a window's answers). The kernel does a whole window inside sendmsg(), on
+   * a destroy thread; threads take windows from one queue, so smaller windows share the work
+   * out more evenly and larger ones make fewer syscalls.
    */
   window?: number;
+  /**
+   * Destroy threads, each with its own netlink socket, 1-16 (default: the machine's available
+   * parallelism, at most 4). A batch of one window runs on one thread; further threads start
+   * as windows queue up. They never run JavaScript: the event loop stays free meanwhile.
+   */
+  threads?: number;
   /** Per-request time limit in ms (default 10000). */
   timeoutMs?: number;
 }
@@ -132,6 +142,11 @@ export interface DestroyResult {
   /** With dryRun: nothing was destroyed; these would have been. */
   dryRun?: boolean;
   sockets?: SocketInfo[];
+  /**
+   * CLOCK_MONOTONIC (ns, decimal) at which a destroy thread read the last SOCK_DESTROY ack
+   * (the promise settles on the event loop a little later). Absent when nothing was sent.
+   */
+  lastAckNs?: string;
 }
 
 /** Options of {@link Sockets.destroy}. */
@@ -146,7 +161,10 @@ const ENOENT = 2;
 const EPERM = 1;
 const EACCES = 13;
 const EOPNOTSUPP = 95;
-/** Receive-buffer cost of one ack (skb truesize of a capped NLMSG_ERROR, rounded up). */
+/**
+ * Receive-buffer cost of one answer (skb truesize of a capped NLMSG_ERROR, rounded up). A
+ * window gets one per failed request plus its final ack: all of them, at worst, must fit.
+ */
 const ACK_TRUESIZE = 1024;
 const BIT = (state: number): number => 1 << state;
 const UDP_STATES = BIT(TCP_ESTABLISHED) | BIT(TCP_CLOSE);
@@ -405,140 +423,79 @@ export async function findSocketOwners(inodes: Iterable<number>): Promise<Map<nu
 }
 
 
-/** One window of SOCK_DESTROY requests awaiting their acks. */
-interface Window {
-  base: number;
-  count: number;
-  received: number;
-  /** Where this window's answers go in the caller's errno array. */
-  start: number;
-  errnos: Int32Array;
-  timer: NodeJS.Timeout;
-  resolve(): void;
-  reject(error: Error): void;
+/** Maps a rejection of the native destroyer to a NethealError. */
+function destroyError(error: unknown): NethealError {
+  const e = error as { code?: unknown; message?: unknown; errno?: unknown; kernel?: unknown };
+  const text = typeof e.message === 'string' ? e.message : String(error);
+  if (e.code === 'ETIMEDOUT') return new NethealError('NETHEAL_ERR_TIMEOUT', text, { cause: error });
+  if (e.code === 'NETHEAL_ERR_CLOSED') return new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed', { cause: error });
+  if (e.code === 'NETHEAL_ERR_PROTOCOL') return new ProtocolError(text);
+  // A dump the kernel refused (NLMSG_ERROR), like NetlinkClient reports it.
+  if (e.kernel === true && typeof e.errno === 'number') return new KernelError('SOCK_DIAG_BY_FAMILY', Math.abs(e.errno), 0);
+  return fromSystemError(error, 'SOCK_DESTROY');
+}
+
+/** One errno per socket into a DestroyResult; `info(i)` describes socket i (failures only). */
+function summarize(errnos: Int32Array, info: (index: number) => SocketInfo, lastAckNs: bigint): DestroyResult {
+  const result: DestroyResult = { matched: errnos.length, destroyed: 0, gone: 0, failed: [] };
+  let denied = 0;
+  errnos.forEach((errno, i) => {
+    if (errno === 0) result.destroyed++;
+    else if (errno === ENOENT) result.gone++;
+    else {
+      if (errno === EPERM || errno === EACCES) denied++;
+      result.failed.push({ ...info(i), errno, error: errnoName(errno) });
+    }
+  });
+  if (denied > 0 && result.destroyed === 0) {
+    throw new NethealError('NETHEAL_ERR_PRIVILEGE',
+      `SOCK_DESTROY: kernel answered EPERM for ${denied} socket(s): destroying sockets needs CAP_NET_ADMIN in the namespace's owning user namespace`,
+      { errno: EPERM, syscall: 'SOCK_DESTROY' });
+  }
+  const unsupported = result.failed.filter((f) => f.errno === EOPNOTSUPP);
+  if (unsupported.length > 0) {
+    const tw = unsupported.every((f) => f.state === 'time-wait');
+    result.unsupported = `SOCK_DESTROY: kernel answered EOPNOTSUPP for ${unsupported.length} socket(s): ` +
+      (tw ? 'destroying TIME_WAIT sockets needs Linux 6.0 or later' : 'this kernel was built without CONFIG_INET_DIAG_DESTROY');
+  }
+  if (lastAckNs > 0n) result.lastAckNs = lastAckNs.toString();
+  return result;
+}
+
+/** One dump of a plan: what SOCK_DIAG_BY_FAMILY request to send for a protocol and family. */
+interface DumpSpec {
+  protocol: SocketProtocol;
+  name: string;
+  encode(seq: number): Buffer;
 }
 
 /**
- * The bulk-destroy path: a NETLINK_SOCK_DIAG socket of its own on the event loop. Each window
- * of SOCK_DESTROY requests is written into one buffer and sent with one sendmsg(); the acks
- * (one NLMSG_ERROR each) are counted by sequence number into an Int32Array as they arrive,
- * with one timer per window and no per-request promise, closure or message object, so the
- * cost per socket stays close to the kernel's own.
+ * Encodes one SOCK_DESTROY per socket, back to back, for the native destroyer (which numbers
+ * them). The identity is the one the dump returned, cookie included.
  */
-class DestroyChannel {
-  private readonly socket: NativeNetlinkSocket;
-  private readonly portId: number;
-  private readonly timeoutMs: number;
-  private seq = Math.floor(Math.random() * 0x7fffffff);
-  private window: Window | undefined;
-  private closed = false;
-  /** Effective receive buffer (bytes): every ack of a window must fit. */
-  readonly receiveBuffer: number;
-
-  constructor(binding: NativeBinding, netns: string | undefined, timeoutMs: number) {
-    try {
-      this.socket = new binding.NetlinkSocket(
-        { protocol: NETLINK_SOCK_DIAG, netns, receiveBuffer: 32 * 1024 * 1024 },
-        (datagrams) => this.onData(datagrams),
-        (error) => this.fail(fromSystemError(error, 'SOCK_DESTROY acks')),
-      );
-    } catch (error) {
-      throw fromSystemError(error, 'open sock_diag socket', netns);
-    }
-    this.portId = this.socket.portId ?? 0;
-    this.receiveBuffer = this.socket.receiveBuffer ?? 212992;
-    this.timeoutMs = timeoutMs;
-    this.socket.unref();
+function encodeDestroys(sockets: RawSocket[]): Buffer {
+  const requests = Buffer.alloc(sockets.length * SOCK_DESTROY_LEN);
+  for (let i = 0; i < sockets.length; i++) {
+    const { protocol, message } = sockets[i]!;
+    writeSockDestroy(requests, i * SOCK_DESTROY_LEN, 0, message.family, protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, message.id);
   }
-
-  /** Destroys `sockets`, `window` per sendmsg(); resolves with one errno per socket (0 = done). */
-  async destroy(sockets: RawSocket[], window: number): Promise<Int32Array> {
-    const errnos = new Int32Array(sockets.length);
-    for (let start = 0; start < sockets.length; start += window) {
-      if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
-      const count = Math.min(window, sockets.length - start);
-      const base = (this.seq + 1) >>> 0;
-      this.seq = (this.seq + count) >>> 0;
-      const datagram = Buffer.alloc(count * SOCK_DESTROY_LEN);
-      for (let i = 0; i < count; i++) {
-        const { protocol, message } = sockets[start + i]!;
-        writeSockDestroy(datagram, i * SOCK_DESTROY_LEN, base + i, message.family,
-          protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, message.id);
-      }
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => this.fail(new NethealError('NETHEAL_ERR_TIMEOUT',
-          `SOCK_DESTROY: ${count - (this.window?.received ?? 0)} of ${count} acks missing after ${this.timeoutMs} ms`)), this.timeoutMs);
-        this.window = { base, count, received: 0, start, errnos, timer, resolve, reject };
-        this.socket.ref();
-        try {
-          this.socket.send(datagram);
-        } catch (error) {
-          this.fail(fromSystemError(error, 'SOCK_DESTROY'));
-        }
-      });
-    }
-    return errnos;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.fail(new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed'));
-    this.socket.close();
-  }
-
-  private finish(): Window | undefined {
-    const w = this.window;
-    if (w === undefined) return undefined;
-    this.window = undefined;
-    clearTimeout(w.timer);
-    if (!this.closed) this.socket.unref();
-    return w;
-  }
-
-  private fail(error: Error): void {
-    this.finish()?.reject(error);
-  }
-
-  private onData(datagrams: Buffer[]): void {
-    for (const datagram of datagrams) {
-      const w = this.window;
-      if (w === undefined) return;
-      let offset = 0;
-      while (offset + 16 <= datagram.length) {
-        const length = datagram.readUInt32LE(offset);
-        if (length < 16 || offset + length > datagram.length) {
-          this.fail(new NethealError('NETHEAL_ERR_PROTOCOL', `SOCK_DESTROY ack of ${length} bytes at offset ${offset} of ${datagram.length}`));
-          return;
-        }
-        // Only NLMSG_ERROR from the kernel to our port, for a sequence number of this window.
-        if (datagram.readUInt16LE(offset + 4) === NLMSG_ERROR && datagram.readUInt32LE(offset + 12) === this.portId && length >= 20) {
-          const index = (datagram.readUInt32LE(offset + 8) - w.base) >>> 0;
-          if (index < w.count) {
-            w.errnos[w.start + index] = -datagram.readInt32LE(offset + 16);
-            if (++w.received === w.count) {
-              this.finish()?.resolve();
-              return;
-            }
-          }
-        }
-        offset += (length + 3) & ~3;
-      }
-    }
-  }
+  return requests;
 }
 
 /**
- * sock_diag access in one namespace over one netlink socket. Operations run one at a time
- * (the kernel allows a single dump per netlink socket). Call close() when done.
+ * sock_diag access in one namespace: a netlink socket on the event loop for queries, and,
+ * from the first destroy (or prepare()) on, the native destroyer's sockets (one per destroy
+ * thread, one for its dumps). Operations run one at a time (the kernel allows a single dump
+ * per netlink socket). Call close() when done.
  */
 export class Sockets {
   private readonly client: NetlinkClient;
   private readonly netns: string | undefined;
   private readonly binding: NativeBinding | undefined;
   private readonly window: number;
+  private readonly threads: number;
   private readonly timeoutMs: number;
-  private destroyer: DestroyChannel | undefined;
+  private destroyer: NativeSockDestroyer | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -548,6 +505,10 @@ export class Sockets {
     if (!Number.isInteger(window) || window < 1 || window > 2048) {
       throw invalid('window', `expected an integer 1-2048, got ${JSON.stringify(options.window)}`);
     }
+    const threads = options.threads ?? Math.min(availableParallelism(), 4);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 16) {
+      throw invalid('threads', `expected an integer 1-16, got ${JSON.stringify(options.threads)}`);
+    }
     const timeoutMs = options.timeoutMs ?? 10000;
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) throw invalid('timeoutMs', `expected a positive number, got ${JSON.stringify(timeoutMs)}`);
     this.netns = resolveNetns(options.netns);
@@ -556,6 +517,7 @@ export class Sockets {
       protocol: NETLINK_SOCK_DIAG, netns: this.netns, timeoutMs, receiveBuffer: 8 * 1024 * 1024, binding: options.binding,
     });
     this.window = window;
+    this.threads = threads;
     this.timeoutMs = timeoutMs;
   }
 
@@ -579,6 +541,9 @@ export class Sockets {
       throw invalid('filter', 'refusing to destroy every socket: give a filter, or all: true');
     }
     return this.serial(async () => {
+      if (options.dryRun !== true && plan.uid === undefined) return this.dumpDestroy(plan, masks(plan, true));
+      // A dry run lists; a uid filter is applied to the dumped replies here (the kernel's
+      // bytecode cannot match owners), so both dump first and destroy what is left.
       const raws = await this.dumpPlan(plan, masks(plan, true));
       if (options.dryRun === true) {
         return { matched: raws.length, destroyed: 0, gone: 0, failed: [], dryRun: true, sockets: raws.map(infoOf) };
@@ -604,16 +569,15 @@ export class Sockets {
     const plan: Plan = { src: prefix, protocols: ['tcp', 'udp'], families: prefix.family === 4 ? [4, 6] : [6] };
     let tcp = ALL_STATES & ~BIT(TCP_LISTEN);
     if (options.includeTimeWait !== true) tcp &= ~BIT(TCP_TIME_WAIT);
-    return this.serial(async () => this.destroyList(await this.dumpPlan(plan, { tcp, udp: BIT(TCP_ESTABLISHED) })));
+    return this.serial(async () => this.dumpDestroy(plan, { tcp, udp: BIT(TCP_ESTABLISHED) }));
   }
 
   /**
-   * Opens the destroy socket now (otherwise opened by the first destroy), so that a
+   * Opens the destroy sockets now (otherwise opened by the first destroy), so that a
    * latency-sensitive first destroy, e.g. on an address-removed event, pays no setup.
    */
   prepare(): void {
-    if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'Sockets: used after close()');
-    this.destroyer ??= new DestroyChannel(this.binding ?? nativeBinding(), this.netns, this.timeoutMs);
+    this.openDestroyer();
   }
 
   /** Closes the netlink sockets. Idempotent. */
@@ -646,8 +610,30 @@ export class Sockets {
     }
   }
 
-  private async dumpPlan(plan: Plan, mask: { tcp: number; udp: number }): Promise<RawSocket[]> {
-    const sockets: RawSocket[] = [];
+  private openDestroyer(): NativeSockDestroyer {
+    if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'Sockets: used after close()');
+    if (this.destroyer !== undefined) return this.destroyer;
+    const binding = this.binding ?? nativeBinding();
+    try {
+      // One socket per destroy thread plus one for dumps, each with 32 MiB of receive buffer:
+      // every ack of a window must fit at once (the kernel drops the rest: ENOBUFS). That
+      // needs SO_RCVBUFFORCE (CAP_NET_ADMIN in the initial namespace); without it the buffer
+      // stays at rmem_max and windows shrink to fit (see windowFor).
+      this.destroyer = new binding.SockDestroyer({ sockets: this.threads, netns: this.netns, receiveBuffer: 32 * 1024 * 1024 });
+    } catch (error) {
+      throw fromSystemError(error, 'open sock_diag socket', this.netns);
+    }
+    return this.destroyer;
+  }
+
+  /** The window, shrunk so that all of its acks fit one socket's receive buffer. */
+  private windowFor(destroyer: NativeSockDestroyer): number {
+    return Math.max(1, Math.min(this.window, Math.floor((destroyer.receiveBuffer ?? 212992) / ACK_TRUESIZE)));
+  }
+
+  /** What a plan dumps: one request per protocol and family it can match. */
+  private async dumpSpecs(plan: Plan, mask: { tcp: number; udp: number }): Promise<DumpSpec[]> {
+    const specs: DumpSpec[] = [];
     const ifindex = plan.dev === undefined ? undefined : await this.resolveDev(plan.dev);
     for (const protocol of plan.protocols) {
       const states = protocol === 'tcp' ? mask.tcp : mask.udp;
@@ -664,57 +650,73 @@ export class Sockets {
         const bytecode = compileBytecode(conditions);
         const af = family === 4 ? AF_INET : AF_INET6;
         const proto = protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
-        const reply = await this.client.dump(`SOCK_DIAG_BY_FAMILY ${protocol}${family}`,
-          (seq) => encodeInetDiagDump(seq, af, proto, states, bytecode));
-        for (const message of reply.messages) {
-          const decoded = decodeInetDiagMessage(message);
-          if (plan.uid !== undefined) {
-            // Time-wait and request sockets have no owner: a uid filter never matches them.
-            const state = decoded.state === TCP_NEW_SYN_RECV ? TCP_SYN_RECV : decoded.state;
-            const ownerless = state === TCP_TIME_WAIT || (state === TCP_SYN_RECV && decoded.inode === 0);
-            if (ownerless || decoded.uid !== plan.uid) continue;
-          }
-          sockets.push({ protocol, message: decoded });
+        specs.push({
+          protocol,
+          name: `SOCK_DIAG_BY_FAMILY ${protocol}${family}`,
+          encode: (seq) => encodeInetDiagDump(seq, af, proto, states, bytecode),
+        });
+      }
+    }
+    return specs;
+  }
+
+  /** Dumps on the event loop and decodes every reply (queries, dry runs, uid filters). */
+  private async dumpPlan(plan: Plan, mask: { tcp: number; udp: number }): Promise<RawSocket[]> {
+    const sockets: RawSocket[] = [];
+    for (const { protocol, name, encode } of await this.dumpSpecs(plan, mask)) {
+      const reply = await this.client.dump(name, encode);
+      for (const message of reply.messages) {
+        const decoded = decodeInetDiagMessage(message);
+        if (plan.uid !== undefined) {
+          // Time-wait and request sockets have no owner: a uid filter never matches them.
+          const state = decoded.state === TCP_NEW_SYN_RECV ? TCP_SYN_RECV : decoded.state;
+          const ownerless = state === TCP_TIME_WAIT || (state === TCP_SYN_RECV && decoded.inode === 0);
+          if (ownerless || decoded.uid !== plan.uid) continue;
         }
+        sockets.push({ protocol, message: decoded });
       }
     }
     return sockets;
   }
 
+  /**
+   * The bulk path: the native destroyer runs the plan's dumps on a worker thread and
+   * destroys each socket they return while they still stream, on its destroy threads. Only
+   * the sockets that failed are decoded here.
+   */
+  private async dumpDestroy(plan: Plan, mask: { tcp: number; udp: number }): Promise<DestroyResult> {
+    const specs = await this.dumpSpecs(plan, mask);
+    const destroyer = this.openDestroyer();
+    let done: SockDestroyResult;
+    try {
+      done = await destroyer.dumpDestroy(specs.map((spec) => spec.encode(0)), this.windowFor(destroyer), this.threads, this.timeoutMs);
+    } catch (error) {
+      throw destroyError(error);
+    }
+    if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
+    // Socket i came from the dump whose running count first exceeds i.
+    const ends: number[] = [];
+    done.counts.reduce((sum, count) => (ends.push(sum + count), sum + count), 0);
+    return summarize(done.errnos, (i) => {
+      const spec = specs[ends.findIndex((end) => i < end)]!;
+      const payload = done.messages.subarray(i * INET_DIAG_MSG_LEN, (i + 1) * INET_DIAG_MSG_LEN);
+      return toSocketInfo(spec.protocol, decodeInetDiagMessage({ type: SOCK_DIAG_BY_FAMILY, flags: 0, seq: 0, pid: 0, payload }));
+    }, done.lastAckNs);
+  }
+
+  /** Destroys sockets this process already holds (destroySockets, dry-run-free uid filters). */
   private async destroyList(sockets: RawSocket[]): Promise<DestroyResult> {
-    let errnos: Int32Array = new Int32Array(0);
-    if (sockets.length > 0) {
-      // Opened on first use: a query-only user holds one socket, not two.
-      this.prepare();
-      // Every ack of a window must fit the receive buffer at once (the kernel drops the rest:
-      // ENOBUFS). 32 MiB needs SO_RCVBUFFORCE (CAP_NET_ADMIN in the initial namespace);
-      // without it the buffer stays at rmem_max and the window shrinks to what fits.
-      const destroyer = this.destroyer!;
-      const window = Math.max(1, Math.min(this.window, Math.floor(destroyer.receiveBuffer / ACK_TRUESIZE)));
-      errnos = await destroyer.destroy(sockets, window);
+    if (sockets.length === 0) return { matched: 0, destroyed: 0, gone: 0, failed: [] };
+    // Opened on first use: a query-only user holds one socket, not more.
+    const destroyer = this.openDestroyer();
+    let done: SockDestroyResult;
+    try {
+      done = await destroyer.destroy(encodeDestroys(sockets), this.windowFor(destroyer), this.threads, this.timeoutMs);
+    } catch (error) {
+      throw destroyError(error);
     }
-    const result: DestroyResult = { matched: sockets.length, destroyed: 0, gone: 0, failed: [] };
-    let denied = 0;
-    errnos.forEach((errno, i) => {
-      if (errno === 0) result.destroyed++;
-      else if (errno === ENOENT) result.gone++;
-      else {
-        if (errno === EPERM || errno === EACCES) denied++;
-        result.failed.push({ ...toSocketInfo(sockets[i]!.protocol, sockets[i]!.message), errno, error: errnoName(errno) });
-      }
-    });
-    if (denied > 0 && result.destroyed === 0) {
-      throw new NethealError('NETHEAL_ERR_PRIVILEGE',
-        `SOCK_DESTROY: kernel answered EPERM for ${denied} socket(s): destroying sockets needs CAP_NET_ADMIN in the namespace's owning user namespace`,
-        { errno: EPERM, syscall: 'SOCK_DESTROY' });
-    }
-    const unsupported = result.failed.filter((f) => f.errno === EOPNOTSUPP);
-    if (unsupported.length > 0) {
-      const tw = unsupported.every((f) => f.state === 'time-wait');
-      result.unsupported = `SOCK_DESTROY: kernel answered EOPNOTSUPP for ${unsupported.length} socket(s): ` +
-        (tw ? 'destroying TIME_WAIT sockets needs Linux 6.0 or later' : 'this kernel was built without CONFIG_INET_DIAG_DESTROY');
-    }
-    return result;
+    if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
+    return summarize(done.errnos, (i) => toSocketInfo(sockets[i]!.protocol, sockets[i]!.message), done.lastAckNs);
   }
 }
 
@@ -808,7 +810,8 @@ export class PathCleanup extends EventEmitter<PathCleanupEvents> {
         family: event.family,
         ifindex: event.ifindex,
         startedNs: startedNs.toString(),
-        finishedNs: monotonicNs().toString(),
+        // The destroy thread's stamp of the last ack; the loop may see the result later.
+        finishedNs: result.lastAckNs ?? monotonicNs().toString(),
       };
       if (event.monotonicNs !== undefined) report.eventNs = event.monotonicNs;
       this.emit('cleanup', report);
