@@ -8,6 +8,9 @@
 #include <cstdint>
 #include <ctime>
 #include <string>
+#include <linux/netlink.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace netheal {
@@ -28,6 +31,26 @@ inline bool CanRunJs(napi_env env) {
   napi_value undefined;
   bool equal = false;
   return napi_get_undefined(env, &undefined) == napi_ok && napi_strict_equals(env, undefined, undefined, &equal) == napi_ok;
+}
+
+// One recvmsg() of a netlink datagram into [into, into + room), EINTR retried. Returns its
+// length (the full length when `flags` has MSG_TRUNC) or -1 with errno set; *fromPort gets
+// the sender's port (0: the kernel, the only sender to trust), *msgFlags the msg_flags.
+inline ssize_t RecvNetlink(int fd, void* into, size_t room, int flags, uint32_t* fromPort, int* msgFlags) {
+  for (;;) {
+    sockaddr_nl from = {};
+    iovec iov = {into, room};
+    msghdr msg = {};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    ssize_t n = recvmsg(fd, &msg, flags);
+    if (n < 0 && errno == EINTR) continue;
+    *fromPort = from.nl_pid;
+    *msgFlags = msg.msg_flags;
+    return n;
+  }
 }
 
 // An Error with errno, code (uv_err_name style, e.g. "ENOBUFS") and syscall properties.

@@ -145,29 +145,23 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     int lostErrno = pendingError;
     size_t truncatedSize = 0;
     for (int i = 0; i < kReadBudget; i++) {
-      sockaddr_nl from = {};
-      iovec iov = {buffer_.data(), buffer_.size()};
-      msghdr msg = {};
-      msg.msg_name = &from;
-      msg.msg_namelen = sizeof from;
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      ssize_t n = recvmsg(state_->fd, &msg, MSG_TRUNC);
+      uint32_t fromPort;
+      int flags;
+      ssize_t n = RecvNetlink(state_->fd, buffer_.data(), buffer_.size(), MSG_TRUNC, &fromPort, &flags);
       if (n < 0) {
-        if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         // ENOBUFS: the kernel dropped messages for us. The socket stays usable.
         if (lostErrno == 0) lostErrno = errno;
         break;
       }
       uint64_t stamp = MonotonicNs();
-      if (msg.msg_flags & MSG_TRUNC) {
+      if (flags & MSG_TRUNC) {
         truncatedSize = static_cast<size_t>(n);
         buffer_.resize(truncatedSize + 4096);
         break;
       }
       // Only the kernel (port 0) may talk to us; anything else is spoofing or noise.
-      if (from.nl_pid != 0) continue;
+      if (fromPort != 0) continue;
       datagrams.push_back(Napi::Buffer<uint8_t>::Copy(env, buffer_.data(), static_cast<size_t>(n)));
       stamps.push_back(stamp);
     }
@@ -222,26 +216,20 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     size_t used = 0;
     uint32_t count = 0;
     while (count < static_cast<uint32_t>(kReadBudget) && arenaSize_ - used >= maxDatagram_) {
-      sockaddr_nl from = {};
-      iovec iov = {arenaData_ + used, arenaSize_ - used};
-      msghdr msg = {};
-      msg.msg_name = &from;
-      msg.msg_namelen = sizeof from;
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      ssize_t n = recvmsg(state_->fd, &msg, MSG_TRUNC);
+      uint32_t fromPort;
+      int flags;
+      ssize_t n = RecvNetlink(state_->fd, arenaData_ + used, arenaSize_ - used, MSG_TRUNC, &fromPort, &flags);
       if (n < 0) {
-        if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         if (lostErrno == 0) lostErrno = errno;
         break;
       }
       uint64_t stamp = MonotonicNs();
-      if (msg.msg_flags & MSG_TRUNC) {
+      if (flags & MSG_TRUNC) {
         truncatedSize = static_cast<size_t>(n);
         break;
       }
-      if (from.nl_pid != 0) continue;
+      if (fromPort != 0) continue;
       layoutData_[2 * count] = static_cast<uint32_t>(used);
       layoutData_[2 * count + 1] = static_cast<uint32_t>(n);
       stampsData_[count] = stamp;

@@ -427,23 +427,17 @@ class DestroyCall : public Napi::AsyncWorker {
         // refuses a new dump (EBUSY) on a socket whose dump was left unfinished.
         bool discard = stop_.load();
         if (shared_->closed.load()) return Fail({Failure::kClosed});
-        sockaddr_nl from = {};
-        iovec iov = {buffer.data(), buffer.size()};
-        msghdr msg = {};
-        msg.msg_name = &from;
-        msg.msg_namelen = sizeof from;
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        ssize_t n = recvmsg(dump.fd.Get(), &msg, MSG_DONTWAIT);
+        uint32_t fromPort;
+        int flags;
+        ssize_t n = RecvNetlink(dump.fd.Get(), buffer.data(), buffer.size(), MSG_DONTWAIT, &fromPort, &flags);
         if (n < 0) {
-          if (errno == EINTR) continue;
           if (errno != EAGAIN && errno != EWOULDBLOCK) return Fail({Failure::kErrno, errno, "recvmsg"});
           if (!WaitReadable(dump.fd.Get(), deadline)) return Fail({Failure::kTimeout, 0, "", 0});
           continue;
         }
         // Only the kernel (port 0) may answer.
-        if (from.nl_pid != 0) continue;
-        if (msg.msg_flags & MSG_TRUNC) return Fail({Failure::kProtocol, 0, "dump datagram truncated"});
+        if (fromPort != 0) continue;
+        if (flags & MSG_TRUNC) return Fail({Failure::kProtocol, 0, "dump datagram truncated"});
         deadline = MonotonicNs() + static_cast<uint64_t>(timeoutMs_) * 1000000ull;
         int err = 0;
         Scan scan = ScanDump(buffer.data(), static_cast<size_t>(n), seq, dump.portId, protocol, &newRequests,
