@@ -29,8 +29,9 @@
 // - One call at a time per destroyer (the acks of two calls on one socket would mix); the
 //   Sockets class serializes its operations anyway, a second call throws EBUSY.
 // - At environment teardown (process exit, worker_threads terminate) Node waits for the
-//   call in flight to finish before it tears the loop down; the call is bounded by its
-//   timeout and stops early once the cleanup hook has closed the destroyer.
+//   call in flight to finish before it runs the cleanup hooks, so a terminated worker's
+//   destroy runs to its end (bounded by its timeout) and terminate() waits for it; close()
+//   from JavaScript is what stops a call early.
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -404,6 +405,28 @@ class DestroyCall : public Napi::AsyncWorker {
   // arrived (the kernel builds it by resuming from where k stopped), or the dump is done.
   // The next pause is then at a later bucket unless one bucket held more than a datagram of
   // sockets (hundreds: not with a hashed table).
+  // Reads an abandoned dump to its end (NLMSG_DONE or NLMSG_ERROR), so that the socket can
+  // dump again: the kernel answers EBUSY to a new dump while one is open. Best effort,
+  // bounded by `deadline`.
+  void DrainDump(int fd, std::vector<uint8_t>& buffer, uint64_t deadline) {
+    for (;;) {
+      uint32_t fromPort;
+      int flags;
+      ssize_t n = RecvNetlink(fd, buffer.data(), buffer.size(), MSG_DONTWAIT, &fromPort, &flags);
+      if (n < 0) {
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !WaitReadable(fd, deadline)) return;
+        continue;
+      }
+      if (fromPort != 0) continue;
+      for (size_t at = 0; at + sizeof(nlmsghdr) <= static_cast<size_t>(n);) {
+        nlmsghdr header;
+        memcpy(&header, buffer.data() + at, sizeof header);
+        if (header.nlmsg_type == NLMSG_DONE || header.nlmsg_type == NLMSG_ERROR || header.nlmsg_len < sizeof header) return;
+        at += NLMSG_ALIGN(header.nlmsg_len);
+      }
+    }
+  }
+
   void Produce() {
     const Shared::Channel& dump = shared_->dump;
     std::vector<uint8_t> buffer(kDumpBuffer);
@@ -437,12 +460,18 @@ class DestroyCall : public Napi::AsyncWorker {
         }
         // Only the kernel (port 0) may answer.
         if (fromPort != 0) continue;
-        if (flags & MSG_TRUNC) return Fail({Failure::kProtocol, 0, "dump datagram truncated"});
+        if (flags & MSG_TRUNC) {
+          DrainDump(dump.fd.Get(), buffer, deadline);
+          return Fail({Failure::kProtocol, 0, "dump datagram truncated"});
+        }
         deadline = MonotonicNs() + static_cast<uint64_t>(timeoutMs_) * 1000000ull;
         int err = 0;
         Scan scan = ScanDump(buffer.data(), static_cast<size_t>(n), seq, dump.portId, protocol, &newRequests,
                              &newMessages, &err);
-        if (scan == Scan::kMalformed) return Fail({Failure::kProtocol, 0, "malformed SOCK_DIAG_BY_FAMILY reply"});
+        if (scan == Scan::kMalformed) {
+          DrainDump(dump.fd.Get(), buffer, deadline);
+          return Fail({Failure::kProtocol, 0, "malformed SOCK_DIAG_BY_FAMILY reply"});
+        }
         if (scan == Scan::kKernelError) return Fail({Failure::kKernel, err, "SOCK_DIAG_BY_FAMILY"});
         if (discard) {
           newRequests.clear();

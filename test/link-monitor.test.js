@@ -3,6 +3,8 @@
 'use strict';
 const test = require('ava');
 const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 const { Lab } = require('../lib/lab/lab');
 const { LinkMonitor } = require('../lib/monitor/link-monitor');
@@ -97,6 +99,44 @@ test('admin down flushes the IPv4 default route silently; the monitor still repo
   const restored = rec.next((e) => e.type === 'default-route' && e.action === 'restored', 3000, 'route restored');
   await lab.addRoute(ns, 'default', 'via', '192.0.2.1');
   t.like(await restored, { family: 4, gateway: '192.0.2.1' });
+});
+
+// The kernel flushes a default route silently when its device goes down. If that happens
+// after the monitor asked for a route dump (started by the route's own notification) but
+// before the reply is read, the reply still holds the route: the monitor must dump again,
+// not believe it (found in review). The test makes that window certain: the device goes
+// down synchronously right after the IPv4 route dump request has left. Which of the two
+// sockets the loop then reads first varies, so several rounds.
+test('a default route flushed while its dump is in flight does not stay in the table', async (t) => {
+  const { lab, ns, monitor } = await setup(t);
+  const { execFileSync } = require('node:child_process');
+  await lab.ip(ns, 'route', 'del', 'default');
+  // Test-only reach into the monitor's request socket (private): the IPv4 RTM_GETROUTE dump.
+  const socket = monitor.client.socket;
+  const send = socket.send.bind(socket);
+  let armed = false;
+  // (A native method is read-only on the prototype: define an own property.)
+  Object.defineProperty(socket, 'send', { configurable: true, value: (datagram) => {
+    const sent = send(datagram);
+    const isIpv4RouteDump = datagram.readUInt16LE(4) === 26 && datagram[16] === 2;
+    if (armed && isIpv4RouteDump) {
+      armed = false;
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'veth0', 'down']);
+    }
+    return sent;
+  } });
+  for (let i = 0; i < 8; i++) {
+    armed = true;
+    await lab.addRoute(ns, 'default', 'via', '192.0.2.1', 'dev', 'veth0');
+    const deadline = Date.now() + 2000;
+    while (armed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    t.false(armed, `round ${i}: the route dump was requested`);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    t.deepEqual(await lab.ipJson(ns, 'route', 'show', 'default'), [], 'the kernel flushed it');
+    t.is(monitor.activeDefaultRoute(4), null, `round ${i}: no active default route in the table`);
+    t.deepEqual(monitor.defaultRoutes().filter((r) => r.family === 4), [], `round ${i}: none at all`);
+    await lab.setLink(ns, 'veth0', true);
+  }
 });
 
 test('address added and removed; removing the last IPv4 address loses the default route', async (t) => {

@@ -72,9 +72,12 @@ export const IFA_FLAGS = 8;
 export const RTA_DST = 1;
 export const RTA_OIF = 4;
 export const RTA_GATEWAY = 5;
+export const RTA_PREFSRC = 7;
 export const RTA_PRIORITY = 6;
 export const RTA_MULTIPATH = 9;
 export const RTA_TABLE = 15;
+/** A nexthop object id (ip nexthop): the route's devices are not in the route itself. */
+export const RTA_NH_ID = 30;
 export const RT_TABLE_MAIN = 254;
 export const RTN_UNICAST = 1;
 export const RTNH_F_DEAD = 1;
@@ -339,8 +342,13 @@ export interface RouteMessage {
   /** rtm_flags; RTNH_F_LINKDOWN / RTNH_F_DEAD mark a nexthop that cannot carry traffic. */
   flags: number;
   gateway: string | null;
+  /** RTA_OIF, or the first hop's device of a multipath route. */
   ifindex: number | null;
   metric: number;
+  /** RTA_PREFSRC: the preferred source address, when set. */
+  prefsrc: string | null;
+  /** Nexthops beyond `ifindex`: RTA_MULTIPATH or a nexthop object (RTA_NH_ID). */
+  moreNexthops: boolean;
 }
 
 /** Decodes RTM_NEWROUTE / RTM_DELROUTE; null for families other than IPv4/IPv6. */
@@ -377,6 +385,8 @@ export function decodeRoute(message: NetlinkMessage): RouteMessage | null {
     gateway: gatewayText,
     ifindex,
     metric: attrU32(attributes, RTA_PRIORITY) ?? 0,
+    prefsrc: attributes.has(RTA_PREFSRC) ? formatIp(attributes.get(RTA_PREFSRC)!) : null,
+    moreNexthops: multipath !== undefined || attributes.has(RTA_NH_ID),
   };
 }
 

@@ -185,11 +185,34 @@ export function needsCarrierSync(raw: LinkMessage): boolean {
   return raw.iflink === null || raw.iflink === raw.ifindex;
 }
 
+/**
+ * What a change must touch to alter a default route without a notification (see
+ * LinkMonitor.mayCarryDefault): the devices of the default routes' nexthops, their preferred
+ * source addresses (removing one flushes the routes using it, on any device, silently before
+ * Linux 6.7), and whether some route's devices are unknown (multipath, nexthop objects).
+ */
+export interface RouteWatch {
+  devices: Set<number>;
+  sources: Set<string>;
+  anyDevice: boolean;
+}
+
+function watchOf(routes: RouteMessage[]): RouteWatch {
+  const watch: RouteWatch = { devices: new Set(), sources: new Set(), anyDevice: false };
+  for (const route of routes) {
+    if (route.ifindex === null || route.moreNexthops) watch.anyDevice = true;
+    else watch.devices.add(route.ifindex);
+    if (route.prefsrc !== null) watch.sources.add(route.prefsrc);
+  }
+  return watch;
+}
+
 /** Snapshot of a namespace: links (with addresses) and default routes. */
 export interface NetworkState {
   links: Map<number, LinkRecord>;
   addresses: Map<string, AddressMessage>;
   defaultRoutes: DefaultRoute[];
+  routeWatch: RouteWatch;
   monotonicNs: bigint;
 }
 
@@ -214,11 +237,11 @@ export async function dumpNetworkState(client: NetlinkClient): Promise<NetworkSt
   for (const address of addresses.values()) {
     links.get(address.ifindex)?.link.addresses.push({ family: address.family, address: address.address, prefixlen: address.prefixlen });
   }
-  return { links, addresses, defaultRoutes: routes.routes, monotonicNs: routes.monotonicNs };
+  return { links, addresses, defaultRoutes: routes.routes, routeWatch: routes.watch, monotonicNs: routes.monotonicNs };
 }
 
-async function dumpDefaultRoutes(client: NetlinkClient): Promise<{ routes: DefaultRoute[]; monotonicNs: bigint }> {
-  const routes: DefaultRoute[] = [];
+async function dumpDefaultRoutes(client: NetlinkClient): Promise<{ routes: DefaultRoute[]; watch: RouteWatch; monotonicNs: bigint }> {
+  const raw: RouteMessage[] = [];
   let stamp = 0n;
   for (const family of [AF_INET, AF_INET6]) {
     const reply = await client.dump(`RTM_GETROUTE dump (family ${family})`, (seq) => encodeGetRoutes(seq, family));
@@ -226,10 +249,10 @@ async function dumpDefaultRoutes(client: NetlinkClient): Promise<{ routes: Defau
     for (const message of reply.messages) {
       if (message.type !== RTM_NEWROUTE) continue;
       const route = decodeRoute(message);
-      if (route !== null && isDefaultRoute(route)) routes.push(toDefaultRoute(route));
+      if (route !== null && isDefaultRoute(route)) raw.push(route);
     }
   }
-  return { routes, monotonicNs: stamp };
+  return { routes: raw.map(toDefaultRoute), watch: watchOf(raw), monotonicNs: stamp };
 }
 
 function publicLink(raw: LinkMessage, addresses: LinkAddress[]): Link {
@@ -294,6 +317,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private links = new Map<number, LinkRecord>();
   private addresses = new Map<string, AddressMessage>();
   private routes: DefaultRoute[] = [];
+  private routeWatch: RouteWatch = watchOf([]);
   private best: Record<4 | 6, DefaultRoute | null> = { 4: null, 6: null };
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
   /** While a dump is running, notifications wait here, then are applied in order. */
@@ -360,6 +384,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       this.links = snapshot.links;
       this.addresses = snapshot.addresses;
       this.routes = snapshot.defaultRoutes;
+      this.routeWatch = snapshot.routeWatch;
       this.best = { 4: bestDefault(this.routes, 4), 6: bestDefault(this.routes, 6) };
       this.state = 'running';
       this.releaseHeld();
@@ -563,14 +588,17 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   }
 
   /**
-   * Whether a change on this device may have changed a default route behind our back. The
-   * kernel flushes IPv4 routes on admin-down and address removal, and flips RTNH_F_LINKDOWN on
-   * carrier changes, all without a notification; only routes whose nexthop is on the device
-   * are touched. A default route of unknown device (multipath, nexthop objects) always counts.
+   * Whether a change on this device (or the loss of this address) may have changed a default
+   * route behind our back. The kernel flushes IPv4 routes on admin-down and address removal,
+   * and flips RTNH_F_LINKDOWN on carrier changes, all without a notification; only routes
+   * with a nexthop on the device, or using the address as their source, are touched. While a
+   * route dump is in flight the table may be about to learn routes it does not know yet, so
+   * then every change counts (the dump is simply repeated).
    */
-  private mayCarryDefault(ifindex: number): boolean {
-    for (const route of this.routes) if (route.ifindex === ifindex || route.ifindex === null) return true;
-    return false;
+  private mayCarryDefault(ifindex: number, address?: string): boolean {
+    if (this.routeDumpRunning) return true;
+    const watch = this.routeWatch;
+    return watch.anyDevice || watch.devices.has(ifindex) || (address !== undefined && watch.sources.has(address));
   }
 
   /**
@@ -585,7 +613,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
         case RTM_DELADDR: {
           const address = decodeAddress(message);
           if (address === null) return false;
-          return this.updateAddress(address, message.type === RTM_NEWADDR, stamp, 'netlink') && this.mayCarryDefault(address.ifindex);
+          return this.updateAddress(address, message.type === RTM_NEWADDR, stamp, 'netlink') && this.mayCarryDefault(address.ifindex, address.address);
         }
         case RTM_NEWROUTE:
         case RTM_DELROUTE: {
@@ -661,10 +689,10 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     this.routeDumpRunning = true;
     this.routeDumpWanted = false;
     dumpDefaultRoutes(client).then(
-      ({ routes, monotonicNs }) => {
+      ({ routes, watch, monotonicNs }) => {
         this.routeDumpRunning = false;
         if (this.state !== 'running') return;
-        this.applyRoutes(routes, monotonicNs, this.held !== null ? 'resync' : 'netlink');
+        this.applyRoutes(routes, watch, monotonicNs, this.held !== null ? 'resync' : 'netlink');
         if (this.routeDumpWanted) this.refreshRoutes();
       },
       (error: unknown) => {
@@ -676,8 +704,9 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     );
   }
 
-  private applyRoutes(routes: DefaultRoute[], stamp: bigint, via: Via): void {
+  private applyRoutes(routes: DefaultRoute[], watch: RouteWatch, stamp: bigint, via: Via): void {
     this.routes = routes;
+    this.routeWatch = watch;
     for (const family of [4, 6] as const) {
       const before = this.best[family];
       const after = bestDefault(routes, family);
@@ -757,7 +786,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     for (const [key, address] of snapshot.addresses) {
       if (!this.addresses.has(key)) this.updateAddress(address, true, stamp, 'resync');
     }
-    this.applyRoutes(snapshot.defaultRoutes, stamp, 'resync');
+    this.applyRoutes(snapshot.defaultRoutes, snapshot.routeWatch, stamp, 'resync');
   }
 
   private releaseHeld(): void {
@@ -841,7 +870,11 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     dummy.held = null;
     dummy.eventsPort = this.eventsPort;
     const [routeMessage] = parseMessages(warmUpDefaultRoute());
-    const knownRoute = toDefaultRoute(decodeRoute(routeMessage!)!);
+    // A default route elsewhere (another device, another source): the route checks run their
+    // lookups and answer no, so no dump is attempted.
+    const knownRoute = decodeRoute(routeMessage!)!;
+    dummy.routes = [toDefaultRoute(knownRoute)];
+    dummy.routeWatch = watchOf([knownRoute]);
     dummy.on('event', () => {});
     const cycle = warmUpCycle();
     const arena = Buffer.alloc(8192);
@@ -852,11 +885,6 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       this.warmUpSlice = undefined;
       const stamp = monotonicNs();
       for (let n = 0; n < WARM_UP_ROUNDS_PER_SLICE && rounds > 0; n++, rounds--) {
-        // With and without a known default route (elsewhere): both array shapes a real
-        // table has, so the optimized route check does not deoptimize on either.
-        const routes: DefaultRoute[] = [];
-        if (rounds % 2 === 0) routes.push(knownRoute);
-        dummy.routes = routes;
         // The first two datagrams in one wake-up (as a carrier loss and its route change
         // often arrive), the rest one per wake-up.
         let start = 0;
@@ -876,13 +904,14 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
         }
       }
       if (rounds > 0 && this.state === 'running') {
-        this.warmUpSlice = setImmediate(slice);
+        this.warmUpSlice = setImmediate(slice).unref();
       } else {
         warmUpState = rounds > 0 ? 'cold' : 'done';
         dummy.close();
       }
     };
-    this.warmUpSlice = setImmediate(slice);
+    // Unref'd: an unref'd monitor must not hold the process for its warm-up.
+    this.warmUpSlice = setImmediate(slice).unref();
   }
 
   private emitEvent(event: MonitorEvent): void {

@@ -18,7 +18,7 @@ import { encodeAttribute, encodeMessage } from '../kernel/netlink';
 import {
   AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_FLAGS, IFA_F_PERMANENT, IFA_LOCAL, IFF_LOWER_UP, IFF_RUNNING, IFF_UP,
   IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINKINFO, IFLA_MTU, IFLA_OPERSTATE, RTA_DST, RTA_GATEWAY,
-  RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTN_UNICAST,
+  RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTN_UNICAST,
   RT_TABLE_MAIN,
 } from '../kernel/rtnetlink';
 
@@ -73,11 +73,13 @@ function address(type: number): Buffer {
 }
 
 /** struct rtmsg + attributes: a unicast route of the main table. */
-function route(family: number, dst: Buffer | null, dstLen: number, gateway: Buffer | null, ifindex: number, protocol: number): Buffer {
+function route(family: number, dst: Buffer | null, dstLen: number, gateway: Buffer | null, ifindex: number, protocol: number,
+  prefsrc: Buffer | null = null): Buffer {
   const header = Buffer.from([family, dstLen, 0, 0, RT_TABLE_MAIN, protocol, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0, 0, 0, 0]);
   const parts = [header, encodeAttribute(RTA_TABLE, u32(RT_TABLE_MAIN))];
   if (dst !== null) parts.push(encodeAttribute(RTA_DST, dst));
   if (gateway !== null) parts.push(encodeAttribute(RTA_GATEWAY, gateway));
+  if (prefsrc !== null) parts.push(encodeAttribute(RTA_PREFSRC, prefsrc));
   parts.push(encodeAttribute(RTA_PRIORITY, u32(256)), encodeAttribute(RTA_OIF, u32(ifindex)));
   return encodeMessage(RTM_NEWROUTE, 0, 0, Buffer.concat(parts));
 }
@@ -87,7 +89,9 @@ function route(family: number, dst: Buffer | null, dstLen: number, gateway: Buff
  * throwaway monitor's route table.
  */
 export function warmUpDefaultRoute(): Buffer {
-  return route(AF_INET, null, 0, Buffer.from([192, 0, 2, 1]), WARM_UP_ROUTE_IFINDEX, RTPROT_STATIC);
+  // With a preferred source (another documentation address than the cycle's), so the
+  // source check looks into a non-empty set too.
+  return route(AF_INET, null, 0, Buffer.from([192, 0, 2, 1]), WARM_UP_ROUTE_IFINDEX, RTPROT_STATIC, Buffer.from([192, 0, 2, 99]));
 }
 
 /**
