@@ -3,10 +3,11 @@
  * notifications (no polling) and never silently wrong:
  * - ENOBUFS or a truncated datagram triggers a resync (full re-dump on a separate socket)
  *   after which every link that differs from what was last emitted is emitted again;
- * - routes are re-dumped after a link or address event on a device that a known default route
- *   uses (and after default-route notifications), because the kernel flushes IPv4 routes and
- *   flips their linkdown flag without sending RTM_DELROUTE (KERNEL-FACTS.md); events on other
- *   devices cost no dump;
+ * - routes are re-dumped after a change that may have altered a default route without a
+ *   notification (see mayCarryDefault: its devices, its source address, or any change while
+ *   a dump is in flight) and after default-route notifications, because the kernel flushes
+ *   IPv4 routes and flips their linkdown flag without sending RTM_DELROUTE (KERNEL-FACTS.md);
+ *   events elsewhere cost no dump;
  * - carrier-sync: for devices whose carrier-down the kernel's linkwatch delays by up to 1 s
  *   (unstacked devices: NICs, tun/tap, bridges), a per-device RTM_GETLINK on a short interval
  *   flushes the pending change (Linux >= 6.8, linkwatch_sync_dev).
