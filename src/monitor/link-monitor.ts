@@ -307,7 +307,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private readonly options: LinkMonitorOptions;
   private readonly netns: string | undefined;
   private readonly binding: NativeBinding;
-  private warmUpSlice: NodeJS.Immediate | undefined;
+  private warmUpSlice: NodeJS.Timeout | undefined;
   private readonly receiveBuffer: number;
   private readonly syncIntervalMs: number;
   private readonly syncMode: 'auto' | 'off' | 'named';
@@ -442,7 +442,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     if (this.resyncRetry !== undefined) clearTimeout(this.resyncRetry);
     this.resyncRetry = undefined;
     if (this.warmUpSlice !== undefined) {
-      clearImmediate(this.warmUpSlice);
+      clearTimeout(this.warmUpSlice);
       this.warmUpSlice = undefined;
       warmUpState = 'cold'; // another monitor may do it
     }
@@ -905,14 +905,17 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
         }
       }
       if (rounds > 0 && this.state === 'running') {
-        this.warmUpSlice = setImmediate(slice).unref();
+        this.warmUpSlice = setTimeout(slice, 1).unref();
       } else {
         warmUpState = rounds > 0 ? 'cold' : 'done';
         dummy.close();
       }
     };
-    // Unref'd: an unref'd monitor must not hold the process for its warm-up.
-    this.warmUpSlice = setImmediate(slice).unref();
+    // Timers, unref'd: the slices must not hold the process (an unref'd monitor may be all
+    // there is), yet must run on time while the loop lives. An unref'd setImmediate would
+    // not: the loop then blocks in epoll and the slices run only when real events wake it,
+    // right where they would delay them. libuv wakes for unref'd timers.
+    this.warmUpSlice = setTimeout(slice, 1).unref();
   }
 
   private emitEvent(event: MonitorEvent): void {
