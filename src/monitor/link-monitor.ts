@@ -604,8 +604,8 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
 
   /**
    * Applies one address or route notification (events are emitted first); true when default
-   * routes must be re-read: a default route notification, or an address change on a device
-   * that a known default route uses. Link messages take applyLink.
+   * routes must be re-read: a default route notification, or an address change that
+   * mayCarryDefault says may have touched one. Link messages take applyLink.
    */
   private applyMessage(message: NetlinkMessage, stamp: bigint): boolean {
     try {
