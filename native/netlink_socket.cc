@@ -145,26 +145,15 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     int lostErrno = pendingError;
     size_t truncatedSize = 0;
     for (int i = 0; i < kReadBudget; i++) {
-      uint32_t fromPort;
-      int flags;
-      ssize_t n = RecvNetlink(state_->fd, buffer_.data(), buffer_.size(), MSG_TRUNC, &fromPort, &flags);
-      if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        // ENOBUFS: the kernel dropped messages for us. The socket stays usable.
-        if (lostErrno == 0) lostErrno = errno;
-        break;
-      }
-      uint64_t stamp = MonotonicNs();
-      if (flags & MSG_TRUNC) {
-        truncatedSize = static_cast<size_t>(n);
-        buffer_.resize(truncatedSize + 4096);
-        break;
-      }
-      // Only the kernel (port 0) may talk to us; anything else is spoofing or noise.
-      if (fromPort != 0) continue;
-      datagrams.push_back(Napi::Buffer<uint8_t>::Copy(env, buffer_.data(), static_cast<size_t>(n)));
+      size_t n;
+      uint64_t stamp;
+      Got got = ReceiveOne(buffer_.data(), buffer_.size(), &n, &stamp, &lostErrno, &truncatedSize);
+      if (got == Got::kStop) break;
+      if (got == Got::kSkip) continue;
+      datagrams.push_back(Napi::Buffer<uint8_t>::Copy(env, buffer_.data(), n));
       stamps.push_back(stamp);
     }
+    if (truncatedSize != 0) buffer_.resize(truncatedSize + 4096);
     if (!datagrams.empty()) {
       Napi::Array array = Napi::Array::New(env, datagrams.size());
       Napi::ArrayBuffer stampBuffer = Napi::ArrayBuffer::New(env, stamps.size() * sizeof(uint64_t));
@@ -180,6 +169,30 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
   }
 
  private:
+  enum class Got { kDatagram, kSkip, kStop };
+
+  // One datagram of a burst into [into, into + room), stamped right after recvmsg(). kStop
+  // ends the burst: nothing queued (EAGAIN), a loss (ENOBUFS: *lostErrno; the socket stays
+  // usable) or a datagram that did not fit (*truncatedSize, its real length). kSkip: not
+  // from the kernel (port 0), which alone may talk to us; anything else is spoofing or noise.
+  Got ReceiveOne(uint8_t* into, size_t room, size_t* length, uint64_t* stamp, int* lostErrno, size_t* truncatedSize) {
+    uint32_t fromPort;
+    int flags;
+    ssize_t n = RecvNetlink(state_->fd, into, room, MSG_TRUNC, &fromPort, &flags);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && *lostErrno == 0) *lostErrno = errno;
+      return Got::kStop;
+    }
+    *stamp = MonotonicNs();
+    if (flags & MSG_TRUNC) {
+      *truncatedSize = static_cast<size_t>(n);
+      return Got::kStop;
+    }
+    if (fromPort != 0) return Got::kSkip;
+    *length = static_cast<size_t>(n);
+    return Got::kDatagram;
+  }
+
   // Reports ENOBUFS or a truncated datagram after the datagrams were delivered.
   void ReportLoss(Napi::Env env, int lostErrno, size_t truncatedSize) {
     if (state_ == nullptr) return;  // closed from the callback
@@ -216,26 +229,17 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
     size_t used = 0;
     uint32_t count = 0;
     while (count < static_cast<uint32_t>(kReadBudget) && arenaSize_ - used >= maxDatagram_) {
-      uint32_t fromPort;
-      int flags;
-      ssize_t n = RecvNetlink(state_->fd, arenaData_ + used, arenaSize_ - used, MSG_TRUNC, &fromPort, &flags);
-      if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        if (lostErrno == 0) lostErrno = errno;
-        break;
-      }
-      uint64_t stamp = MonotonicNs();
-      if (flags & MSG_TRUNC) {
-        truncatedSize = static_cast<size_t>(n);
-        break;
-      }
-      if (fromPort != 0) continue;
+      size_t n;
+      uint64_t stamp;
+      Got got = ReceiveOne(arenaData_ + used, arenaSize_ - used, &n, &stamp, &lostErrno, &truncatedSize);
+      if (got == Got::kStop) break;
+      if (got == Got::kSkip) continue;
       layoutData_[2 * count] = static_cast<uint32_t>(used);
       layoutData_[2 * count + 1] = static_cast<uint32_t>(n);
       stampsData_[count] = stamp;
       count++;
       // 8-byte aligned starts keep every datagram's header reads aligned.
-      used += (static_cast<size_t>(n) + 7) & ~static_cast<size_t>(7);
+      used += (n + 7) & ~static_cast<size_t>(7);
     }
     if (count > 0) {
       Napi::Value arena = arena_.Value(), layout = layout_.Value(), stamps = stamps_.Value();
