@@ -133,7 +133,9 @@ time.sleep(600)
 });
 
 test.after.always(async () => {
-  if (box?.proc && box.proc.exitCode === null) {
+  // A process that died of a signal has exitCode null too: signalCode says it is gone (its
+  // 'exit' was emitted already and would never come again).
+  if (box?.proc && box.proc.exitCode === null && box.proc.signalCode === null) {
     const exited = new Promise((resolve) => box.proc.once('exit', resolve));
     box.proc.kill('SIGTERM'); // nspawn asks the container's systemd to power off
     const timer = setTimeout(() => box.proc.kill('SIGKILL'), 15000);
