@@ -761,13 +761,7 @@ class SockDestroyer : public Napi::ObjectWrap<SockDestroyer> {
         return env.Undefined();
       }
     }
-    threads = std::min(threads, static_cast<int>(shared_->channels.size()));
-    std::vector<uint8_t> requests(buffer.Data(), buffer.Data() + buffer.Length());
-    auto* call = new DestroyCall(env, shared_, std::move(requests), {}, window, threads, timeoutMs);
-    call->Hold(info.This().As<Napi::Object>());
-    Napi::Value promise = call->Promise();
-    call->Queue();
-    return promise;
+    return Start(info, std::vector<uint8_t>(buffer.Data(), buffer.Data() + buffer.Length()), {}, window, threads, timeoutMs);
   }
 
   // dumpDestroy(dumps: Buffer[], window, threads, timeoutMs): Promise<Result>
@@ -804,8 +798,15 @@ class SockDestroyer : public Napi::ObjectWrap<SockDestroyer> {
       }
       dumps.emplace_back(buffer.Data(), buffer.Data() + buffer.Length());
     }
+    return Start(info, {}, std::move(dumps), window, threads, timeoutMs);
+  }
+
+  // Queues a destroy() or dumpDestroy() on the threadpool, on at most as many threads as
+  // there are channels; the promise settles with its result.
+  Napi::Value Start(const Napi::CallbackInfo& info, std::vector<uint8_t> requests, std::vector<std::vector<uint8_t>> dumps,
+                    size_t window, int threads, int timeoutMs) {
     threads = std::min(threads, static_cast<int>(shared_->channels.size()));
-    auto* call = new DestroyCall(env, shared_, {}, std::move(dumps), window, threads, timeoutMs);
+    auto* call = new DestroyCall(info.Env(), shared_, std::move(requests), std::move(dumps), window, threads, timeoutMs);
     call->Hold(info.This().As<Napi::Object>());
     Napi::Value promise = call->Promise();
     call->Queue();

@@ -10,6 +10,12 @@ const { WARM_UP_IFINDEX } = require('../lib/monitor/warm-up');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits up to 5 s for the process-wide warm-up to finish; the caller asserts the state. */
+async function warmUpDone() {
+  const started = Date.now();
+  while (LinkMonitor.warmUpState !== 'done' && Date.now() - started < 5000) await sleep(20);
+}
+
 test.serial('close() during the warm-up hands it to the next monitor', async (t) => {
   const lab = Lab.create();
   t.teardown(() => lab.destroy());
@@ -28,8 +34,7 @@ test.serial('close() during the warm-up hands it to the next monitor', async (t)
   const events = [];
   next.on('event', (event) => events.push(event));
   await next.start();
-  const started = Date.now();
-  while (LinkMonitor.warmUpState !== 'done' && Date.now() - started < 5000) await sleep(20);
+  await warmUpDone();
   t.is(LinkMonitor.warmUpState, 'done', 'the next monitor warmed up, in well under 5 s');
   // Nothing of it reached the monitor's listeners or table (the namespace is still).
   t.deepEqual(events, [], 'no synthetic event reached a listener');
@@ -50,8 +55,7 @@ test.serial('the warm-up stays inside the throwaway monitor; real events follow 
   const events = [];
   monitor.on('event', (event) => events.push(event));
   await monitor.start();
-  const started = Date.now();
-  while (LinkMonitor.warmUpState !== 'done' && Date.now() - started < 5000) await sleep(20);
+  await warmUpDone();
   t.is(LinkMonitor.warmUpState, 'done', 'warm-up finished within 5 s');
   t.deepEqual(events.filter((e) => e.ifindex === WARM_UP_IFINDEX || e.link?.ifindex === WARM_UP_IFINDEX), [], 'no synthetic event reached a listener');
   t.false(monitor.linkTable().some((l) => l.ifindex === WARM_UP_IFINDEX || l.name === 'netheal-warm'), 'no synthetic device in the table');
