@@ -289,7 +289,8 @@ test('dry-run: decides, counts and reports everything, runs nothing', async (t) 
   engine.observe({ kind: 'carrier', iface: 'eth0', up: false });
   await clock.advance(5000);
   t.is(ran, 0, 'no executor ran');
-  t.is(applied, 3, 'applies() (side-effect free) is still asked');
+  // a, b, a, then b at 3000, which finds the budget spent (applies() is asked before the budget).
+  t.is(applied, 4, 'applies() (side-effect free) is still asked');
   t.deepEqual(acts, [
     [0, 'a', true, 'dry-run', 'would run a on eth0'],
     [1000, 'b', true, 'dry-run', 'would run b on eth0'],
@@ -333,7 +334,7 @@ test('an embedder-provided action runs in the ladder with the documented context
   t.deepEqual(acts, [[0, 1, 'kill-sockets', 'ok', 0, undefined], [1000, 2, 'drain-pool', 'ok', 200, { drained: 12 }]]);
   t.deepEqual(seen, [{
     at: 1000, iface: 'eth0', step: 2, kind: 'drain-pool', attempt: 1, state: 'down', reasons: ['probe-group-down:gw'],
-    evidence: { gw: false }, options: { pool: 'db' }, timeoutMs: 700, signal: false, dryRun: false, atMs: 1000,
+    fault: { class: 'beyond-first-hop', because: ['path-unlocated', 'probe-group-down:gw'] }, evidence: { gw: false }, options: { pool: 'db' }, timeoutMs: 700, signal: false, dryRun: false, atMs: 1000,
   }]);
   t.is(engine.stateOf('eth0'), 'healthy');
 });
@@ -404,9 +405,7 @@ test('injected verifier decides verification; one that never answers times out a
   const ver = [];
   engine.on('verify', (e) => ver.push([e.startedAtMs + e.durationMs, e.kind, e.verified, e.by]));
   engine.observe({ kind: 'carrier', iface: 'eth0', up: false });
-  // Evidence alone does not verify when a verifier decides.
-  await clock.advance(500);
-  engine.observe({ kind: 'carrier', iface: 'eth0', up: true });
+  // The evidence stays down: the verifier alone decides, and c's word makes it healthy.
   await clock.advance(5000);
   t.deepEqual(ver, [[1000, 'a', false, 'timeout'], [1300, 'b', false, 'verifier'], [1300, 'c', true, 'verifier']]);
   t.is(engine.stateOf('eth0'), 'healthy');
@@ -415,13 +414,31 @@ test('injected verifier decides verification; one that never answers times out a
 test('administratively down: down but never acted on; acts once the admin brings it up without carrier', async (t) => {
   const s = setup();
   s.engine.observe({ kind: 'carrier', iface: 'eth0', up: false, adminUp: false });
-  await s.clock.advance(10000);
-  t.deepEqual(s.runs, []);
-  t.deepEqual(s.alerts(), [[0, 'admin-down', null]]);
+  await s.clock.advance(1000);
+  t.deepEqual(s.runs, [], 'nothing before the owner says what it wants');
+  t.deepEqual(s.alerts(), [[0, 'intent-pending', null]]);
+  s.engine.observe({ kind: 'intent', iface: 'eth0', intent: { owner: 'ifupdown', wantUp: false, source: 'ifquery --state' } });
+  await s.clock.advance(9000);
+  t.deepEqual(s.runs, [], 'down as its owner wants: respected');
+  t.deepEqual(s.alerts(), [[0, 'intent-pending', null], [1000, 'admin-down', null]]);
   t.is(s.engine.stateOf('eth0'), 'down');
+  t.deepEqual(s.engine.snapshot().interfaces.eth0.reasons, ['admin-down:intended']);
   s.engine.observe({ kind: 'carrier', iface: 'eth0', up: false, adminUp: true });
   await s.clock.advance(0);
   t.deepEqual(s.runs, [[10000, 'a', 1, 1]]);
+});
+
+test('admin-down against the owner\'s intent is a link fault: acted on at once, credited when the link comes back', async (t) => {
+  const s = setup({ kinds: ['a'], behaviour: { a: { ms: 10, effect: () => s.engine.observe({ kind: 'carrier', iface: 'eth0', up: true, adminUp: true }) } } });
+  const recovered = [];
+  s.engine.on('recovered', (e) => recovered.push([e.atMs, e.fault, e.by, e.action]));
+  s.engine.observe({ kind: 'intent', iface: 'eth0', intent: { owner: 'netheal', wantUp: true, source: 'config' } });
+  s.engine.observe({ kind: 'carrier', iface: 'eth0', up: false, adminUp: false });
+  await s.clock.advance(100);
+  t.deepEqual(s.runs, [[0, 'a', 1, 1]]);
+  t.deepEqual(s.verifies(), [[10, 'a', true, 'evidence']]);
+  t.deepEqual(recovered, [[10, 'link', 'action', 'a']]);
+  t.is(s.engine.stateOf('eth0'), 'healthy');
 });
 
 test('default route: lost on the interface takes it down; restored anywhere clears it', async (t) => {
@@ -538,10 +555,15 @@ test('a ladder where nothing applies is climbed once per episode, not in a loop'
   engine.observe({ kind: 'carrier', iface: 'eth0', up: false });
   await clock.advance(10000);
   t.is(asked, 1);
-  t.deepEqual(alerts, [[0, 'unknown-action'], [0, 'ladder-exhausted']]);
+  t.deepEqual(alerts, [[0, 'unknown-action'], [0, 'cannot-fix']]);
   t.is(engine.snapshot().interfaces.eth0.totalActions, 0);
   t.is(engine.stateOf('eth0'), 'down');
-  engine.observe({ kind: 'sockets', iface: 'eth0', stuck: 2 }); // new evidence: a new look
+  engine.observe({ kind: 'sockets', iface: 'eth0', stuck: 2 }); // evidence that does not move the fault: parked
+  await clock.advance(0);
+  t.is(asked, 1);
+  engine.observe({ kind: 'default-route', family: 4, present: true, iface: 'eth0' });
+  engine.observe({ kind: 'default-route', family: 4, present: false, iface: 'eth0' });
+  engine.observe({ kind: 'carrier', iface: 'eth0', up: true }); // the fault moves to local-config: a new look
   await clock.advance(0);
   t.is(asked, 2);
   engine.close();

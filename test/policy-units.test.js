@@ -205,7 +205,7 @@ test('config: defaults are exported and per-interface overrides merge field by f
     { penaltyPerFlap: 1000, halfLifeMs: 300000, suppressThreshold: 2500, reuseThreshold: 800, maxSuppressMs: 1800000 });
   t.deepEqual(config.DEFAULT_BUDGET, { maxActions: 10, windowMs: 3600000 });
   t.is(config.DEFAULT_GRACE_MS, 30000);
-  t.deepEqual([...config.DEFAULT_LADDER], ['kill-sockets', 'manager-reapply', 'link-bounce', 'hook']);
+  t.deepEqual([...config.DEFAULT_LADDER], ['link-up', 'repair', 'manager-reapply', 'kill-sockets', 'link-bounce', 'hook']);
   t.true(Object.isFrozen(config.DEFAULT_BACKOFF));
   const p = config.resolveInterfacePolicy({
     defaults: { backoff: { maxMs: 10000 }, verifyTimeoutMs: 2000 },
@@ -216,7 +216,7 @@ test('config: defaults are exported and per-interface overrides merge field by f
   t.is(p.verifyTimeoutMs, 2000);
   t.deepEqual(p.downOn, ['carrier', 'address', 'default-route', 'probe-group']);
   const other = config.resolveInterfacePolicy({ interfaces: { eth0: { ladder: [] } } }, 'eth1');
-  t.deepEqual(other.ladder.map((s) => s.action), ['kill-sockets', 'manager-reapply', 'link-bounce', 'hook']);
+  t.deepEqual(other.ladder.map((s) => s.action), ['link-up', 'repair', 'manager-reapply', 'kill-sockets', 'link-bounce', 'hook']);
 });
 
 test('config: invalid values are refused naming the field', (t) => {
@@ -257,7 +257,12 @@ test('health: a lost probe is only suspect; carrier, default route and group quo
   t.deepEqual(ev.problems([...downOn, 'sockets'], []).hard, ['sockets-stuck:3']);
   ev.apply({ kind: 'carrier', iface: 'x', up: false, adminUp: false });
   t.deepEqual(ev.problems(downOn, []).hard, ['admin-down']);
+  t.false(ev.disabled, 'admin-down with no known intent is not a decision to respect');
+  t.true(ev.intentPending);
+  ev.apply({ kind: 'intent', iface: 'x', intent: { owner: 'NetworkManager', wantUp: false, source: 'nmcli' } });
+  t.deepEqual(ev.problems(downOn, []).hard, ['admin-down:intended']);
   t.true(ev.disabled);
+  t.false(ev.intentPending);
 });
 
 test('evidenceFromMonitorEvent maps LinkMonitor events', (t) => {

@@ -3,6 +3,7 @@
  * daemon's kill-sockets, manager re-apply, link bounce, hook, or an embedder's own, such as
  * draining a connection pool) and the optional verifier. The policy never acts by itself.
  */
+import type { Fault, FaultClass } from './fault';
 import type { HealthState } from './health';
 import type { InterfaceEvidenceSnapshot } from './health';
 
@@ -45,6 +46,8 @@ export interface ActionContext {
   state: HealthState;
   /** Current bad evidence, e.g. `['carrier-down', 'probe-group-down:gw']`. */
   reasons: readonly string[];
+  /** Where the fault is: the class this step was chosen for and the evidence that located it. */
+  fault: Fault;
   /** Evidence of the interface at the time. */
   evidence: InterfaceEvidenceSnapshot;
   /** The step's `options` from the config (empty object if none). */
@@ -73,6 +76,23 @@ export interface ActionExecutor {
    * Default: true for `link-bounce` and `manager-reapply`, false for everything else.
    */
   readonly disruptive?: boolean;
+  /**
+   * The fault classes this action can fix (see src/policy/fault.ts). For any other class the
+   * engine skips the step and logs why. Default: every class (an embedder's own action).
+   */
+  readonly fixes?: readonly FaultClass[];
+  /**
+   * How long a fault of a class must have lasted before this action runs, in ms (default 0):
+   * a carrier blip must not bounce a link, a manager's remove-and-re-add must not trigger a
+   * re-apply. A ladder step's `afterMs` overrides it.
+   */
+  readonly afterMs?: Readonly<Partial<Record<FaultClass, number>>>;
+  /**
+   * False when the action cannot change the evidence (destroying sockets unblocks their
+   * owners but brings no path back): the engine then neither waits to verify it nor ever
+   * credits it with a recovery, and runs it at most once per episode. Default true.
+   */
+  readonly verifiable?: boolean;
   /** Does the work. */
   run(ctx: ActionContext): Promise<ActionResult>;
   /**

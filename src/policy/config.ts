@@ -5,6 +5,7 @@
  * library's own guard at the API edge and names the offending field.)
  */
 import { NethealError } from '../errors';
+import { FAULT_CLASSES, FaultClass } from './fault';
 
 /**
  * Exponential backoff with full jitter between ladder climbs (AWS Architecture Blog,
@@ -76,6 +77,10 @@ export interface LadderStep {
   verifyTimeoutMs?: number;
   /** Free-form options handed to the executor as `ctx.options`. */
   options?: Readonly<Record<string, unknown>>;
+  /** Run only once the fault has lasted this long, in ms (default: the executor's own, else 0). */
+  afterMs?: number;
+  /** Fault classes this step may run for (default: those its executor declares it can fix). */
+  fixes?: FaultClass[];
 }
 
 /** A ladder step as written in a config: the bare action name or a {@link LadderStep}. */
@@ -86,13 +91,17 @@ export type LadderStepConfig = string | LadderStep;
  * knows them as names; executors are injected.
  */
 export const BUILTIN_ACTIONS = Object.freeze({
-  /** 1. Destroy the sockets on the failed path. */
-  KILL_SOCKETS: 'kill-sockets',
-  /** 2. Ask the manager owning the interface (NetworkManager, systemd-networkd, ifupdown, network-scripts) to re-apply it. */
+  /** Set an interface administratively up that its owner wants up (link faults: admin-down). */
+  LINK_UP: 'link-up',
+  /** Put back exactly the lost addresses and routes by netlink (unmanaged and ifupdown interfaces). */
+  REPAIR: 'repair',
+  /** Ask the daemon owning the interface (NetworkManager, systemd-networkd) to re-apply it. */
   MANAGER_REAPPLY: 'manager-reapply',
-  /** 3. Link bounce by netlink when nobody manages it, then restore the routes the kernel flushed. */
+  /** Destroy the sockets stuck on a path that has stayed dead past the hold-down. */
+  KILL_SOCKETS: 'kill-sockets',
+  /** Link bounce, last, for link faults that did not clear; restores what the kernel flushed. */
   LINK_BOUNCE: 'link-bounce',
-  /** 4. The operator's hook, with the event in environment variables and a time limit. */
+  /** The operator's hook, with the event in environment variables and a time limit. */
   HOOK: 'hook',
 } as const);
 
@@ -113,10 +122,15 @@ export interface InterfacePolicy {
   /** Evidence kinds that may take the interface down; see {@link DownEvidenceKind}. */
   downOn: DownEvidenceKind[];
   /**
-   * Addresses that must be present. Empty (default): address evidence is bad only when the
-   * interface had addresses and lost all of them.
+   * Addresses that must be present, besides the baseline (the global addresses of the last
+   * healthy state, which are always required).
    */
   requiredAddresses: string[];
+  /**
+   * After a link fault clears, path faults (probes lost while the gateway's neighbour entry
+   * is re-learnt) are part of the same incident for this long, in ms: no flap, no action.
+   */
+  settleMs: number;
 }
 
 /**
@@ -141,6 +155,8 @@ export interface InterfacePolicyConfig {
   downOn?: DownEvidenceKind[];
   /** Default none. */
   requiredAddresses?: string[];
+  /** Default {@link DEFAULT_SETTLE_MS}. */
+  settleMs?: number;
 }
 
 /** The `policy` section of the daemon configuration. */
@@ -183,13 +199,22 @@ export const DEFAULT_BUDGET: Readonly<BudgetConfig> = Object.freeze({ maxActions
 /** Default start-up grace period: 30 s without actions. */
 export const DEFAULT_GRACE_MS = 30_000;
 
-/** Default ladder: kill sockets, manager re-apply, link bounce, operator hook. */
+/**
+ * Default ladder, least disruptive first: link up, targeted repair, manager re-apply, kill
+ * stuck sockets (path faults past the hold-down), link bounce (link faults that did not
+ * clear), operator hook. Each step runs only for the fault classes it can fix.
+ */
 export const DEFAULT_LADDER: readonly string[] = Object.freeze([
-  BUILTIN_ACTIONS.KILL_SOCKETS,
+  BUILTIN_ACTIONS.LINK_UP,
+  BUILTIN_ACTIONS.REPAIR,
   BUILTIN_ACTIONS.MANAGER_REAPPLY,
+  BUILTIN_ACTIONS.KILL_SOCKETS,
   BUILTIN_ACTIONS.LINK_BOUNCE,
   BUILTIN_ACTIONS.HOOK,
 ]);
+
+/** Default settle time after a link fault clears (see {@link InterfacePolicy.settleMs}). */
+export const DEFAULT_SETTLE_MS = 3_000;
 
 /** Default evidence that may take an interface down (everything but `sockets`). */
 export const DEFAULT_DOWN_ON: readonly DownEvidenceKind[] = Object.freeze(
@@ -205,6 +230,7 @@ export const DEFAULT_INTERFACE_POLICY: Readonly<InterfacePolicy> = Object.freeze
   actionTimeoutMs: 30_000,
   downOn: [...DEFAULT_DOWN_ON],
   requiredAddresses: [],
+  settleMs: DEFAULT_SETTLE_MS,
 });
 
 /** Turns a config's ladder entries into {@link LadderStep}s. */
@@ -236,6 +262,7 @@ function resolveAt(config: PolicyConfig | undefined, iface: string | null, extra
     actionTimeoutMs: base.actionTimeoutMs,
     downOn: [...base.downOn],
     requiredAddresses: [...base.requiredAddresses],
+    settleMs: base.settleMs,
   };
   for (const layer of layers) {
     if (layer.ladder !== undefined) out.ladder = normalizeLadder(layer.ladder);
@@ -246,6 +273,7 @@ function resolveAt(config: PolicyConfig | undefined, iface: string | null, extra
     if (layer.actionTimeoutMs !== undefined) out.actionTimeoutMs = layer.actionTimeoutMs;
     if (layer.downOn !== undefined) out.downOn = [...layer.downOn];
     if (layer.requiredAddresses !== undefined) out.requiredAddresses = [...layer.requiredAddresses];
+    if (layer.settleMs !== undefined) out.settleMs = layer.settleMs;
   }
   validateInterfacePolicy(out, path);
   return out;
@@ -276,6 +304,13 @@ export function validateInterfacePolicy(p: InterfacePolicy, path = 'policy'): vo
     if (typeof step.action !== 'string' || step.action === '') bad(`${at}.action`, 'must be a non-empty string', step.action);
     if (step.timeoutMs !== undefined) checkNumber(`${at}.timeoutMs`, step.timeoutMs, 1);
     if (step.verifyTimeoutMs !== undefined) checkNumber(`${at}.verifyTimeoutMs`, step.verifyTimeoutMs, 0);
+    if (step.afterMs !== undefined) checkNumber(`${at}.afterMs`, step.afterMs, 0);
+    if (step.fixes !== undefined) {
+      if (!Array.isArray(step.fixes)) bad(`${at}.fixes`, 'must be an array', step.fixes);
+      step.fixes.forEach((c, j) => {
+        if (!FAULT_CLASSES.includes(c)) bad(`${at}.fixes[${j}]`, `must be one of ${FAULT_CLASSES.join(', ')}`, c);
+      });
+    }
   });
   checkNumber(`${path}.backoff.initialMs`, p.backoff.initialMs, 0);
   checkNumber(`${path}.backoff.maxMs`, p.backoff.maxMs, 0);
@@ -294,6 +329,7 @@ export function validateInterfacePolicy(p: InterfacePolicy, path = 'policy'): vo
   checkNumber(`${path}.budget.windowMs`, p.budget.windowMs, 1);
   checkNumber(`${path}.verifyTimeoutMs`, p.verifyTimeoutMs, 0);
   checkNumber(`${path}.actionTimeoutMs`, p.actionTimeoutMs, 1);
+  checkNumber(`${path}.settleMs`, p.settleMs, 0);
   if (!Array.isArray(p.downOn)) bad(`${path}.downOn`, 'must be an array', p.downOn);
   p.downOn.forEach((kind, i) => {
     if (!DOWN_EVIDENCE_KINDS.includes(kind)) {

@@ -16,6 +16,7 @@ import {
 } from './config';
 import { FlapDamper } from './damping';
 import { Evidence, evidenceProblem } from './evidence';
+import { FAULT_CLASSES, Fault, FaultClass, PATH_FAULTS } from './fault';
 import {
   GroupEvidence, GroupEvidenceSnapshot, HealthState, InterfaceEvidence, InterfaceEvidenceSnapshot, Problems, judge,
 } from './health';
@@ -73,10 +74,34 @@ export interface VerifyEvent {
   verified: boolean;
   /** What decided: evidence, the injected verifier, or the window passing. */
   by: 'evidence' | 'verifier' | 'timeout';
+  /**
+   * True when the step is credited with a recovery: the evidence of the fault class it was
+   * run for recovered after it ran. A step that cannot change the evidence is never credited.
+   */
+  credited: boolean;
+  /** The fault class the step was run for. */
+  fault: FaultClass;
   detail?: string;
   /** Clock time (ms) verification began, and how long it took. */
   startedAtMs: number;
   durationMs: number;
+}
+
+/**
+ * Emitted as `recovered` when an episode's fault clears: `by: 'action'` when a step is
+ * credited with it (the evidence it can change recovered after it ran), `by:
+ * 'without-action'` when it cleared on its own or after the cause outside the host went away.
+ */
+export interface RecoveredEvent {
+  iface: string;
+  /** The class of the fault that cleared. */
+  fault: FaultClass | null;
+  by: 'action' | 'without-action';
+  /** The credited step's action, when `by` is `action`. */
+  action: string | null;
+  /** Clock time (ms) the episode began, and when it recovered. */
+  sinceMs: number;
+  atMs: number;
 }
 
 /** Why the engine alerts. */
@@ -89,8 +114,14 @@ export type AlertReason =
   | 'budget-exhausted'
   /** Every rung was tried and none verified; the next climb waits for backoff. */
   | 'ladder-exhausted'
-  /** The interface is administratively down or removed: the operator's decision, no action. */
+  /** The interface is removed, or administratively down as its owner wants: no action. */
   | 'admin-down'
+  /** Admin-down, and the owner's intent is not known yet: no action until it is. */
+  | 'intent-pending'
+  /** The operator holds the interface for maintenance: watch and report, never act. */
+  | 'held'
+  /** No step of the ladder can fix this class of fault (beyond the first hop, by default): alert only. */
+  | 'cannot-fix'
   /** The interface's ladder is empty. */
   | 'no-ladder'
   /** A step names an action no executor is registered for (treated as failed). */
@@ -115,6 +146,7 @@ export interface PolicyEngineEvents {
   action: [ActionEvent];
   verify: [VerifyEvent];
   alert: [AlertEvent];
+  recovered: [RecoveredEvent];
   /** An internal bug (never an executor's failure, which is an `action` result). */
   error: [Error];
 }
@@ -142,14 +174,24 @@ export interface PolicyEngineOptions {
 /** The ladder's activity on an interface. */
 export type LadderPhase = 'idle' | 'waiting' | 'running' | 'verifying';
 
-/** What a waiting ladder waits for. */
-export type WaitReason = 'grace-period' | 'suppressed' | 'backoff' | 'budget-exhausted';
+/**
+ * What a waiting ladder waits for. The last four park the episode until the evidence
+ * changes: the owner's intent, the end of a hold, a fault some step can fix.
+ */
+export type WaitReason = 'grace-period' | 'suppressed' | 'backoff' | 'budget-exhausted' | 'hold-down' | 'settling'
+  | 'intent' | 'held' | 'admin-down' | 'alert-only';
+
+const PARKED: readonly WaitReason[] = ['intent', 'held', 'admin-down', 'alert-only'];
 
 /** One interface in {@link PolicySnapshot}. JSON-safe. */
 export interface InterfaceStatus {
   state: HealthState;
   sinceMs: number;
   reasons: string[];
+  /** Where the current fault is, null when none. */
+  fault: Fault | null;
+  /** The operator's maintenance hold: watched and reported, never acted on. */
+  hold: boolean;
   evidence: InterfaceEvidenceSnapshot;
   ladder: {
     phase: LadderPhase;
@@ -202,6 +244,20 @@ interface IfaceRecord {
   backoff: Backoff;
   damper: FlapDamper;
   budget: ActionBudget;
+  /** Where the hard evidence points now, and since when (clock ms) it has pointed there. */
+  fault: Fault | null;
+  faultSince: number;
+  /** Path faults before this time (clock ms) belong to the link incident that just cleared. */
+  settleUntil: number;
+  /** The operator's maintenance hold. */
+  hold: boolean;
+  /** What a parked episode last saw; a change wakes it. */
+  parkKey: string | null;
+  /** Steps that cannot be verified, already run in this episode (they run once per episode). */
+  ranOnce: Set<number>;
+  /** Clock time the current episode began, and the fault it last worked on. */
+  episodeSince: number;
+  episodeFault: Fault | null;
   /** Bumped to cancel whatever episode is running. */
   generation: number;
   episodeActive: boolean;
@@ -227,7 +283,7 @@ interface GroupRecord {
   reasons: string[];
 }
 
-type ClimbOutcome = 'verified' | 'exhausted' | 'interrupted' | 'resolved' | 'cancelled';
+type ClimbOutcome = 'verified' | 'exhausted' | 'interrupted' | 'resolved' | 'cancelled' | 'reclassified';
 
 /** Built-in actions that take the link down themselves unless their executor says otherwise. */
 const DISRUPTIVE_BY_DEFAULT: readonly string[] = [BUILTIN_ACTIONS.LINK_BOUNCE, BUILTIN_ACTIONS.MANAGER_REAPPLY];
@@ -346,7 +402,8 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     const now = this.clock.now();
     const rec: IfaceRecord = {
       name: iface, policy, evidence: new InterfaceEvidence(), state: 'healthy', since: now, reasons: [],
-      verdict: 'healthy', disrupting: false,
+      verdict: 'healthy', disrupting: false, fault: null, faultSince: now, settleUntil: 0, hold: false, parkKey: null,
+      ranOnce: new Set(), episodeSince: now, episodeFault: null,
       backoff: new Backoff(policy.backoff, this.random), damper: new FlapDamper(policy.damping),
       budget: new ActionBudget(policy.budget), generation: 0, episodeActive: false, phase: 'idle', step: null,
       waitingFor: null, waitUntil: null, waitTimer: null, waitResolve: null, verifyResolve: null, abort: null,
@@ -402,6 +459,8 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       case 'carrier':
       case 'address':
       case 'sockets':
+      case 'neighbour':
+      case 'intent':
         touch(evidence.iface)?.evidence.apply(evidence);
         break;
       case 'default-route':
@@ -443,6 +502,33 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     for (const rec of touched) this.reevaluate(rec, evidence);
   }
 
+  /**
+   * Puts an interface under the operator's maintenance hold (`held: true`) or releases it.
+   * Under a hold the engine keeps judging and reporting, but never acts: a running episode
+   * is cancelled (a running action is aborted). On release, a fault still present starts a
+   * new episode. Returns false for an interface that is not watched.
+   */
+  hold(iface: string, held: boolean): boolean {
+    this.assertOpen();
+    const rec = this.ifaces.get(iface);
+    if (!rec) return false;
+    if (rec.hold === held) return true;
+    rec.hold = held;
+    if (held && rec.episodeActive) {
+      this.cancel(rec);
+      this.setState(rec, rec.verdict, 'not-verified', null);
+    }
+    if (held) this.alert(rec, 'held', `${rec.name} is held for maintenance: watching, never acting`, null, false);
+    else rec.alerted.delete('held');
+    this.reevaluate(rec, null);
+    return true;
+  }
+
+  /** Whether an interface is under a maintenance hold. */
+  isHeld(iface: string): boolean {
+    return this.ifaces.get(iface)?.hold === true;
+  }
+
   /** A JSON-safe picture of every interface and group, for the status socket and metrics. */
   snapshot(): PolicySnapshot {
     const now = this.clock.now();
@@ -453,6 +539,8 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         state: rec.state,
         sinceMs: rec.since,
         reasons: [...rec.reasons],
+        fault: rec.fault === null ? null : { class: rec.fault.class, because: [...rec.fault.because] },
+        hold: rec.hold,
         evidence: rec.evidence.snapshot(),
         ladder: {
           phase: rec.phase,
@@ -541,29 +629,71 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     });
   }
 
-  private reevaluate(rec: IfaceRecord, evidence: Evidence): void {
+  /** Judges the evidence and locates the fault; updates the baseline and the settle window. */
+  private locate(rec: IfaceRecord): { judged: Exclude<HealthState, 'recovering'>; fault: Fault | null } {
     const problems = this.problems(rec);
     rec.reasons = reasonsOf(problems);
     const judged = judge(problems);
+    const fault = rec.evidence.fault(problems);
+    const now = this.clock.now();
+    if (fault?.class !== rec.fault?.class) {
+      // A link fault that clears leaves the gateway's neighbour entry to be re-learnt: the
+      // probes it costs belong to the same incident.
+      if (rec.fault?.class === 'link' && fault?.class !== 'link') rec.settleUntil = now + rec.policy.settleMs;
+      rec.faultSince = now;
+    }
+    rec.fault = fault;
+    // While nothing calls for `down`, every global address present belongs to the baseline.
+    if (judged !== 'down') rec.evidence.takeBaseline();
+    return { judged, fault };
+  }
+
+  private reevaluate(rec: IfaceRecord, evidence: Evidence | null): void {
+    const before = rec.fault;
+    const { judged, fault } = this.locate(rec);
     // A flap is every entry of the evidence into `down`, also while the ladder is busy (a
-    // storm during recovery must be damped), except while a disruptive action runs: a link
-    // bounce takes the link down itself.
-    if (judged === 'down' && rec.verdict !== 'down' && !(rec.phase === 'running' && rec.disrupting)) {
+    // storm during recovery must be damped), except while a disruptive action runs (a link
+    // bounce takes the link down itself) and for path faults inside the settle window of a
+    // link incident (one blip, one flap).
+    const settling = fault !== null && PATH_FAULTS.includes(fault.class) && this.clock.now() < rec.settleUntil;
+    if (judged === 'down' && rec.verdict !== 'down' && !(rec.phase === 'running' && rec.disrupting) && !settling) {
       rec.damper.flap(this.clock.now());
     }
     rec.verdict = judged;
     if (rec.phase === 'running' || rec.phase === 'verifying') {
       // The ladder owns the state while a step is in flight; evidence may verify it.
-      if (rec.phase === 'verifying' && judged !== 'down') rec.verifyResolve?.();
+      if (rec.phase === 'verifying') rec.verifyResolve?.();
       return;
+    }
+    if (rec.phase === 'waiting' && rec.parkKey !== null && judged === 'down' && this.parkKey(rec) !== rec.parkKey) {
+      this.wake(rec);
     }
     if (judged === rec.state) {
       if (judged === 'down' && !rec.episodeActive) this.startEpisode(rec);
       return;
     }
-    if (judged !== 'down' && rec.episodeActive) this.cancel(rec);
+    if (judged !== 'down' && rec.episodeActive) {
+      const cleared = before;
+      this.cancel(rec);
+      this.setState(rec, judged, 'evidence', evidence);
+      this.recovered(rec, cleared ?? rec.episodeFault, null);
+      return;
+    }
     this.setState(rec, judged, 'evidence', evidence);
     if (judged === 'down' && !rec.episodeActive) this.startEpisode(rec);
+  }
+
+  /** What a parked episode waits to change. */
+  private parkKey(rec: IfaceRecord): string {
+    return `${rec.fault?.class ?? '-'}|${rec.evidence.disabled}|${rec.evidence.intentPending}|${rec.hold}`;
+  }
+
+  /** Reports the end of an episode's fault; `action` is the credited step, null if none. */
+  private recovered(rec: IfaceRecord, fault: Fault | null, action: string | null): void {
+    this.emit('recovered', {
+      iface: rec.name, fault: fault?.class ?? null, by: action === null ? 'without-action' : 'action', action,
+      sinceMs: rec.episodeSince, atMs: this.clock.now(),
+    });
   }
 
   private armStability(rec: IfaceRecord): void {
@@ -624,6 +754,9 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     rec.generation += 1;
     const token = rec.generation;
     rec.episodeActive = true;
+    rec.episodeSince = this.clock.now();
+    rec.episodeFault = rec.fault;
+    rec.ranOnce.clear();
     this.episode(rec, token)
       .catch((err: unknown) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
   }
@@ -644,6 +777,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     rec.phase = 'waiting';
     rec.waitingFor = what;
     rec.waitUntil = untilMs;
+    rec.parkKey = PARKED.includes(what) || what === 'hold-down' ? this.parkKey(rec) : null;
     return new Promise<boolean>((resolve) => {
       rec.waitResolve = resolve;
       if (Number.isFinite(untilMs)) {
@@ -654,6 +788,17 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         }, untilMs - this.clock.now());
       }
     });
+  }
+
+  /** Ends a wait early, as if its time had come (a parked episode whose evidence changed). */
+  private wake(rec: IfaceRecord): void {
+    if (rec.waitTimer !== null) {
+      this.clock.clearTimeout(rec.waitTimer);
+      rec.waitTimer = null;
+    }
+    const resolve = rec.waitResolve;
+    rec.waitResolve = null;
+    resolve?.(true);
   }
 
   /** One down episode: waits for grace, damping and backoff, climbs, repeats until resolved. */
@@ -670,19 +815,46 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     for (;;) {
       if (!this.current(rec, token)) return;
       const now = this.clock.now();
-      if (rec.evidence.disabled) {
-        this.alert(rec, 'admin-down', `${rec.name} is ${rec.evidence.removed ? 'removed' : 'administratively down'}; not acting`, null);
+      const { judged, fault } = this.locate(rec);
+      if (judged !== 'down' || fault === null) {
+        // Cleared while the loop was between waits (evidence arriving mid-step).
+        this.endEpisode(rec, token);
+        this.setState(rec, judged, 'not-verified', null);
+        this.recovered(rec, rec.episodeFault, null);
         return;
       }
+      rec.episodeFault = fault;
+      if (rec.evidence.disabled) {
+        this.alert(rec, 'admin-down', `${rec.name} is ${rec.evidence.removed ? 'removed' : `administratively down as its owner (${rec.evidence.intent?.owner}) wants`}; not acting`, null);
+        if (!(await this.wait(rec, token, 'admin-down', Infinity))) return;
+        continue;
+      }
       rec.alerted.delete('admin-down');
+      if (rec.hold) {
+        this.alert(rec, 'held', `${rec.name} is held for maintenance: watching, never acting`, null);
+        if (!(await this.wait(rec, token, 'held', Infinity))) return;
+        continue;
+      }
+      if (rec.evidence.intentPending) {
+        this.alert(rec, 'intent-pending', `${rec.name} is administratively down; waiting for its owner's intent before acting`, null);
+        if (!(await this.wait(rec, token, 'intent', Infinity))) return;
+        continue;
+      }
+      rec.alerted.delete('intent-pending');
       if (rec.policy.ladder.length === 0) {
         this.alert(rec, 'no-ladder', `${rec.name} is down and its ladder is empty`, null);
-        return;
+        if (!(await this.wait(rec, token, 'alert-only', Infinity))) return;
+        continue;
       }
       if (now < this.graceEnd) {
         this.alert(rec, 'grace-period', `${rec.name} is down during the start-up grace period; no action before ${this.graceEnd} ms`, this.graceEnd);
         if (!(await this.wait(rec, token, 'grace-period', this.graceEnd))) return;
         rec.alerted.delete('grace-period');
+        continue;
+      }
+      if (PATH_FAULTS.includes(fault.class) && now < rec.settleUntil) {
+        // The probes a link blip cost while the gateway is re-learnt: the same incident.
+        if (!(await this.wait(rec, token, 'settling', rec.settleUntil))) return;
         continue;
       }
       const suppressedUntil = rec.damper.suppressedUntil(now);
@@ -703,33 +875,44 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       }
       climbAt = null;
       const before = rec.totalActions;
-      const outcome = await this.climb(rec, token);
-      if ((outcome !== 'exhausted' && outcome !== 'interrupted') || !this.current(rec, token)) return;
+      const outcome = await this.climb(rec, token, fault);
+      if (!this.current(rec, token) || outcome === 'verified' || outcome === 'cancelled' || outcome === 'resolved') return;
+      if (outcome === 'reclassified') {
+        // Progress (one class cleared, another remains) or the fault moved: climb again for
+        // the new class at once; backoff is for climbs that changed nothing.
+        rec.backoff.reset();
+        continue;
+      }
       const acted = rec.totalActions > before;
-      const problems = this.problems(rec);
-      rec.reasons = reasonsOf(problems);
-      const judged = judge(problems);
+      const again = this.locate(rec);
       if (outcome === 'interrupted') {
         // Suppressed mid-climb: back to `down`; the loop alerts and waits for reuse.
-        this.setState(rec, judged, 'not-verified', null);
-        if (judged !== 'down') return;
+        this.setState(rec, again.judged, 'not-verified', null);
+        continue;
+      }
+      if (!acted) {
+        // No step could (or may yet) act on this class: alert, and wait for the evidence to change.
+        this.alert(rec, 'cannot-fix',
+          `${rec.name}: ${fault.class} fault (${fault.because.join(', ')}): no step of ${rec.policy.ladder.map((st) => st.action).join(' > ')} can fix it; alerting only`,
+          null);
+        this.setState(rec, again.judged, 'not-verified', null);
+        if (!(await this.wait(rec, token, 'alert-only', Infinity))) return;
+        rec.alerted.delete('cannot-fix');
         continue;
       }
       this.alert(rec, 'ladder-exhausted',
-        `${rec.name}: no rung of ${rec.policy.ladder.map((s) => s.action).join(' > ')} verified (${rec.reasons.join(', ') || 'no bad evidence left'})`,
+        `${rec.name}: no rung of ${rec.policy.ladder.map((st) => st.action).join(' > ')} verified for the ${fault.class} fault (${rec.reasons.join(', ') || 'no bad evidence left'})`,
         null, false);
-      this.setState(rec, judged, 'not-verified', null);
-      // Nothing applied (every rung skipped or unknown): climbing again would change nothing;
-      // the next evidence about the interface starts a new episode.
-      if (judged !== 'down' || !acted) return;
+      this.setState(rec, again.judged, 'not-verified', null);
     }
   }
 
-  private context(rec: IfaceRecord, index: number, step: LadderStep, signal: AbortSignal): ActionContext {
+  private context(rec: IfaceRecord, index: number, step: LadderStep, fault: Fault, signal: AbortSignal): ActionContext {
     return {
       iface: rec.name, step: index + 1, kind: step.action, attempt: rec.backoff.attempts, state: 'down',
-      reasons: [...rec.reasons], evidence: rec.evidence.snapshot(), options: { ...(step.options ?? {}) },
-      timeoutMs: step.timeoutMs ?? rec.policy.actionTimeoutMs, signal, dryRun: this.dryRun, atMs: this.clock.now(),
+      reasons: [...rec.reasons], fault: { class: fault.class, because: [...fault.because] }, evidence: rec.evidence.snapshot(),
+      options: { ...(step.options ?? {}) }, timeoutMs: step.timeoutMs ?? rec.policy.actionTimeoutMs, signal,
+      dryRun: this.dryRun, atMs: this.clock.now(),
     };
   }
 
@@ -743,53 +926,66 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     this.emit('action', event);
   }
 
-  /** One climb of the ladder, bottom rung first. */
-  private async climb(rec: IfaceRecord, token: number): Promise<ClimbOutcome> {
+  /**
+   * Re-reads the evidence in the middle of a climb: null while the climb may go on, else how
+   * it ends (`resolved` when the fault cleared without a credited step, `reclassified` when
+   * the fault moved to another class).
+   */
+  private drift(rec: IfaceRecord, token: number, fault: Fault): ClimbOutcome | null {
+    const now = this.locate(rec);
+    if (now.judged !== 'down' || now.fault === null) {
+      this.endEpisode(rec, token);
+      this.setState(rec, now.judged, 'not-verified', null);
+      this.recovered(rec, fault, null);
+      return 'resolved';
+    }
+    return now.fault.class === fault.class ? null : 'reclassified';
+  }
+
+  /** One climb of the ladder for one fault class, bottom rung first. */
+  private async climb(rec: IfaceRecord, token: number, fault: Fault): Promise<ClimbOutcome> {
     rec.backoff.record();
     const attempt = rec.backoff.attempts;
     const ladder = rec.policy.ladder;
+    const skip = (i: number, step: LadderStep, detail: string): void => {
+      const at = this.clock.now();
+      this.record(rec, {
+        iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun,
+        result: { status: 'skipped', detail }, startedAtMs: at, durationMs: 0,
+      }, false);
+    };
     for (let i = 0; i < ladder.length; i += 1) {
       const step = ladder[i] as LadderStep;
       rec.step = i + 1;
       // Flaps during this climb may have crossed the suppress threshold: stop climbing.
       if (rec.damper.isSuppressed(this.clock.now())) return 'interrupted';
-      // Budget: alert-only until the window frees a slot, then resume at this rung.
-      for (;;) {
-        const now = this.clock.now();
-        const nextFree = rec.budget.nextFreeAtMs(now);
-        if (nextFree === null) break;
-        const problems = this.problems(rec);
-        rec.reasons = reasonsOf(problems);
-        const judged = judge(problems);
-        if (judged !== 'down') {
-          this.endEpisode(rec, token);
-          this.setState(rec, judged, 'not-verified', null);
-          return 'resolved';
-        }
-        this.setState(rec, judged, 'not-verified', null);
-        this.alert(rec, 'budget-exhausted',
-          `${rec.name}: ${rec.policy.budget.maxActions} actions in ${rec.policy.budget.windowMs} ms spent; alert only` +
-          (Number.isFinite(nextFree) ? ` until ${nextFree} ms` : ''), nextFree);
-        if (!(await this.wait(rec, token, 'budget-exhausted', nextFree))) return 'cancelled';
-        rec.alerted.delete('budget-exhausted');
-      }
-      if (!this.current(rec, token)) return 'cancelled';
-      rec.phase = 'running';
-      rec.waitingFor = null;
-      rec.waitUntil = null;
-      const abort = new AbortController();
-      rec.abort = abort;
-      const ctx = this.context(rec, i, step, abort.signal);
-      const startedAtMs = ctx.atMs;
+      const drifted = this.drift(rec, token, fault);
+      if (drifted !== null) return drifted;
       const executor = this.executors.get(step.action);
       if (executor === undefined) {
         this.alert(rec, 'unknown-action', `${rec.name}: ladder step ${i + 1} names "${step.action}", which no executor provides`, null, false);
         this.record(rec, {
           iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun,
-          result: { status: 'failed', detail: `no executor registered for "${step.action}"` }, startedAtMs, durationMs: 0,
+          result: { status: 'failed', detail: `no executor registered for "${step.action}"` }, startedAtMs: this.clock.now(), durationMs: 0,
         }, false);
         continue;
       }
+      const fixes = step.fixes ?? executor.fixes ?? FAULT_CLASSES;
+      if (!fixes.includes(fault.class)) {
+        skip(i, step, `cannot fix a ${fault.class} fault`);
+        continue;
+      }
+      const verifiable = executor.verifiable !== false;
+      if (!verifiable && rec.ranOnce.has(i)) continue;
+      // Hold-down: the fault must have lasted `afterMs` before this step may run.
+      const afterMs = step.afterMs ?? executor.afterMs?.[fault.class] ?? 0;
+      if (this.clock.now() < rec.faultSince + afterMs) {
+        if (!(await this.wait(rec, token, 'hold-down', rec.faultSince + afterMs))) return 'cancelled';
+        i -= 1; // look at this step again with the evidence as it is now
+        continue;
+      }
+      let abort = new AbortController();
+      let ctx = this.context(rec, i, step, fault, abort.signal);
       if (executor.applies) {
         let applies: boolean;
         try {
@@ -800,13 +996,34 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         }
         if (!this.current(rec, token)) return 'cancelled';
         if (!applies) {
-          this.record(rec, {
-            iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun,
-            result: { status: 'skipped', detail: 'does not apply' }, startedAtMs, durationMs: this.clock.now() - startedAtMs,
-          }, false);
+          skip(i, step, 'does not apply');
           continue;
         }
       }
+      // Budget: alert-only until the window frees a slot, then resume at this rung.
+      for (;;) {
+        const now = this.clock.now();
+        const nextFree = rec.budget.nextFreeAtMs(now);
+        if (nextFree === null) break;
+        const again = this.drift(rec, token, fault);
+        if (again !== null) return again;
+        this.setState(rec, 'down', 'not-verified', null);
+        this.alert(rec, 'budget-exhausted',
+          `${rec.name}: ${rec.policy.budget.maxActions} actions in ${rec.policy.budget.windowMs} ms spent; alert only` +
+          (Number.isFinite(nextFree) ? ` until ${nextFree} ms` : ''), nextFree);
+        if (!(await this.wait(rec, token, 'budget-exhausted', nextFree))) return 'cancelled';
+        rec.alerted.delete('budget-exhausted');
+      }
+      if (!this.current(rec, token)) return 'cancelled';
+      const late = this.drift(rec, token, fault);
+      if (late !== null) return late;
+      rec.phase = 'running';
+      rec.waitingFor = null;
+      rec.waitUntil = null;
+      abort = new AbortController();
+      rec.abort = abort;
+      ctx = this.context(rec, i, step, fault, abort.signal);
+      const startedAtMs = ctx.atMs;
       rec.budget.record(this.clock.now());
       const budgetStamp = this.clock.now();
       this.setState(rec, 'recovering', 'action', null);
@@ -822,17 +1039,33 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         durationMs: this.clock.now() - startedAtMs,
       }, result.status !== 'skipped');
       if (!this.current(rec, token)) return 'cancelled';
+      if (!verifiable) {
+        // It cannot bring the path back: no wait, no credit; the ladder goes on.
+        rec.ranOnce.add(i);
+        rec.phase = 'idle';
+        this.setState(rec, 'down', 'not-verified', null);
+        continue;
+      }
       if (result.status === 'ok' || result.status === 'dry-run') {
-        const verified = await this.verify(rec, token, i, step, attempt);
+        const verified = await this.verify(rec, token, i, step, attempt, fault);
         if (!this.current(rec, token)) return 'cancelled';
         if (verified) {
-          const problems = this.problems(rec);
-          rec.reasons = reasonsOf(problems);
-          const judged = judge(problems);
+          const after = this.locate(rec);
+          if (after.judged === 'down' && after.fault !== null && after.fault.class !== fault.class && !this.verifier) {
+            // This class cleared, another fault remains (a link brought up still lacks its
+            // route): credited for its part; the episode goes on with the new class.
+            this.emit('recovered', {
+              iface: rec.name, fault: fault.class, by: 'action', action: step.action, sinceMs: rec.episodeSince, atMs: this.clock.now(),
+            });
+            rec.phase = 'idle';
+            this.setState(rec, 'down', 'not-verified', null);
+            return 'reclassified';
+          }
           // A verifier may vouch while evidence still says down; trust it until evidence changes.
           this.endEpisode(rec, token);
-          this.setState(rec, judged === 'down' ? 'healthy' : judged, 'verified', null);
-          if (judged === 'down' && !this.verifier) {
+          this.setState(rec, after.judged === 'down' ? 'healthy' : after.judged, 'verified', null);
+          this.recovered(rec, fault, step.action);
+          if (after.judged === 'down' && !this.verifier) {
             // Verified by evidence, then down again before the climb resumed: a new episode.
             this.setState(rec, 'down', 'evidence', null);
             this.startEpisode(rec);
@@ -880,19 +1113,27 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     });
   }
 
-  /** Verifies a step within its window, by the verifier or by evidence. */
-  private verify(rec: IfaceRecord, token: number, index: number, step: LadderStep, attempt: number): Promise<boolean> {
+  /**
+   * Verifies a step within its window, by the verifier or by evidence. By evidence, the step
+   * is verified (and credited) when the fault class it was run for is gone: the fault
+   * cleared, or moved on to another class.
+   */
+  private verify(rec: IfaceRecord, token: number, index: number, step: LadderStep, attempt: number, fault: Fault): Promise<boolean> {
     const windowMs = step.verifyTimeoutMs ?? rec.policy.verifyTimeoutMs;
     const startedAtMs = this.clock.now();
     rec.phase = 'verifying';
     const report = (verified: boolean, by: VerifyEvent['by'], detail?: string): boolean => {
       if (this.current(rec, token)) {
         this.emit('verify', {
-          iface: rec.name, step: index + 1, kind: step.action, attempt, verified, by,
+          iface: rec.name, step: index + 1, kind: step.action, attempt, verified, by, credited: verified, fault: fault.class,
           ...(detail !== undefined ? { detail } : {}), startedAtMs, durationMs: this.clock.now() - startedAtMs,
         });
       }
       return verified;
+    };
+    const cleared = (): boolean => {
+      const now = this.locate(rec);
+      return now.judged !== 'down' || now.fault === null || now.fault.class !== fault.class;
     };
     return new Promise<boolean>((resolve) => {
       let settled = false;
@@ -920,12 +1161,12 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
           .then((ok) => finish(ok === true, 'verifier'), (err: unknown) => finish(false, 'verifier', `verifier threw: ${errorText(err)}`));
         abort.signal.addEventListener('abort', () => finish(false, 'timeout', 'cancelled'), { once: true });
       } else {
-        // Evidence that clears `down` ends verification (reevaluate() calls this); so does cancel().
+        // Evidence that moves the fault ends verification (reevaluate() calls this); so does cancel().
         rec.verifyResolve = () => {
-          if (judge(this.problems(rec)) !== 'down') finish(true, 'evidence');
-          else finish(false, 'timeout', 'cancelled');
+          if (!this.current(rec, token)) finish(false, 'timeout', 'cancelled');
+          else if (cleared()) finish(true, 'evidence');
         };
-        if (judge(this.problems(rec)) !== 'down') finish(true, 'evidence');
+        if (cleared()) finish(true, 'evidence');
       }
     });
   }

@@ -3,6 +3,7 @@
  * LinkMonitor events onto it.
  */
 import type { MonitorEvent } from '../monitor/link-monitor';
+import { INTENT_OWNERS, Intent } from './intent';
 
 /**
  * Carrier (and optionally admin state) of an interface. From a LinkMonitor `link` event:
@@ -75,6 +76,37 @@ export interface ProbeEvidence {
   group?: string;
   iface?: string;
   rttMs?: number;
+  /**
+   * `gateway` when the target is the interface's gateway (the first hop): its answers tell a
+   * first-hop fault from one beyond it. Default: a farther target.
+   */
+  role?: 'gateway' | 'far';
+  /** The host itself refused to send (no route, neighbour FAILED): a first-hop sign. */
+  localUnreachable?: boolean;
+}
+
+/**
+ * The gateway's neighbour entry on the interface changed (RTM_NEWNEIGH / RTM_DELNEIGH for a
+ * default route's gateway). `failed` or `incomplete` while probes fail locate the fault at
+ * the first hop. Never bad evidence by itself: the kernel empties entries on every blip.
+ */
+export interface NeighbourEvidence {
+  kind: 'neighbour';
+  iface: string;
+  address: string;
+  /** The NUD state name in lower case (`reachable`, `stale`, `failed`, ...), `none` when removed. */
+  state: string;
+}
+
+/**
+ * Who owns the interface and whether it wants it up (see src/policy/intent.ts): what the
+ * engine heals toward. Admin-down that the owner wants is respected; admin-down against the
+ * owner's intent is a link fault to heal.
+ */
+export interface IntentEvidence {
+  kind: 'intent';
+  iface: string;
+  intent: Intent;
 }
 
 /**
@@ -95,7 +127,9 @@ export type Evidence =
   | DefaultRouteEvidence
   | ProbeGroupEvidence
   | ProbeEvidence
-  | SocketsEvidence;
+  | SocketsEvidence
+  | NeighbourEvidence
+  | IntentEvidence;
 
 /** The `kind` values of {@link Evidence}. */
 export type EvidenceKind = Evidence['kind'];
@@ -167,6 +201,19 @@ export function evidenceProblem(e: unknown): string | null {
       if (!str('target')) return 'probe evidence: target must be a non-empty string';
       if (!bool('ok')) return 'probe evidence: ok must be a boolean';
       return null;
+    case 'neighbour':
+      if (!str('iface')) return 'neighbour evidence: iface must be a non-empty string';
+      if (!str('address')) return 'neighbour evidence: address must be a non-empty string';
+      if (!str('state')) return 'neighbour evidence: state must be a non-empty string';
+      return null;
+    case 'intent': {
+      if (!str('iface')) return 'intent evidence: iface must be a non-empty string';
+      const intent = o.intent as Record<string, unknown> | null | undefined;
+      if (typeof intent !== 'object' || intent === null) return 'intent evidence: intent must be an object';
+      if (!INTENT_OWNERS.includes(intent.owner as never)) return `intent evidence: intent.owner must be one of ${INTENT_OWNERS.join(', ')}`;
+      if (intent.wantUp !== null && typeof intent.wantUp !== 'boolean') return 'intent evidence: intent.wantUp must be a boolean or null';
+      return null;
+    }
     case 'sockets':
       if (!str('iface')) return 'sockets evidence: iface must be a non-empty string';
       if (typeof o.stuck !== 'number' || !(o.stuck >= 0)) return 'sockets evidence: stuck must be a number >= 0';

@@ -3,6 +3,17 @@
  */
 import type { DownEvidenceKind } from './config';
 import type { Evidence } from './evidence';
+import { Fault, locateFault } from './fault';
+import type { Intent } from './intent';
+
+/** Link-local addresses (fe80::/10) never belong to a baseline: the kernel makes them itself. */
+function isLinkLocal(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+
+function familyOf(address: string): 4 | 6 {
+  return address.includes(':') ? 6 : 4;
+}
 
 /**
  * Health of an interface or probe group.
@@ -44,6 +55,12 @@ export interface InterfaceEvidenceSnapshot {
   /** Probe targets whose last result was a failure. */
   failingTargets: string[];
   stuckSockets: number;
+  /** Global addresses of the last healthy state: losing any of them is evidence. */
+  baseline: string[];
+  /** The gateways' neighbour entries (address -> NUD state). */
+  gatewayNeighbours: Record<string, string>;
+  /** The owner's intent, null until known. */
+  intent: Intent | null;
 }
 
 /** Accumulated evidence of one interface and the judgement of it. */
@@ -59,7 +76,13 @@ export class InterfaceEvidence {
   private readonly defaultRoute: { 4: boolean | null; 6: boolean | null } = { 4: null, 6: null };
   private readonly groups = new Map<string, boolean>();
   private readonly failingTargets = new Set<string>();
+  private readonly gatewayTargets = new Set<string>();
+  private readonly neighbours = new Map<string, string>();
+  private readonly baseline = new Set<string>();
+  private localUnreachable = false;
   private stuck = 0;
+  /** The owner's intent; null until known. */
+  intent: Intent | null = null;
 
   /**
    * Applies one piece of evidence about this interface (`default-route` evidence is applied
@@ -77,9 +100,17 @@ export class InterfaceEvidence {
         if (e.present) {
           this.addresses.add(e.address);
           this.hadAddress = true;
+          this.renumbered(e.address);
         } else {
           this.addresses.delete(e.address);
         }
+        break;
+      case 'neighbour':
+        if (e.state === 'none') this.neighbours.delete(e.address);
+        else this.neighbours.set(e.address, e.state);
+        break;
+      case 'intent':
+        this.intent = { ...e.intent };
         break;
       case 'probe-group':
         this.groups.set(e.group, e.up);
@@ -87,6 +118,9 @@ export class InterfaceEvidence {
       case 'probe':
         if (e.ok) this.failingTargets.delete(e.target);
         else this.failingTargets.add(e.target);
+        if (e.role === 'gateway') this.gatewayTargets.add(e.target);
+        if (e.ok) this.localUnreachable = false;
+        else if (e.localUnreachable !== undefined) this.localUnreachable = e.localUnreachable;
         break;
       case 'sockets':
         this.stuck = e.stuck;
@@ -95,6 +129,28 @@ export class InterfaceEvidence {
         this.setDefaultRoute(e.family, e.present);
         break;
     }
+  }
+
+  /**
+   * Takes the global addresses present now as the baseline (the engine calls this whenever
+   * the interface is judged healthy). Link-local addresses never count.
+   */
+  takeBaseline(): void {
+    this.baseline.clear();
+    for (const a of this.addresses) if (!isLinkLocal(a)) this.baseline.add(a);
+  }
+
+  /**
+   * A new global address while a baseline address of its family is missing is a change of
+   * address (a new DHCP lease, an operator's renumbering), not a loss: the baseline follows.
+   */
+  private renumbered(added: string): void {
+    if (isLinkLocal(added) || this.baseline.has(added)) return;
+    const family = familyOf(added);
+    const missing = [...this.baseline].filter((a) => familyOf(a) === family && !this.addresses.has(a));
+    if (missing.length === 0) return;
+    for (const a of missing) this.baseline.delete(a);
+    this.baseline.add(added);
   }
 
   /** Sets the default-route evidence of a family. */
@@ -115,11 +171,13 @@ export class InterfaceEvidence {
       else out.soft.push(reason);
     };
     if (this.removed) put('carrier', 'link-removed');
-    else if (this.adminUp === false) put('carrier', 'admin-down');
+    else if (this.adminUp === false) put('carrier', this.intent?.wantUp === false ? 'admin-down:intended' : 'admin-down');
     else if (this.carrier === false) put('carrier', 'carrier-down');
-    if (requiredAddresses.length > 0) {
-      for (const a of requiredAddresses) if (!this.addresses.has(a)) put('address', `address-missing:${a}`);
-    } else if (this.hadAddress && this.addresses.size === 0) {
+    const missing = new Set<string>();
+    for (const a of requiredAddresses) if (!this.addresses.has(a)) missing.add(a);
+    for (const a of this.baseline) if (!this.addresses.has(a)) missing.add(a);
+    for (const a of [...missing].sort()) put('address', `address-missing:${a}`);
+    if (missing.size === 0 && requiredAddresses.length === 0 && this.baseline.size === 0 && this.hadAddress && this.addresses.size === 0) {
       put('address', 'address-missing');
     }
     for (const family of [4, 6] as const) {
@@ -133,9 +191,39 @@ export class InterfaceEvidence {
     return out;
   }
 
-  /** Whether the interface is administratively down or gone (the engine never acts then). */
+  /**
+   * Whether the interface is gone or down as its owner wants it (the engine never acts then).
+   * Admin-down against the owner's intent is a fault to heal, not a decision to respect.
+   */
   get disabled(): boolean {
-    return this.removed || this.adminUp === false;
+    return this.removed || (this.adminUp === false && this.intent?.wantUp === false);
+  }
+
+  /** Admin-down while the owner's intent is not known yet: wait for it before acting. */
+  get intentPending(): boolean {
+    return this.adminUp === false && !this.removed && (this.intent === null || this.intent.wantUp === null);
+  }
+
+  /**
+   * Where the hard problems point (see {@link locateFault}); null when none of the evidence
+   * that may take the interface down is bad.
+   */
+  fault(problems: Problems): Fault | null {
+    if (problems.hard.length === 0) return null;
+    const hard = new Set(problems.hard);
+    const gatewayDown = [...this.gatewayTargets].filter((t) => this.failingTargets.has(t));
+    const gatewayUp = [...this.gatewayTargets].filter((t) => !this.failingTargets.has(t));
+    return locateFault({
+      removed: hard.has('link-removed'),
+      adminUp: hard.has('admin-down') || hard.has('admin-down:intended') ? false : this.adminUp,
+      carrier: hard.has('carrier-down') ? false : null,
+      configProblems: problems.hard.filter((r) => r.startsWith('address-missing') || r.startsWith('default-route-lost')),
+      groupsDown: problems.hard.filter((r) => r.startsWith('probe-group-down:')).map((r) => r.slice('probe-group-down:'.length)),
+      gatewayTargetsDown: gatewayDown,
+      gatewayTargetsUp: gatewayUp,
+      gatewayNeighbours: Object.fromEntries(this.neighbours),
+      localUnreachable: this.localUnreachable,
+    });
   }
 
   /** A plain copy for status output. */
@@ -149,6 +237,9 @@ export class InterfaceEvidence {
       probeGroups: Object.fromEntries([...this.groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
       failingTargets: [...this.failingTargets].sort(),
       stuckSockets: this.stuck,
+      baseline: [...this.baseline].sort(),
+      gatewayNeighbours: Object.fromEntries([...this.neighbours].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+      intent: this.intent === null ? null : { ...this.intent },
     };
   }
 }
