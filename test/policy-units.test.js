@@ -286,11 +286,11 @@ test('evidenceFromMonitorEvent maps LinkMonitor events', (t) => {
 test('actionEnvironment describes the step for an operator hook', (t) => {
   const env = actionEnvironment({
     iface: 'eth0', step: 4, kind: 'hook', attempt: 2, state: 'down', reasons: ['carrier-down', 'default-route-lost:4'],
-    evidence: { carrier: false }, options: {}, timeoutMs: 5000, signal: new AbortController().signal, dryRun: false, atMs: 1,
+    fault: { class: 'link', because: ['carrier-down'] }, evidence: { carrier: false }, options: {}, timeoutMs: 5000, signal: new AbortController().signal, dryRun: false, atMs: 1,
   });
   t.deepEqual(env, {
     NETHEAL_IFACE: 'eth0', NETHEAL_ACTION: 'hook', NETHEAL_STEP: '4', NETHEAL_ATTEMPT: '2', NETHEAL_STATE: 'down',
-    NETHEAL_REASONS: 'carrier-down,default-route-lost:4', NETHEAL_DRY_RUN: '0', NETHEAL_TIMEOUT_MS: '5000',
+    NETHEAL_FAULT: 'link', NETHEAL_REASONS: 'carrier-down,default-route-lost:4', NETHEAL_DRY_RUN: '0', NETHEAL_TIMEOUT_MS: '5000',
     NETHEAL_EVIDENCE: '{"carrier":false}',
   });
 });

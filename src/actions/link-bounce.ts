@@ -100,11 +100,51 @@ export async function readConfiguration(iface: string, options: { netnsPath?: st
   }
 }
 
-async function lookupIfindex(client: NetlinkClient, iface: string): Promise<number> {
+export async function lookupIfindex(client: NetlinkClient, iface: string): Promise<number> {
   const reply = await client.request(`RTM_GETLINK ${iface}`, (seq) => encodeGetLinkByName(seq, iface));
   const link = reply.messages.map(decodeLink).find((l) => l.name === iface);
   if (link === undefined) throw new KernelError(`RTM_GETLINK ${iface}`, 19, 0);
   return link.ifindex;
+}
+
+/** What {@link replayConfiguration} put back. */
+export interface ReplayResult {
+  restoredRoutes: number;
+  restoredAddresses: number;
+  /** Replays the kernel refused (other than "already exists"). */
+  failures: string[];
+}
+
+/**
+ * Replays dumped addresses, then routes (RTM_NEWADDR / RTM_NEWROUTE with NLM_F_CREATE);
+ * what exists already (EEXIST) is left alone, so only what is missing comes back.
+ */
+export async function replayConfiguration(client: NetlinkClient, addresses: NetlinkMessage[], routes: NetlinkMessage[]): Promise<ReplayResult> {
+  // Addresses first: their prefix routes are what gateways of the routes resolve through.
+  const failures: string[] = [];
+  let restoredAddresses = 0;
+  let restoredRoutes = 0;
+  const addressResults = await client.batch('restore addresses', addresses.map((m) => (seq: number) => encodeReplay(seq, m)));
+  addressResults.forEach((errno) => {
+    if (errno === 0) restoredAddresses++;
+    else if (errno !== EEXIST) failures.push(`address: errno ${errno}`);
+  });
+  // Routes whose gateway sits behind another route need that one first: retry a few rounds.
+  let pending = routes;
+  for (let round = 0; round < 3 && pending.length > 0; round++) {
+    const results = await client.batch('restore routes', pending.map((m) => (seq: number) => encodeReplay(seq, m)));
+    const next: NetlinkMessage[] = [];
+    results.forEach((errno, i) => {
+      if (errno === 0) restoredRoutes++;
+      else if (errno !== EEXIST) next.push(pending[i]!);
+    });
+    pending = next;
+  }
+  for (const message of pending) {
+    const route = decodeRoute(message);
+    failures.push(`route ${route?.dst ?? 'default'}/${route?.dstLen} via ${route?.gateway ?? '-'}: refused`);
+  }
+  return { restoredRoutes, restoredAddresses, failures };
 }
 
 /**
@@ -126,31 +166,8 @@ export async function bounceLink(iface: string, options: BounceOptions = {}): Pr
     await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 200));
     await client.request(`RTM_NEWLINK ${iface} up`, (seq) => encodeSetLinkAdmin(seq, ifindex, true));
 
-    // Addresses first: their prefix routes are what gateways of the routes resolve through.
-    const failures: string[] = [];
-    let restoredAddresses = 0;
-    let restoredRoutes = 0;
-    const addressResults = await client.batch('restore addresses', addresses.map((m) => (seq: number) => encodeReplay(seq, m)));
-    addressResults.forEach((errno) => {
-      if (errno === 0) restoredAddresses++;
-      else if (errno !== EEXIST) failures.push(`address: errno ${errno}`);
-    });
-    // Routes whose gateway sits behind another route need that one first: retry a few rounds.
-    let pending = routes;
-    for (let round = 0; round < 3 && pending.length > 0; round++) {
-      const results = await client.batch('restore routes', pending.map((m) => (seq: number) => encodeReplay(seq, m)));
-      const next: NetlinkMessage[] = [];
-      results.forEach((errno, i) => {
-        if (errno === 0) restoredRoutes++;
-        else if (errno !== EEXIST) next.push(pending[i]!);
-      });
-      pending = next;
-    }
-    for (const message of pending) {
-      const route = decodeRoute(message);
-      failures.push(`route ${route?.dst ?? 'default'}/${route?.dstLen} via ${route?.gateway ?? '-'}: refused`);
-    }
-    return { ifindex, restoredRoutes, restoredAddresses, failures };
+    const restored = await replayConfiguration(client, addresses, routes);
+    return { ifindex, ...restored };
   } finally {
     client.close();
   }

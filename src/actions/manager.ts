@@ -19,8 +19,6 @@ export type ManagerKind = 'NetworkManager' | 'systemd-networkd' | 'ifupdown' | '
 export interface ManagerEnvironment {
   /** Namespace file the interface lives in: commands run under nsenter --net. */
   netnsPath?: string;
-  /** systemd-networkd's per-link state directory (default /run/systemd/netif/links). */
-  networkdLinksDir?: string;
   /** ifupdown's interfaces file (default /etc/network/interfaces) and state directory (default /run/network). */
   ifupdownInterfaces?: string;
   ifupdownStateDir?: string;
@@ -32,8 +30,20 @@ export interface ManagerEnvironment {
   timeoutMs?: number;
 }
 
+/** One manager's claim on an interface and its word on whether it wants it up. */
+export interface OwnerClaim {
+  owner: ManagerKind;
+  /** true: the manager wants it up; false: taken down through the manager; null: unknown. */
+  wantUp: boolean | null;
+  /** The command whose answer this is, for logs and status. */
+  source: string;
+}
+
 /**
- * The managers that claim an interface (more than one is a conflict worth a warning).
+ * The managers that claim an interface, each asked through its own tool (never by parsing
+ * its private state files): `networkctl list` (SETUP column), `nmcli device` (STATE column),
+ * `ifquery IF` / `ifquery --state IF` (stanzas in `source`d files included), and RHEL's
+ * ifcfg file. More than one claim is a conflict worth a warning. The queries run at once.
  *
  * Hazard: NetworkManager and systemd-networkd run in the host's namespace and know devices
  * by the host's names and indexes; asked from inside another namespace (nsenter only changes
@@ -41,33 +51,70 @@ export interface ManagerEnvironment {
  * host device of the same name. So inside a namespace (`netnsPath`) they are never
  * considered, and ifupdown / network-scripts only when their files are named explicitly.
  */
-export async function detectManagers(iface: string, ifindex: number | null, env: ManagerEnvironment = {}): Promise<ManagerKind[]> {
-  const found: ManagerKind[] = [];
+export async function queryOwners(iface: string, env: ManagerEnvironment = {}): Promise<OwnerClaim[]> {
   const inNamespace = env.netnsPath !== undefined;
-  if (!inNamespace) {
-    const nm = await runCommand('nmcli', ['-t', '-f', 'DEVICE,STATE', 'device'], { timeoutMs: 5000 });
-    if (nm.exitCode === 0) {
-      const line = nm.stdout.split('\n').find((l) => l.split(':')[0] === iface);
-      if (line !== undefined && !/:unmanaged$/.test(line)) found.push('NetworkManager');
-    }
-    const linksDir = env.networkdLinksDir ?? '/run/systemd/netif/links';
-    if (ifindex !== null && existsSync(`${linksDir}/${ifindex}`)) {
-      const state = readFileSync(`${linksDir}/${ifindex}`, 'utf8');
-      if (/^ADMIN_STATE=(configured|configuring|failed|pending)/m.test(state)) found.push('systemd-networkd');
-    }
-  }
-  const interfaces = env.ifupdownInterfaces ?? (inNamespace ? undefined : '/etc/network/interfaces');
-  if (interfaces !== undefined && existsSync(interfaces)
-    && new RegExp(`^\\s*iface\\s+${escapeRegExp(iface)}\\s`, 'm').test(readFileSync(interfaces, 'utf8'))) {
-    found.push('ifupdown');
-  }
+  const queries: Promise<OwnerClaim | null>[] = [];
+  if (!inNamespace) queries.push(askNetworkManager(iface), askNetworkd(iface));
+  if (env.ifupdownInterfaces !== undefined || !inNamespace) queries.push(askIfupdown(iface, env));
   const scripts = env.networkScriptsDir ?? (inNamespace ? undefined : '/etc/sysconfig/network-scripts');
-  if (scripts !== undefined && existsSync(`${scripts}/ifcfg-${iface}`)) found.push('network-scripts');
-  return found;
+  if (scripts !== undefined) queries.push(Promise.resolve(askNetworkScripts(iface, scripts)));
+  return (await Promise.all(queries)).filter((c): c is OwnerClaim => c !== null);
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** The kinds of {@link queryOwners}'s claims, in order. */
+export async function detectManagers(iface: string, _ifindex: number | null, env: ManagerEnvironment = {}): Promise<ManagerKind[]> {
+  return (await queryOwners(iface, env)).map((c) => c.owner);
+}
+
+const QUERY_TIMEOUT_MS = 5000;
+
+async function askNetworkManager(iface: string): Promise<OwnerClaim | null> {
+  const nm = await runCommand('nmcli', ['-t', '-f', 'DEVICE,STATE', 'device'], { timeoutMs: QUERY_TIMEOUT_MS });
+  if (nm.exitCode !== 0) return null;
+  const line = nm.stdout.split('\n').find((l) => l.split(':')[0] === iface);
+  if (line === undefined) return null;
+  const state = line.slice(line.indexOf(':') + 1).trim();
+  // "connected (externally)": NetworkManager watches a configuration it did not make.
+  if (state === 'unmanaged' || state.includes('externally')) return null;
+  // disconnected/deactivating: someone asked NetworkManager to take it down (it then blocks
+  // autoconnect too). unavailable: no carrier or admin-down; NM activates it again once it can.
+  const wantUp = state.startsWith('disconnected') || state.startsWith('deactivating') ? false : true;
+  return { owner: 'NetworkManager', wantUp, source: `nmcli device: ${state}` };
+}
+
+async function askNetworkd(iface: string): Promise<OwnerClaim | null> {
+  const nd = await runCommand('networkctl', ['list', '--no-legend', '--no-pager', iface], { timeoutMs: QUERY_TIMEOUT_MS });
+  if (nd.exitCode !== 0) return null;
+  // IDX LINK TYPE OPERATIONAL SETUP
+  const fields = nd.stdout.trim().split(/\s+/);
+  if (fields[1] !== iface || fields.length < 5) return null;
+  const setup = fields[4]!;
+  if (!['configured', 'configuring', 'failed', 'pending', 'linger'].includes(setup)) return null;
+  return { owner: 'systemd-networkd', wantUp: setup === 'linger' ? null : true, source: `networkctl list: ${setup}` };
+}
+
+async function askIfupdown(iface: string, env: ManagerEnvironment): Promise<OwnerClaim | null> {
+  const args = ifupdownQueryArgs(env);
+  const declared = await runCommand('ifquery', [...args, iface], { timeoutMs: QUERY_TIMEOUT_MS, netnsPath: env.netnsPath });
+  if (declared.exitCode !== 0) return null;
+  // ifquery --state lists the interface while ifupdown considers it up: `ifdown` removes it.
+  const state = await runCommand('ifquery', [...args, '--state', iface], { timeoutMs: QUERY_TIMEOUT_MS, netnsPath: env.netnsPath });
+  const up = state.exitCode === 0 && state.stdout.split('\n').some((l) => l.split('=')[0] === iface);
+  return { owner: 'ifupdown', wantUp: up, source: `ifquery --state: ${up ? 'up' : 'down'}` };
+}
+
+function askNetworkScripts(iface: string, dir: string): OwnerClaim | null {
+  const file = `${dir}/ifcfg-${iface}`;
+  if (!existsSync(file)) return null;
+  const onboot = /^\s*ONBOOT=["']?(yes|no)/mi.exec(readFileSync(file, 'utf8'))?.[1];
+  return { owner: 'network-scripts', wantUp: onboot === undefined ? null : onboot.toLowerCase() === 'yes', source: `${file}: ONBOOT=${onboot ?? '?'}` };
+}
+
+function ifupdownQueryArgs(env: ManagerEnvironment): string[] {
+  const args: string[] = [];
+  if (env.ifupdownInterfaces !== undefined) args.push('-i', env.ifupdownInterfaces);
+  if (env.ifupdownStateDir !== undefined) args.push(`--state-dir=${env.ifupdownStateDir}`);
+  return args;
 }
 
 /** The outcome of a re-apply: every command run, in order. */

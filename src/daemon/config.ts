@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { NethealError } from '../errors';
 import { checkHookPath } from '../actions/hook';
+import { FAULT_CLASSES } from '../policy/fault';
 import { DOWN_EVIDENCE_KINDS, InterfacePolicyConfig, PolicyConfig, validatePolicyConfig } from '../policy/config';
 
 /** Where the daemon looks when --config is not given. */
@@ -20,6 +21,10 @@ const ladderStep = z.union([
     action: z.string().min(1),
     timeoutMs: ms(1, 3_600_000).optional(),
     verifyTimeoutMs: ms(0, 3_600_000).optional(),
+    /** Run only once the fault has lasted this long. */
+    afterMs: ms(0, 86_400_000).optional(),
+    /** The fault classes this step may run for (default: what its action can fix). */
+    fixes: z.array(z.enum(FAULT_CLASSES as unknown as [string, ...string[]])).optional(),
     options: z.record(z.string(), z.unknown()).optional(),
   }),
 ]);
@@ -47,6 +52,7 @@ const policyFields = {
   actionTimeoutMs: ms(1, 3_600_000).optional(),
   downOn: z.array(z.enum(DOWN_EVIDENCE_KINDS as unknown as [string, ...string[]])).optional(),
   requiredAddresses: z.array(z.string().refine((a) => isIP(a) !== 0, 'must be an IP address')).optional(),
+  settleMs: ms(0, 600_000).optional(),
 };
 
 const probeTarget = z.string().refine((t) => t === 'gateway' || isIP(t) !== 0, 'must be "gateway" or an IPv4/IPv6 address');
@@ -84,14 +90,22 @@ export const configSchema = z.strictObject({
     graceMs: ms(0, 86_400_000).optional(),
     defaults: z.strictObject(policyFields).optional(),
   }).default({}),
-  killSockets: z.strictObject({ includeTimeWait: z.boolean().default(false) }).default({ includeTimeWait: false }),
+  killSockets: z.strictObject({
+    includeTimeWait: z.boolean().default(false),
+    /**
+     * Sockets on a removed address are destroyed once it has stayed away this long: a
+     * manager's remove-and-re-add (networkd: ~16 ms) or netheal's own repair must not trip it.
+     */
+    addressGoneMs: ms(0, 600_000).default(1_000),
+    /** Sockets stuck on a dead path are destroyed once it has been dead this long. */
+    pathDeadMs: ms(0, 86_400_000).default(10_000),
+  }).default({ includeTimeWait: false, addressGoneMs: 1_000, pathDeadMs: 10_000 }),
   managers: z.strictObject({
     ifupdown: z.strictObject({
       interfaces: z.string().optional(),
       stateDir: z.string().optional(),
       options: z.array(z.string()).optional(),
     }).optional(),
-    networkdLinksDir: z.string().optional(),
     networkScriptsDir: z.string().optional(),
   }).default({}),
   carrierSyncIntervalMs: ms(5, 60_000).default(100),

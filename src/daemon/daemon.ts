@@ -6,7 +6,9 @@
 import { EventEmitter } from 'node:events';
 import { NethealError } from '../errors';
 import { InterfaceConfiguration, readConfiguration } from '../actions/link-bounce';
-import { detectManagers } from '../actions/manager';
+import { queryOwners } from '../actions/manager';
+import { Intent } from '../policy/intent';
+import { FAULT_CLASSES } from '../policy/fault';
 import { LinkMonitor, MonitorEvent } from '../monitor/link-monitor';
 import { GroupStateEvent, ProbeResult, Prober, TargetStateEvent } from '../monitor/prober';
 import { PathCleanup, Sockets } from '../monitor/sockets';
@@ -14,7 +16,7 @@ import { NativeBinding } from '../native';
 import { resolveNetns } from '../netns';
 import { ActionExecutor } from '../policy/actions';
 import { Clock } from '../policy/clock';
-import { ActionEvent, AlertEvent, HealthEvent, PolicyEngine, PolicySnapshot, VerifyEvent } from '../policy/engine';
+import { ActionEvent, AlertEvent, HealthEvent, PolicyEngine, PolicySnapshot, RecoveredEvent, VerifyEvent } from '../policy/engine';
 import { Evidence, evidenceFromMonitorEvent } from '../policy/evidence';
 import { DaemonConfig, policyConfigOf, validateConfig } from './config';
 import { builtinExecutors } from './executors';
@@ -71,6 +73,7 @@ export interface DaemonEvents {
   action: [ActionEvent];
   verify: [VerifyEvent];
   alert: [AlertEvent];
+  recovered: [RecoveredEvent];
   monitor: [MonitorEvent];
   ready: [];
 }
@@ -266,7 +269,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.sockets = new Sockets({ netns: this.netnsPath, binding });
     if (!this.options.dryRun) {
       // Sockets on an address that disappeared can never work again: clear them at once.
-      this.cleanup = new PathCleanup({ monitor, netns: this.netnsPath, includeTimeWait: config.killSockets.includeTimeWait, binding });
+      this.cleanup = new PathCleanup({
+        monitor, netns: this.netnsPath, includeTimeWait: config.killSockets.includeTimeWait, binding, confirmMs: config.killSockets.addressGoneMs,
+      });
       this.cleanup.on('cleanup', (report) => {
         if (report.destroyed > 0) this.metrics.socketsDestroyed.inc({ reason: 'address-removed' }, report.destroyed);
         if (report.matched > 0) this.remember('cleanup', `address ${report.address} removed: destroyed ${report.destroyed} sockets`);
@@ -304,8 +309,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     engine.on('action', (event) => this.onAction(event));
     engine.on('verify', (event) => {
       this.emit('verify', event);
-      this.logger.info(`${event.iface}: step ${event.step} ${event.kind} ${event.verified ? 'verified' : 'not verified'} by ${event.by}`, { iface: event.iface, step: event.step, action: event.kind, verified: event.verified });
+      this.logger.info(`${event.iface}: step ${event.step} ${event.kind} ${event.verified ? 'verified' : 'not verified'} by ${event.by} for the ${event.fault} fault`, {
+        iface: event.iface, step: event.step, action: event.kind, verified: event.verified, credited: event.credited, fault: event.fault,
+      });
     });
+    engine.on('recovered', (event) => this.onRecovered(event));
     engine.on('alert', (event) => {
       this.emit('alert', event);
       this.metrics.alerts.inc({ iface: event.iface, reason: event.reason });
@@ -338,12 +346,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     monitor.on('event', (event) => this.onMonitorEvent(event));
     monitor.on('error', (error) => this.logger.warning(`link monitor: ${error.message}`));
+    for (const name of this.watched) void this.refreshIntent(name);
 
     this.startProber(defaults);
     await Promise.all(this.watched.map((name) => this.rememberGood(name)));
     for (const name of this.watched) {
-      const managers = await detectManagers(name, monitor.getLink(name)?.ifindex ?? null, this.managerEnvironment());
-      if (managers.length > 1) this.logger.warning(`${name} is claimed by several managers: ${managers.join(', ')}; they will fight over it`, { iface: name });
+      const claims = await queryOwners(name, this.managerEnvironment());
+      if (claims.length > 1) this.logger.warning(`${name} is claimed by several managers: ${claims.map((c) => c.owner).join(', ')}; they will fight over it`, { iface: name });
     }
     const statusPath = config.status?.socket ?? this.options.statusSocket;
     if (statusPath !== undefined) this.statusServer = await serveStatus(statusPath, () => this.status());
@@ -425,6 +434,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.metrics.linkCarrier.set({ iface: event.link.name }, event.link.carrier ? 1 : 0);
       this.metrics.linkAdminUp.set({ iface: event.link.name }, event.link.adminUp ? 1 : 0);
       if (event.changed.includes('carrier')) this.metrics.carrierChanges.inc({ iface: event.link.name });
+      // Admin-down by whom? The owner's intent decides whether to heal it or respect it.
+      if (event.changed.includes('adminUp') || !event.link.adminUp) void this.refreshIntent(event.link.name);
       this.remember('kernel', `link ${event.link.name}: ${event.changed.join(',')} -> carrier ${event.link.carrier ? 'up' : 'down'}, ${event.link.adminUp ? 'admin up' : 'admin down'} (via ${event.via})`, event.link.name);
     } else if (event.type === 'address' || event.type === 'default-route' || event.type === 'link-removed') {
       const text = event.type === 'address' ? `address ${event.action} ${event.address}/${event.prefixlen}`
@@ -445,7 +456,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.remember('probe', `target ${event.target} (${event.address ?? '-'}) ${up ? 'up' : 'down'}${event.reason ? `: ${event.reason.name ?? event.reason.kind}` : ''}`, group);
     const reason = event.reason === null ? '' : ` (${event.reason.name ?? event.reason.kind})`;
     this.logger.info(`probe target ${event.target} ${up ? 'up' : 'down'}${reason}`, { target: event.target, address: event.address });
-    this.observe({ kind: 'probe', target: event.target, ok: up, group, iface: group }, event.monotonicNs.toString(), 'prober');
+    const role = event.target.endsWith(':gateway') ? 'gateway' as const : 'far' as const;
+    this.observe({ kind: 'probe', target: event.target, ok: up, group, iface: group, role }, event.monotonicNs.toString(), 'prober');
   }
 
   private onGroup(event: GroupStateEvent, up: boolean): void {
@@ -465,8 +477,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.remember('health', `${event.iface ?? `group ${event.group}`}: ${event.from} -> ${event.to}${event.reasons.length ? ` (${event.reasons.join(', ')})` : ''}`, event.iface);
     const subject = event.iface ?? `group ${event.group}`;
     const level = event.to === 'down' ? 'warning' : event.to === 'healthy' ? 'notice' : 'info';
-    this.logger.log(level, `${subject}: ${event.from} -> ${event.to}${event.reasons.length ? ` (${event.reasons.join(', ')})` : ''}`, {
-      iface: event.iface, group: event.group, from: event.from, to: event.to, cause: event.cause,
+    const fault = event.iface === undefined ? undefined : this.engine?.snapshot().interfaces[event.iface]?.fault ?? null;
+    this.logger.log(level, `${subject}: ${event.from} -> ${event.to}${fault ? ` [${fault.class}]` : ''}${event.reasons.length ? ` (${event.reasons.join(', ')})` : ''}`, {
+      iface: event.iface, group: event.group, from: event.from, to: event.to, cause: event.cause, fault: fault === undefined ? undefined : fault?.class ?? null,
       evidence: event.evidence?.kind, via: detection.via ?? undefined, monotonicNs: detection.evidenceNs ?? process.hrtime.bigint().toString(),
     });
     this.notifier.status(this.statusLine());
@@ -476,6 +489,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private recordHealthMetrics(event: DetectionEvent): void {
     const iface = event.iface!;
     for (const state of ['healthy', 'suspect', 'down', 'recovering']) this.metrics.health.set({ iface, state }, state === event.to ? 1 : 0);
+    const fault = this.engine?.snapshot().interfaces[iface]?.fault?.class ?? null;
+    for (const c of FAULT_CLASSES) this.metrics.fault.set({ iface, class: c }, c === fault ? 1 : 0);
     const now = event.evidenceNs !== null ? BigInt(event.evidenceNs) : process.hrtime.bigint();
     let episode = this.episode.get(iface);
     if (event.from === 'healthy' && event.to !== 'healthy') {
@@ -499,10 +514,48 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (destroyed > 0) this.metrics.socketsDestroyed.inc({ reason: 'kill-sockets' }, destroyed);
     this.remember('action', `${event.kind} (step ${event.step}): ${event.result.status}${event.result.detail ? `: ${event.result.detail}` : ''}`, event.iface);
     const level = event.result.status === 'failed' || event.result.status === 'timeout' ? 'warning' : 'notice';
-    this.logger.log(level, `${event.iface}: step ${event.step} ${event.kind}: ${event.result.status}${event.result.detail ? `: ${event.result.detail}` : ''}`, {
+    const commands = Array.isArray(event.result.data?.commands) ? event.result.data.commands as string[] : undefined;
+    this.logger.log(event.result.status === 'skipped' ? 'info' : level, `${event.iface}: step ${event.step} ${event.kind}: ${event.result.status}${event.result.detail ? `: ${event.result.detail}` : ''}`, {
       iface: event.iface, step: event.step, action: event.kind, result: event.result.status, dryRun: event.dryRun,
+      fault: this.engine?.snapshot().interfaces[event.iface]?.fault?.class ?? null, commands,
+      destroyed: destroyed > 0 ? destroyed : undefined,
       durationMs: Math.round(event.durationMs), monotonicNs: process.hrtime.bigint().toString(),
     });
+  }
+
+  private onRecovered(event: RecoveredEvent): void {
+    this.emit('recovered', event);
+    this.metrics.recoveries.inc({ iface: event.iface, fault: event.fault ?? 'none', by: event.by });
+    const text = event.by === 'action'
+      ? `${event.iface}: ${event.fault ?? ''} fault recovered by ${event.action} after ${event.atMs - event.sinceMs} ms`
+      : `${event.iface}: ${event.fault ?? ''} fault recovered without action after ${event.atMs - event.sinceMs} ms`;
+    this.remember('health', text, event.iface);
+    this.logger.notice(text, {
+      iface: event.iface, fault: event.fault, recovery: event.by, action: event.action ?? undefined, durationMs: event.atMs - event.sinceMs,
+    });
+  }
+
+  /**
+   * Asks the interface's owner what it wants (see src/actions/manager.ts) and feeds it as
+   * evidence. Where no manager owns the interface, netheal's own configuration speaks: up.
+   */
+  private async refreshIntent(iface: string): Promise<void> {
+    let intent: Intent;
+    try {
+      const [claim] = await queryOwners(iface, this.managerEnvironment());
+      intent = claim === undefined
+        ? { owner: 'netheal', wantUp: true, source: 'no manager owns it: netheal\'s configuration' }
+        : { owner: claim.owner, wantUp: claim.wantUp, source: claim.source };
+    } catch (error) {
+      this.logger.warning(`${iface}: could not learn its owner's intent: ${(error as Error).message}`, { iface });
+      return;
+    }
+    const engine = this.engine;
+    if (engine === undefined || engine.isClosed || !engine.interfaces.includes(iface)) return;
+    const known = engine.snapshot().interfaces[iface]?.evidence.intent;
+    if (known?.owner === intent.owner && known.wantUp === intent.wantUp) return;
+    this.logger.info(`${iface}: owner ${intent.owner} wants it ${intent.wantUp === null ? '(unknown)' : intent.wantUp ? 'up' : 'down'} (${intent.source})`, { iface, owner: intent.owner, wantUp: intent.wantUp });
+    this.observe({ kind: 'intent', iface, intent }, null, 'intent');
   }
 
   private statusLine(): string {
@@ -534,7 +587,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const m = this.config.managers;
     return {
       netnsPath: this.netnsPath,
-      networkdLinksDir: m.networkdLinksDir,
       networkScriptsDir: m.networkScriptsDir,
       ifupdownInterfaces: m.ifupdown?.interfaces,
       ifupdownStateDir: m.ifupdown?.stateDir,
@@ -548,8 +600,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       binding: this.options.binding,
       sockets: this.sockets!,
       includeTimeWait: this.config.killSockets.includeTimeWait,
+      pathDeadMs: this.config.killSockets.pathDeadMs,
       managers: this.managerEnvironment(),
-      addressesOf: (iface: string) => this.monitor?.getLink(iface)?.addresses.map((a) => a.address) ?? [],
+      addressesOf: (iface: string) => this.monitor?.getLink(iface)?.addresses.map((a) => ({ address: a.address, prefixlen: a.prefixlen, family: a.family })) ?? [],
       ifindexOf: (iface: string) => this.monitor?.getLink(iface)?.ifindex ?? null,
       knownGood: (iface: string) => this.knownGood.get(iface),
       hookOf: (iface: string) => this.config.interfaces[iface]?.hook,

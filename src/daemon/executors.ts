@@ -1,14 +1,18 @@
 /**
- * The daemon's ladder actions as policy executors: kill-sockets, manager-reapply,
- * link-bounce and hook (src/policy/actions.ts is the contract).
+ * The daemon's ladder actions as policy executors (src/policy/actions.ts is the contract),
+ * least disruptive first: link-up, repair, manager-reapply, kill-sockets, link-bounce, hook.
+ * Each declares the fault classes it can fix and how long a fault must last before it runs.
  */
+import { BlockList } from 'node:net';
 import { ActionContext, ActionExecutor, ActionResult, actionEnvironment } from '../policy/actions';
 import { BUILTIN_ACTIONS } from '../policy/config';
+import { FAULT_CLASSES, PATH_FAULTS } from '../policy/fault';
 import { InterfaceConfiguration, bounceLink } from '../actions/link-bounce';
-import { ManagerEnvironment, ManagerKind, detectManagers, reapply } from '../actions/manager';
+import { ManagerEnvironment, OwnerClaim, queryOwners, reapply } from '../actions/manager';
+import { restoreBaseline, setLinkUp } from '../actions/repair';
 import { describeFailure, runCommand } from '../actions/run';
 import { decodeAddress } from '../kernel/rtnetlink';
-import { Sockets } from '../monitor/sockets';
+import { SocketInfo, Sockets } from '../monitor/sockets';
 import { NativeBinding } from '../native';
 
 /** What the executors need from the daemon. */
@@ -17,9 +21,11 @@ export interface ExecutorHost {
   binding?: NativeBinding;
   sockets: Sockets;
   includeTimeWait: boolean;
+  /** How long a path must stay dead before its stuck sockets are destroyed (ms). */
+  pathDeadMs: number;
   managers: ManagerEnvironment;
-  /** Addresses on the interface now (from the LinkMonitor). */
-  addressesOf(iface: string): string[];
+  /** Addresses on the interface now, with their prefix lengths (from the LinkMonitor). */
+  addressesOf(iface: string): { address: string; prefixlen: number; family: 4 | 6 }[];
   ifindexOf(iface: string): number | null;
   /** The last snapshot taken while the interface was healthy. */
   knownGood(iface: string): InterfaceConfiguration | undefined;
@@ -27,63 +33,136 @@ export interface ExecutorHost {
   hookOf(iface: string): { path: string; timeoutMs: number } | undefined;
 }
 
-/** Destroys the sockets whose source address is (or was, when healthy) on the interface. */
-function killSockets(host: ExecutorHost): ActionExecutor {
+/** A carrier blip must never bounce, re-apply or run a hook: link faults wait this long. */
+export const LINK_HOLD_DOWN_MS = 3000;
+/** A manager's own remove-and-re-add (networkd: ~16 ms) must not trigger a re-apply. */
+export const MANAGER_CONFIRM_MS = 100;
+/** A replaced address (`ip addr replace`, a renumbering script) must not be undone. */
+export const REPAIR_CONFIRM_MS = 20;
+
+async function ownerOf(host: ExecutorHost, iface: string): Promise<OwnerClaim | null> {
+  const [first] = await queryOwners(iface, { ...host.managers, netnsPath: host.netnsPath });
+  return first ?? null;
+}
+
+/** Sets an interface up that is administratively down against its owner's intent. */
+function linkUp(host: ExecutorHost): ActionExecutor {
   return {
-    kind: BUILTIN_ACTIONS.KILL_SOCKETS,
-    async run(ctx: ActionContext): Promise<ActionResult> {
-      const addresses = new Set(host.addressesOf(ctx.iface));
-      for (const message of host.knownGood(ctx.iface)?.addresses ?? []) {
-        const address = decodeAddress(message);
-        if (address !== null) addresses.add(address.address);
-      }
-      let destroyed = 0;
-      let matched = 0;
-      const failed: string[] = [];
-      for (const address of addresses) {
-        if (address.startsWith('fe80:')) continue; // link-local: no socket worth saving uses it
-        const result = await host.sockets.destroyBySourceAddress(address, { includeTimeWait: host.includeTimeWait });
-        destroyed += result.destroyed;
-        matched += result.matched;
-        if (result.unsupported !== undefined) failed.push(result.unsupported);
-        else if (result.failed.length > 0) failed.push(`${result.failed.length} on ${address}: ${result.failed[0]!.error}`);
-      }
+    kind: BUILTIN_ACTIONS.LINK_UP,
+    fixes: ['link'],
+    applies: (ctx) => ctx.evidence.adminUp === false && !ctx.evidence.removed,
+    async run(ctx) {
+      await setLinkUp(ctx.iface, { netnsPath: host.netnsPath, binding: host.binding, signal: ctx.signal });
+      return { status: 'ok', detail: 'set administratively up (RTM_NEWLINK IFF_UP)', data: { commands: [] } };
+    },
+  };
+}
+
+/**
+ * Puts back exactly the addresses and routes of the last healthy state, by netlink. For
+ * interfaces no daemon owns (unmanaged ones, and ifupdown's, whose declared state is what
+ * `ifup` configured): NetworkManager and networkd are asked instead, never overridden.
+ */
+function repair(host: ExecutorHost): ActionExecutor {
+  return {
+    kind: BUILTIN_ACTIONS.REPAIR,
+    fixes: ['local-config'],
+    afterMs: { 'local-config': REPAIR_CONFIRM_MS },
+    async applies(ctx) {
+      if (host.knownGood(ctx.iface) === undefined) return false;
+      const owner = await ownerOf(host, ctx.iface);
+      return owner === null || owner.owner === 'ifupdown' || owner.owner === 'network-scripts';
+    },
+    async run(ctx) {
+      const baseline = host.knownGood(ctx.iface);
+      if (baseline === undefined) return { status: 'skipped', detail: 'no healthy state known to restore' };
+      const result = await restoreBaseline(ctx.iface, baseline, { netnsPath: host.netnsPath, binding: host.binding, signal: ctx.signal });
       return {
-        status: failed.length > 0 && destroyed === 0 && matched > 0 ? 'failed' : 'ok',
-        detail: `destroyed ${destroyed} of ${matched} sockets on ${[...addresses].join(', ') || 'no address'}${failed.length ? `; ${failed.join('; ')}` : ''}`,
-        data: { destroyed, matched },
+        status: result.failures.length === 0 ? 'ok' : 'failed',
+        detail: `restored ${result.restoredAddresses} addresses and ${result.restoredRoutes} routes${result.failures.length ? `; ${result.failures.join('; ')}` : ''}`,
+        data: { restoredAddresses: result.restoredAddresses, restoredRoutes: result.restoredRoutes, commands: [] },
       };
     },
   };
 }
 
-async function managersOf(host: ExecutorHost, iface: string): Promise<ManagerKind[]> {
-  return detectManagers(iface, host.ifindexOf(iface), { ...host.managers, netnsPath: host.netnsPath });
-}
-
-/** Asks the manager that owns the interface to re-apply it. */
+/**
+ * Asks the manager that owns the interface to re-apply it. For lost configuration only the
+ * daemons that hold it (NetworkManager, networkd); for a link fault that did not clear, any
+ * manager (ifupdown's re-apply is a down/up cycle).
+ */
 function managerReapply(host: ExecutorHost): ActionExecutor {
   return {
     kind: BUILTIN_ACTIONS.MANAGER_REAPPLY,
+    fixes: ['local-config', 'link'],
+    afterMs: { 'local-config': MANAGER_CONFIRM_MS, link: LINK_HOLD_DOWN_MS },
     async applies(ctx) {
-      return (await managersOf(host, ctx.iface)).length > 0;
+      const owner = await ownerOf(host, ctx.iface);
+      if (owner === null) return false;
+      return ctx.fault.class === 'link' || owner.owner === 'systemd-networkd' || owner.owner === 'NetworkManager';
     },
     async run(ctx) {
-      const [manager] = await managersOf(host, ctx.iface);
-      if (manager === undefined) return { status: 'skipped', detail: 'no network manager owns the interface' };
-      const result = await reapply(manager, ctx.iface, { ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs });
-      return { status: result.ok ? 'ok' : 'failed', detail: `${manager}: ${result.detail}`, data: { manager } };
+      const owner = await ownerOf(host, ctx.iface);
+      if (owner === null) return { status: 'skipped', detail: 'no network manager owns the interface' };
+      const result = await reapply(owner.owner, ctx.iface, { ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs });
+      return {
+        status: result.ok ? 'ok' : 'failed', detail: `${owner.owner}: ${result.detail}`,
+        data: { manager: owner.owner, commands: result.commands.map((c) => c.command) },
+      };
     },
   };
 }
 
-/** Bounces the link by netlink and restores the routes the kernel flushed; only when unmanaged. */
+/** TCP states in which a socket waits on its peer, so a dead path leaves it hanging. */
+const WAITING_STATES = ['established', 'syn-sent', 'fin-wait-1', 'close-wait', 'last-ack', 'closing'] as const;
+
+/**
+ * Destroys the sockets stuck on a dead path, once it has stayed dead for `pathDeadMs`: by
+ * then TCP's backed-off retransmissions would leave their owners hanging long after the path
+ * returns. Sockets to on-link peers (inside the interface's own prefixes) do not use the
+ * dead path and are left alone. It cannot bring the path back: never verified, never
+ * credited, run once per episode.
+ */
+function killSockets(host: ExecutorHost): ActionExecutor {
+  return {
+    kind: BUILTIN_ACTIONS.KILL_SOCKETS,
+    fixes: PATH_FAULTS,
+    verifiable: false,
+    afterMs: { 'first-hop': host.pathDeadMs, 'beyond-first-hop': host.pathDeadMs },
+    async run(ctx: ActionContext): Promise<ActionResult> {
+      const own = host.addressesOf(ctx.iface).filter((a) => !a.address.startsWith('fe80:'));
+      const sources = new Set(own.map((a) => a.address));
+      for (const message of host.knownGood(ctx.iface)?.addresses ?? []) {
+        const address = decodeAddress(message);
+        if (address !== null && !address.address.startsWith('fe80:')) sources.add(address.address);
+      }
+      const onLink = new BlockList();
+      for (const a of own) onLink.addSubnet(a.address, a.prefixlen, a.family === 4 ? 'ipv4' : 'ipv6');
+      const stuck: SocketInfo[] = [];
+      for (const src of sources) {
+        const found = await host.sockets.query({ src, protocol: 'tcp', state: [...WAITING_STATES] });
+        for (const s of found) if (!onLink.check(s.dst, s.family === 4 ? 'ipv4' : 'ipv6')) stuck.push(s);
+      }
+      const result = stuck.length === 0 ? { destroyed: 0, matched: 0, failed: [] as { error: string }[] } : await host.sockets.destroySockets(stuck);
+      return {
+        status: 'ok',
+        detail: `destroyed ${result.destroyed} of ${stuck.length} sockets routed through the dead path from ${[...sources].join(', ') || 'no address'}` +
+          (result.failed.length ? `; ${result.failed.length} failed: ${result.failed[0]!.error}` : ''),
+        data: { destroyed: result.destroyed, matched: stuck.length, commands: [] },
+      };
+    },
+  };
+}
+
+/** Bounces the link by netlink and restores what the kernel flushed; only when unmanaged. */
 function linkBounce(host: ExecutorHost): ActionExecutor {
   return {
     kind: BUILTIN_ACTIONS.LINK_BOUNCE,
+    fixes: ['link'],
+    afterMs: { link: LINK_HOLD_DOWN_MS },
     async applies(ctx) {
       // A manager would fight a raw bounce and own the configuration anyway.
-      return (await managersOf(host, ctx.iface)).length === 0;
+      return (await ownerOf(host, ctx.iface)) === null;
     },
     async run(ctx) {
       const downMs = typeof ctx.options.downMs === 'number' ? ctx.options.downMs : 200;
@@ -93,7 +172,7 @@ function linkBounce(host: ExecutorHost): ActionExecutor {
       return {
         status: result.failures.length === 0 ? 'ok' : 'failed',
         detail: `bounced; restored ${result.restoredRoutes} routes and ${result.restoredAddresses} addresses${result.failures.length ? `; ${result.failures.join('; ')}` : ''}`,
-        data: { restoredRoutes: result.restoredRoutes, restoredAddresses: result.restoredAddresses },
+        data: { restoredRoutes: result.restoredRoutes, restoredAddresses: result.restoredAddresses, commands: [] },
       };
     },
   };
@@ -103,6 +182,8 @@ function linkBounce(host: ExecutorHost): ActionExecutor {
 function hook(host: ExecutorHost): ActionExecutor {
   return {
     kind: BUILTIN_ACTIONS.HOOK,
+    fixes: FAULT_CLASSES,
+    afterMs: { link: LINK_HOLD_DOWN_MS },
     applies(ctx) {
       return host.hookOf(ctx.iface) !== undefined;
     },
@@ -114,13 +195,13 @@ function hook(host: ExecutorHost): ActionExecutor {
         env: { ...process.env, ...actionEnvironment(ctx), NETHEAL_NETNS: host.netnsPath ?? '' },
       });
       return result.exitCode === 0
-        ? { status: 'ok', detail: `${config.path} exited 0`, data: { durationMs: result.durationMs } }
-        : { status: 'failed', detail: describeFailure(result), data: { exitCode: result.exitCode } };
+        ? { status: 'ok', detail: `${config.path} exited 0`, data: { durationMs: result.durationMs, commands: [config.path] } }
+        : { status: 'failed', detail: describeFailure(result), data: { exitCode: result.exitCode, commands: [config.path] } };
     },
   };
 }
 
-/** The four built-in executors. */
+/** The built-in executors, in the default ladder's order. */
 export function builtinExecutors(host: ExecutorHost): ActionExecutor[] {
-  return [killSockets(host), managerReapply(host), linkBounce(host), hook(host)];
+  return [linkUp(host), repair(host), managerReapply(host), killSockets(host), linkBounce(host), hook(host)];
 }

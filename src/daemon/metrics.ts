@@ -31,6 +31,8 @@ export class DaemonMetrics {
     name: 'netheal_recovery_seconds', help: 'From an interface going down to healthy again', labelNames: ['iface'],
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900], registers: [this.registry],
   });
+  readonly fault = new Gauge({ name: 'netheal_interface_fault', help: 'Where the current fault of an interface is: 1 for its class, 0 for the others (all 0 when none)', labelNames: ['iface', 'class'], registers: [this.registry] });
+  readonly recoveries = new Counter({ name: 'netheal_recoveries_total', help: 'Faults that cleared, by class and by whether a step is credited (action) or not (without-action)', labelNames: ['iface', 'fault', 'by'], registers: [this.registry] });
   readonly actions = new Counter({ name: 'netheal_actions_total', help: 'Ladder actions by kind and result', labelNames: ['iface', 'action', 'result'], registers: [this.registry] });
   readonly alerts = new Counter({ name: 'netheal_alerts_total', help: 'Alerts (refusals to act and the like) by reason', labelNames: ['iface', 'reason'], registers: [this.registry] });
   readonly socketsDestroyed = new Counter({ name: 'netheal_sockets_destroyed_total', help: 'Sockets destroyed (SOCK_DESTROY) by netheal', labelNames: ['reason'], registers: [this.registry] });

@@ -757,6 +757,13 @@ export interface PathCleanupOptions {
   netns?: string;
   /** Destroy TIME_WAIT leftovers too (default false). */
   includeTimeWait?: boolean;
+  /**
+   * Confirmation window, ms (default 0): the sockets are destroyed only if the address has
+   * not come back by then. An address that a manager removes and re-adds (networkd's
+   * `reconfigure`: ~16 ms), or that netheal's own repair puts back, leaves its sockets alive:
+   * TCP never noticed. 0 destroys at once.
+   */
+  confirmMs?: number;
   binding?: NativeBinding;
 }
 
@@ -775,6 +782,9 @@ export class PathCleanup extends EventEmitter<PathCleanupEvents> {
   private readonly sockets: Sockets;
   private readonly monitor: EventEmitter;
   private readonly includeTimeWait: boolean;
+  private readonly confirmMs: number;
+  /** Removed addresses waiting for their confirmation window, by address. */
+  private readonly pending = new Map<string, NodeJS.Timeout>();
   private readonly listener: (event: unknown) => void;
   private closed = false;
 
@@ -785,6 +795,8 @@ export class PathCleanup extends EventEmitter<PathCleanupEvents> {
     }
     this.monitor = options.monitor;
     this.includeTimeWait = options.includeTimeWait === true;
+    this.confirmMs = options.confirmMs ?? 0;
+    if (!Number.isInteger(this.confirmMs) || this.confirmMs < 0) throw invalid('confirmMs', 'expected an integer >= 0');
     this.sockets = new Sockets({ netns: options.netns, binding: options.binding });
     this.sockets.prepare();
     this.listener = (event) => this.onEvent(event as AddressRemovedEvent);
@@ -796,12 +808,34 @@ export class PathCleanup extends EventEmitter<PathCleanupEvents> {
     if (this.closed) return;
     this.closed = true;
     this.monitor.off('event', this.listener);
+    for (const timer of this.pending.values()) clearTimeout(timer);
+    this.pending.clear();
     this.sockets.close();
   }
 
   private onEvent(event: AddressRemovedEvent): void {
     if (this.closed || event === null || typeof event !== 'object') return;
-    if (event.type !== 'address' || event.action !== 'removed' || typeof event.address !== 'string') return;
+    if (event.type !== 'address' || typeof event.address !== 'string') return;
+    if (event.action === 'added') {
+      // Back within the window: the sockets never noticed; leave them be.
+      const timer = this.pending.get(event.address);
+      if (timer !== undefined) clearTimeout(timer);
+      this.pending.delete(event.address);
+      return;
+    }
+    if (event.action !== 'removed') return;
+    if (this.confirmMs === 0) {
+      this.destroy(event);
+      return;
+    }
+    if (this.pending.has(event.address)) return;
+    this.pending.set(event.address, setTimeout(() => {
+      this.pending.delete(event.address);
+      if (!this.closed) this.destroy(event);
+    }, this.confirmMs));
+  }
+
+  private destroy(event: AddressRemovedEvent): void {
     const startedNs = monotonicNs();
     this.sockets.destroyBySourceAddress(event.address, { includeTimeWait: this.includeTimeWait }).then((result) => {
       const report: CleanupReport = {

@@ -126,7 +126,7 @@ export type Verifier = (iface: string, ctx: VerifyContext) => Promise<boolean>;
 /**
  * Environment variables describing a step, for an operator hook (the `hook` executor runs
  * the command with these added): NETHEAL_IFACE, NETHEAL_ACTION, NETHEAL_STEP,
- * NETHEAL_ATTEMPT, NETHEAL_STATE, NETHEAL_REASONS (comma-separated), NETHEAL_DRY_RUN
+ * NETHEAL_ATTEMPT, NETHEAL_STATE, NETHEAL_FAULT (the fault class), NETHEAL_REASONS (comma-separated), NETHEAL_DRY_RUN
  * (`0`/`1`), NETHEAL_TIMEOUT_MS and NETHEAL_EVIDENCE (JSON of the evidence snapshot).
  */
 export function actionEnvironment(ctx: ActionContext): Record<string, string> {
@@ -136,6 +136,7 @@ export function actionEnvironment(ctx: ActionContext): Record<string, string> {
     NETHEAL_STEP: String(ctx.step),
     NETHEAL_ATTEMPT: String(ctx.attempt),
     NETHEAL_STATE: ctx.state,
+    NETHEAL_FAULT: ctx.fault.class,
     NETHEAL_REASONS: ctx.reasons.join(','),
     NETHEAL_DRY_RUN: ctx.dryRun ? '1' : '0',
     NETHEAL_TIMEOUT_MS: String(ctx.timeoutMs),

@@ -17,6 +17,7 @@ import {
 import { FlapDamper } from './damping';
 import { Evidence, evidenceProblem } from './evidence';
 import { FAULT_CLASSES, Fault, FaultClass, PATH_FAULTS } from './fault';
+import type { Intent } from './intent';
 import {
   GroupEvidence, GroupEvidenceSnapshot, HealthState, InterfaceEvidence, InterfaceEvidenceSnapshot, Problems, judge,
 } from './health';
@@ -192,6 +193,8 @@ export interface InterfaceStatus {
   fault: Fault | null;
   /** The operator's maintenance hold: watched and reported, never acted on. */
   hold: boolean;
+  /** The owner's intent (who owns the interface, whether it wants it up), null until known. */
+  intent: Intent | null;
   evidence: InterfaceEvidenceSnapshot;
   ladder: {
     phase: LadderPhase;
@@ -541,6 +544,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         reasons: [...rec.reasons],
         fault: rec.fault === null ? null : { class: rec.fault.class, because: [...rec.fault.because] },
         hold: rec.hold,
+        intent: rec.evidence.intent === null ? null : { ...rec.evidence.intent },
         evidence: rec.evidence.snapshot(),
         ladder: {
           phase: rec.phase,

@@ -30,5 +30,7 @@ export * from './damping';
 export * from './budget';
 export * from './evidence';
 export * from './health';
+export * from './fault';
+export * from './intent';
 export * from './actions';
 export * from './engine';
