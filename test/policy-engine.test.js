@@ -432,8 +432,9 @@ test('admin-down against the owner\'s intent is a link fault: acted on at once, 
   const s = setup({ kinds: ['a'], behaviour: { a: { ms: 10, effect: () => s.engine.observe({ kind: 'carrier', iface: 'eth0', up: true, adminUp: true }) } } });
   const recovered = [];
   s.engine.on('recovered', (e) => recovered.push([e.atMs, e.fault, e.by, e.action]));
-  s.engine.observe({ kind: 'intent', iface: 'eth0', intent: { owner: 'netheal', wantUp: true, source: 'config' } });
   s.engine.observe({ kind: 'carrier', iface: 'eth0', up: false, adminUp: false });
+  // The daemon asks the owner after every admin-down (an old answer says nothing about it).
+  s.engine.observe({ kind: 'intent', iface: 'eth0', intent: { owner: 'netheal', wantUp: true, source: 'config' } });
   await s.clock.advance(100);
   t.deepEqual(s.runs, [[0, 'a', 1, 1]]);
   t.deepEqual(s.verifies(), [[10, 'a', true, 'evidence']]);

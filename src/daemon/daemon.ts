@@ -158,6 +158,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return [...this.watched];
   }
 
+  /**
+   * Puts a watched interface under the operator's maintenance hold (`held: true`: watched and
+   * reported, never acted on) or releases it. Returns false when it is not watched.
+   */
+  hold(iface: string, held: boolean): boolean {
+    const engine = this.engine;
+    if (engine === undefined || engine.isClosed) return false;
+    const ok = engine.hold(iface, held);
+    if (ok) this.logger.notice(`${iface}: ${held ? 'held for maintenance: netheal watches but never acts' : 'hold released'}`, { iface, hold: held });
+    return ok;
+  }
+
   /** The engine's view (health, evidence, ladder, damping, budget per interface). */
   snapshot(): PolicySnapshot | undefined {
     return this.engine?.snapshot();
@@ -570,8 +582,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Wraps an executor so stop() can wait for its run to finish. */
   private tracked(executor: ActionExecutor): ActionExecutor {
     const running = this.running;
+    // Everything the engine reads from an executor (fixes, afterMs, verifiable, disruptive)
+    // must survive the wrapping: only run() is wrapped.
     return {
       kind: executor.kind,
+      ...(executor.fixes !== undefined ? { fixes: executor.fixes } : {}),
+      ...(executor.afterMs !== undefined ? { afterMs: executor.afterMs } : {}),
+      ...(executor.verifiable !== undefined ? { verifiable: executor.verifiable } : {}),
+      ...(executor.disruptive !== undefined ? { disruptive: executor.disruptive } : {}),
       ...(executor.applies ? { applies: (ctx) => executor.applies!(ctx) } : {}),
       run(ctx) {
         const promise = executor.run(ctx);

@@ -254,8 +254,12 @@ interface IfaceRecord {
   settleUntil: number;
   /** The operator's maintenance hold. */
   hold: boolean;
+  /** An admin-down entered `down` while its owner's intent was unknown: a flap if unwanted. */
+  flapPending: boolean;
   /** What a parked episode last saw; a change wakes it. */
   parkKey: string | null;
+  /** Whether the current wait began on an interface not to act on. */
+  waitStopped: boolean;
   /** Steps that cannot be verified, already run in this episode (they run once per episode). */
   ranOnce: Set<number>;
   /** Clock time the current episode began, and the fault it last worked on. */
@@ -405,7 +409,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     const now = this.clock.now();
     const rec: IfaceRecord = {
       name: iface, policy, evidence: new InterfaceEvidence(), state: 'healthy', since: now, reasons: [],
-      verdict: 'healthy', disrupting: false, fault: null, faultSince: now, settleUntil: 0, hold: false, parkKey: null,
+      verdict: 'healthy', disrupting: false, fault: null, faultSince: now, settleUntil: 0, hold: false, flapPending: false, parkKey: null, waitStopped: false,
       ranOnce: new Set(), episodeSince: now, episodeFault: null,
       backoff: new Backoff(policy.backoff, this.random), damper: new FlapDamper(policy.damping),
       budget: new ActionBudget(policy.budget), generation: 0, episodeActive: false, phase: 'idle', step: null,
@@ -661,16 +665,26 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     // link incident (one blip, one flap).
     const settling = fault !== null && PATH_FAULTS.includes(fault.class) && this.clock.now() < rec.settleUntil;
     if (judged === 'down' && rec.verdict !== 'down' && !(rec.phase === 'running' && rec.disrupting) && !settling) {
-      rec.damper.flap(this.clock.now());
+      // An admin-down is a flap only if its owner did not want it: decided once the intent is known.
+      if (rec.evidence.intentPending) rec.flapPending = true;
+      else if (!rec.evidence.disabled) rec.damper.flap(this.clock.now());
+    } else if (rec.flapPending && !rec.evidence.intentPending) {
+      rec.flapPending = false;
+      if (judged === 'down' && !rec.evidence.disabled) rec.damper.flap(this.clock.now());
     }
+    if (judged !== 'down') rec.flapPending = false;
     rec.verdict = judged;
     if (rec.phase === 'running' || rec.phase === 'verifying') {
       // The ladder owns the state while a step is in flight; evidence may verify it.
       if (rec.phase === 'verifying') rec.verifyResolve?.();
       return;
     }
-    if (rec.phase === 'waiting' && rec.parkKey !== null && judged === 'down' && this.parkKey(rec) !== rec.parkKey) {
-      this.wake(rec);
+    if (rec.phase === 'waiting' && judged === 'down') {
+      // A parked episode wakes when what it waits on changes; any wait ends early when the
+      // interface becomes one not to act on (removed, down as its owner wants, held, intent
+      // unknown), so that the episode says so at once instead of after its timer.
+      const stop = rec.evidence.disabled || rec.hold || rec.evidence.intentPending;
+      if ((rec.parkKey !== null && this.parkKey(rec) !== rec.parkKey) || (stop && !rec.waitStopped)) this.wake(rec);
     }
     if (judged === rec.state) {
       if (judged === 'down' && !rec.episodeActive) this.startEpisode(rec);
@@ -782,6 +796,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     rec.waitingFor = what;
     rec.waitUntil = untilMs;
     rec.parkKey = PARKED.includes(what) || what === 'hold-down' ? this.parkKey(rec) : null;
+    rec.waitStopped = rec.evidence.disabled || rec.hold || rec.evidence.intentPending;
     return new Promise<boolean>((resolve) => {
       rec.waitResolve = resolve;
       if (Number.isFinite(untilMs)) {

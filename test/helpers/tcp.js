@@ -1,0 +1,77 @@
+// A long-lived TCP connection between two test namespaces, to assert that it survives (or
+// not) what netheal does: an echo server in `serverNs`, a client in `clientNs` bound to
+// `clientAddress`. Both are small python3 processes; exchange() sends a line and resolves
+// true when the echo comes back within the limit.
+'use strict';
+const { spawn } = require('node:child_process');
+const { Lab } = require('../../lib/lab/lab');
+
+const SERVER = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)
+print("listening", flush=True)
+c, _ = s.accept()
+while True:
+    d = c.recv(4096)
+    if not d: break
+    c.sendall(d)
+`;
+
+const CLIENT = `
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30, source_address=(sys.argv[3], 0))
+c.settimeout(None)
+print("connected", flush=True)
+f = c.makefile("rb")
+for line in sys.stdin:
+    try:
+        c.sendall(line.encode()); r = f.readline()
+        print("echo" if r else "eof", flush=True)
+    except OSError as e:
+        print("error " + (e.strerror or str(e)), flush=True)
+`;
+
+function lines(child) {
+  const queue = [];
+  const waiters = [];
+  let buffer = '';
+  child.stdout.on('data', (chunk) => {
+    buffer += chunk;
+    let i;
+    while ((i = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, i);
+      buffer = buffer.slice(i + 1);
+      const w = waiters.shift();
+      if (w) w(line); else queue.push(line);
+    }
+  });
+  return (timeoutMs) => new Promise((resolve) => {
+    if (queue.length) return resolve(queue.shift());
+    const timer = setTimeout(() => { waiters.splice(waiters.indexOf(done), 1); resolve(null); }, timeoutMs);
+    const done = (line) => { clearTimeout(timer); resolve(line); };
+    waiters.push(done);
+  });
+}
+
+async function tcpConnection(t, { clientNs, serverNs, serverAddress, clientAddress, port }) {
+  const nsexec = (ns, code, args) => spawn('nsenter', [`--net=${Lab.path(ns)}`, '--', 'python3', '-u', '-c', code, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const server = nsexec(serverNs, SERVER, [serverAddress, String(port)]);
+  const serverLine = lines(server);
+  t.teardown(() => server.kill('SIGKILL'));
+  if ((await serverLine(5000)) !== 'listening') throw new Error('echo server did not start');
+  const client = nsexec(clientNs, CLIENT, [serverAddress, String(port), clientAddress]);
+  const clientLine = lines(client);
+  t.teardown(() => client.kill('SIGKILL'));
+  if ((await clientLine(5000)) !== 'connected') throw new Error('client did not connect');
+  return {
+    /** Sends a line; the reply within `timeoutMs`: 'echo', 'eof', 'error ...' or null. */
+    async exchange(timeoutMs = 3000) {
+      client.stdin.write('ping\n');
+      return clientLine(timeoutMs);
+    },
+  };
+}
+
+module.exports = { tcpConnection };
