@@ -539,11 +539,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.emit('recovered', event);
     this.metrics.recoveries.inc({ iface: event.iface, fault: event.fault ?? 'none', by: event.by });
     const text = event.by === 'action'
-      ? `${event.iface}: ${event.fault ?? ''} fault recovered by ${event.action} after ${event.atMs - event.sinceMs} ms`
-      : `${event.iface}: ${event.fault ?? ''} fault recovered without action after ${event.atMs - event.sinceMs} ms`;
+      ? `${event.iface}: ${event.fault ?? ''} fault recovered by ${event.action} after ${Math.round(event.atMs - event.sinceMs)} ms`
+      : `${event.iface}: ${event.fault ?? ''} fault recovered without action after ${Math.round(event.atMs - event.sinceMs)} ms`;
     this.remember('health', text, event.iface);
     this.logger.notice(text, {
-      iface: event.iface, fault: event.fault, recovery: event.by, action: event.action ?? undefined, durationMs: event.atMs - event.sinceMs,
+      iface: event.iface, fault: event.fault, recovery: event.by, action: event.action ?? undefined, durationMs: Math.round(event.atMs - event.sinceMs),
     });
   }
 

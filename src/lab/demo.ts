@@ -183,12 +183,10 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
         [CLIENT_IF]: {
           probe: { targets: ['gateway', '198.51.100.1'], intervalMs: 20, timeoutMs: 20, multiplier: 3, recovery: 2, quorum: 2 },
           requiredAddresses: ['192.0.2.2'],
-          ladder: [{ action: 'kill-sockets', verifyTimeoutMs: 300 }, 'manager-reapply', 'link-bounce', 'hook'],
           verifyTimeoutMs: 1000,
         },
         [TAP_IF]: {
           carrierSync: true,
-          ladder: [{ action: 'kill-sockets', verifyTimeoutMs: 200 }, 'link-bounce'],
           verifyTimeoutMs: 1000,
         },
       },
@@ -203,6 +201,8 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
         },
       },
       carrierSyncIntervalMs: 50,
+      // Demo timing: a path dead for 1 s has its stuck sockets destroyed (default 10 s).
+      killSockets: { pathDeadMs: 1000 },
       // Managers are the host's business: point them at empty places so none is "found".
       managers: { ifupdown: { interfaces: join(scratch, 'interfaces') }, networkScriptsDir: scratch },
       status: { socket: join(scratch, 'status.sock') },
@@ -262,6 +262,7 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
       const detectedNs = BigInt(detection.monotonicNs ?? monotonicNs().toString());
       outcome.detectedMs = ms(t0, detectedNs);
       outcome.detectedBy = detection.evidence === undefined ? null : `${detection.evidence}${detection.via ? ` (${String(detection.via)})` : ''}`;
+      if (typeof detection.fault === 'string') outcome.detectedBy = `${detection.fault}: ${outcome.detectedBy ?? '-'}`;
       let recovered: LogRecord | null;
       let fromNs: bigint;
       if (removeCause) {
@@ -276,7 +277,8 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
       }
       if (recovered !== null) outcome.recoveredMs = ms(fromNs, BigInt(recovered.monotonicNs ?? monotonicNs().toString()));
       for (const r of log.since(mark)) {
-        if (r.iface === iface && r.action !== undefined && r.result !== undefined) outcome.actions.push(`${r.action}:${r.result}`);
+        if (r.iface === iface && r.action !== undefined && r.result !== undefined && r.result !== 'skipped') outcome.actions.push(`${r.action}:${r.result}`);
+        if (r.iface === iface && r.recovery === 'without-action') outcome.actions.push('recovered without action');
         if (r.iface === iface && r.action !== undefined && r.verified === true) outcome.actions.push(`verified:${r.action}`);
         if (r.iface === iface && r.alert !== undefined && r.alert !== 'ladder-exhausted') outcome.actions.push(`alert:${r.alert}`);
       }
@@ -290,6 +292,11 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
     await scenario('path blackhole (router drops replies)', CLIENT_IF,
       async () => { const t = monotonicNs(); await lab.ip(router, 'route', 'add', 'blackhole', '192.0.2.2/32'); return t; },
       async () => { await lab.ip(router, 'route', 'del', 'blackhole', '192.0.2.2/32'); });
+    await scenario('admin-down behind netheal\'s back (ip link set down)', CLIENT_IF,
+      async () => { const t = monotonicNs(); await lab.ip(client, 'link', 'set', CLIENT_IF, 'down'); return t; });
+    await scenario('loss beyond the first hop (far target gone)', CLIENT_IF,
+      async () => { const t = monotonicNs(); await lab.ip(router, 'addr', 'del', '198.51.100.1/32', 'dev', 'lo'); return t; },
+      async () => { await lab.ip(router, 'addr', 'add', '198.51.100.1/32', 'dev', 'lo'); });
     await scenario('address loss (192.0.2.2 removed)', CLIENT_IF,
       () => deleteByNetlink(clientPath, (m) => m.type === RTM_NEWADDR && decodeAddress(m)?.address === '192.0.2.2', 'address', AF_INET));
     await scenario('default-route loss (route deleted)', CLIENT_IF,
