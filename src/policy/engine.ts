@@ -260,6 +260,8 @@ interface IfaceRecord {
   parkKey: string | null;
   /** Whether the current wait began on an interface not to act on. */
   waitStopped: boolean;
+  /** Steps run that can change the evidence (another climb is pointless without them). */
+  verifiableRuns: number;
   /** Steps that cannot be verified, already run in this episode (they run once per episode). */
   ranOnce: Set<number>;
   /** Clock time the current episode began, and the fault it last worked on. */
@@ -410,7 +412,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     const rec: IfaceRecord = {
       name: iface, policy, evidence: new InterfaceEvidence(), state: 'healthy', since: now, reasons: [],
       verdict: 'healthy', disrupting: false, fault: null, faultSince: now, settleUntil: 0, hold: false, flapPending: false, parkKey: null, waitStopped: false,
-      ranOnce: new Set(), episodeSince: now, episodeFault: null,
+      ranOnce: new Set(), verifiableRuns: 0, episodeSince: now, episodeFault: null,
       backoff: new Backoff(policy.backoff, this.random), damper: new FlapDamper(policy.damping),
       budget: new ActionBudget(policy.budget), generation: 0, episodeActive: false, phase: 'idle', step: null,
       waitingFor: null, waitUntil: null, waitTimer: null, waitResolve: null, verifyResolve: null, abort: null,
@@ -691,7 +693,9 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       return;
     }
     if (judged !== 'down' && rec.episodeActive) {
-      const cleared = before;
+      // The class the episode was working on (a last transient class, such as the gateway
+      // answering a moment before the group recovers, says less about what happened).
+      const cleared = rec.episodeFault ?? before;
       this.cancel(rec);
       this.setState(rec, judged, 'evidence', evidence);
       this.recovered(rec, cleared ?? rec.episodeFault, null);
@@ -893,7 +897,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         continue;
       }
       climbAt = null;
-      const before = rec.totalActions;
+      const before = rec.verifiableRuns;
       const outcome = await this.climb(rec, token, fault);
       if (!this.current(rec, token) || outcome === 'verified' || outcome === 'cancelled' || outcome === 'resolved') return;
       if (outcome === 'reclassified') {
@@ -902,7 +906,8 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
         rec.backoff.reset();
         continue;
       }
-      const acted = rec.totalActions > before;
+      // Only a step that can change the evidence makes another climb worth it.
+      const acted = rec.verifiableRuns > before;
       const again = this.locate(rec);
       if (outcome === 'interrupted') {
         // Suppressed mid-climb: back to `down`; the loop alerts and waits for reuse.
@@ -1053,6 +1058,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       rec.disrupting = false;
       if (rec.abort === abort) rec.abort = null;
       if (result.status === 'skipped') rec.budget.refund(budgetStamp);
+      else if (verifiable) rec.verifiableRuns += 1;
       this.record(rec, {
         iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.dryRun, result, startedAtMs,
         durationMs: this.clock.now() - startedAtMs,
