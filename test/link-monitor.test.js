@@ -8,6 +8,43 @@ const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 const { Lab } = require('../lib/lab/lab');
 const { LinkMonitor } = require('../lib/monitor/link-monitor');
+const { nativeBinding } = require('../lib/native');
+const nl = require('../lib/kernel/netlink');
+
+// The real binding, but the monitor's event socket (the arena one) can be made deaf, its
+// datagrams dropped as when the kernel's receive queue overflows, and then be told that it
+// lost notifications (the ENOBUFS the kernel reports then): a resync whose losses are known.
+function lossyBinding() {
+  const real = nativeBinding();
+  const control = {
+    deaf: false,
+    dropped: [],
+    lose() { throw new Error('no event socket yet'); },
+  };
+  class NetlinkSocket {
+    constructor(options, onData, onError) {
+      if (!options.arena) return new real.NetlinkSocket(options, onData, onError);
+      control.lose = () => onError(Object.assign(new Error('No buffer space available'), { code: 'ENOBUFS' }));
+      return new real.NetlinkSocket(options, (arena, layout, stamps, count) => {
+        if (!control.deaf) return onData(arena, layout, stamps, count);
+        for (let i = 0; i < count; i++) {
+          const datagram = Buffer.from(arena.subarray(layout[2 * i], layout[2 * i] + layout[2 * i + 1]));
+          control.dropped.push(...nl.parseMessages(datagram));
+        }
+      }, onError);
+    }
+  }
+  return { binding: { ...real, NetlinkSocket }, control };
+}
+
+/** Waits (polling the loop) until check() holds; fails after timeoutMs. */
+async function until(check, what, timeoutMs = 3000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 // Collects events and waits for the first one matching a predicate.
 function recorder(monitor) {
@@ -219,6 +256,41 @@ test('a storm that overflows the receive buffer ends in a resync and the truth',
   }
   t.false(small.getLink('sa').adminUp);
   t.true(rec.events.some((e) => e.type === 'resync' && /ENOBUFS/.test(e.reason)));
+});
+
+// Issue #14: the resync removed a vanished device's addresses from its table silently, so
+// the address losses (and the sockets on those addresses) were never reported.
+test('a resync reports every address of a device that vanished unseen, before link-removed', async (t) => {
+  const { lab, ns, monitor: plain } = await setup(t);
+  plain.close();
+  await lab.addVeth({ ns, name: 'gone0' }, { ns, name: 'gone1' });
+  await lab.addAddress(ns, 'gone0', '198.51.100.1/24');
+  await lab.addAddress(ns, 'gone0', '2001:db8:5::1/64');
+  const { binding, control } = lossyBinding();
+  const monitor = new LinkMonitor({ netns: ns, carrierSync: false, binding });
+  t.teardown(() => monitor.close());
+  await monitor.start();
+  const rec = recorder(monitor);
+  const gone = monitor.getLink('gone0');
+  t.true(gone.addresses.length >= 2);
+  // The device and its addresses go while the monitor hears nothing.
+  control.deaf = true;
+  await lab.ip(ns, 'link', 'del', 'gone0');
+  const RTM_DELLINK = 17;
+  await until(() => control.dropped.some((m) => m.type === RTM_DELLINK && m.payload.readInt32LE(4) === gone.ifindex), 'the deletion to be dropped');
+  control.deaf = false;
+  t.truthy(monitor.getLink('gone0'), 'the table still believes in it');
+  control.lose();
+  const removed = await rec.next((e) => e.type === 'link-removed' && e.ifindex === gone.ifindex, 3000, 'link-removed');
+  t.is(removed.via, 'resync');
+  const at = rec.events.indexOf(removed);
+  for (const address of gone.addresses) {
+    const event = rec.events.find((e) => e.type === 'address' && e.action === 'removed' && e.address === address.address);
+    t.truthy(event, `address removed: ${address.address}`);
+    t.like(event, { ifindex: gone.ifindex, family: address.family, prefixlen: address.prefixlen, via: 'resync' });
+    t.true(rec.events.indexOf(event) < at, `${address.address} is reported before link-removed`);
+  }
+  t.is(monitor.getLink('gone0'), undefined);
 });
 
 test('async iteration yields events and ends on close()', async (t) => {

@@ -1,4 +1,5 @@
-// Codecs on recorded kernel bytes (test/fixtures/rtnetlink.json, from a lab on kernel 6.18)
+// Codecs on recorded kernel bytes (test/fixtures/rtnetlink.json and rtnetlink-neighbours.json,
+// from labs on kernel 6.18)
 // and a fuzz target per decoder: arbitrary bytes decode or raise ProtocolError, nothing else.
 'use strict';
 const test = require('ava');
@@ -6,6 +7,7 @@ const fc = require('fast-check');
 const nl = require('../lib/kernel/netlink');
 const rt = require('../lib/kernel/rtnetlink');
 const fixture = require('./fixtures/rtnetlink.json');
+const neighbours = require('./fixtures/rtnetlink-neighbours.json');
 
 const first = (hex) => nl.parseMessages(Buffer.from(hex, 'hex'))[0];
 
@@ -46,6 +48,57 @@ test('default routes of the main table are recognised with gateway and metric', 
   t.true(local.length > 0, 'non-default routes are not mistaken for default ones');
 });
 
+test('neighbours decode from a recorded RTM_GETNEIGH dump, every NUD state by name', (t) => {
+  const entries = neighbours.dump.map((hex) => rt.decodeNeighbour(first(hex)));
+  const text = entries.map((n) => `${n.family} ${n.address} ${rt.nudStateName(n.state)}`);
+  for (const line of ['4 192.0.2.1 reachable', '4 192.0.2.50 permanent', '4 192.0.2.51 stale', '4 192.0.2.99 incomplete',
+    '6 2001:db8::1 reachable', '6 ff02::16 noarp']) t.true(text.includes(line), line);
+  const gateway = entries.find((n) => n.address === '192.0.2.1');
+  t.is(gateway.ifindex, neighbours.veth0);
+  t.regex(gateway.lladdr, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+  t.is(entries.find((n) => n.address === '192.0.2.50').lladdr, '02:00:5e:00:53:50');
+  t.is(entries.find((n) => n.address === '192.0.2.99').lladdr, null, 'unresolved: no link-layer address');
+  // The NDA_IFINDEX filter: the kernel returned the gateway device's entries only.
+  const filtered = neighbours.dumpVeth0.map((hex) => rt.decodeNeighbour(first(hex)));
+  t.true(filtered.length > 0 && filtered.length < entries.length);
+  t.true(filtered.every((n) => n.ifindex === neighbours.veth0));
+});
+
+test('neighbour notifications: a gateway probed, failed and flushed; bridge FDB entries are not neighbours', (t) => {
+  const messages = neighbours.events.map(first);
+  const lines = messages.map((m) => {
+    const n = rt.decodeNeighbour(m);
+    return `${m.type === rt.RTM_DELNEIGH ? 'del' : 'new'} ${n === null ? `family ${m.payload[0]}` : `${n.address} ${rt.nudStateName(n.state)}`}`;
+  });
+  const gateway = lines.filter((l) => / 192\.0\.2\.1 /.test(l));
+  t.deepEqual(gateway, ['new 192.0.2.1 reachable', 'new 192.0.2.1 probe', 'new 192.0.2.1 failed', 'del 192.0.2.1 failed']);
+  t.true(lines.includes('new 2001:db8::1 reachable'));
+  t.true(lines.includes('del 2001:db8::1 failed'));
+  const fdb = messages.filter((m) => m.payload[0] === rt.AF_BRIDGE);
+  t.true(fdb.length > 0, 'the recording has bridge FDB notifications');
+  for (const m of fdb) t.is(rt.decodeNeighbour(m), null);
+});
+
+test('neighbourDstAt finds the NDA_DST that decodeNeighbour reads, in place', (t) => {
+  for (const hex of [...neighbours.dump, ...neighbours.events]) {
+    const m = first(hex);
+    const n = rt.decodeNeighbour(m);
+    const padded = Buffer.concat([Buffer.alloc(3, 0xee), m.payload, Buffer.alloc(5, 0xee)]);
+    const at = rt.neighbourDstAt(padded, 3, 3 + m.payload.length);
+    if (n === null) continue;
+    const length = padded.readUInt16LE(at);
+    t.true(padded.subarray(at + 4, at + length).equals(rt.parseIp(n.address)), n.address);
+  }
+  t.throws(() => rt.neighbourDstAt(Buffer.alloc(11), 0, 11), { instanceOf: nl.ProtocolError });
+});
+
+test('nudStateName names every NUD state and marks anything else', (t) => {
+  t.deepEqual([0, 1, 2, 4, 8, 0x10, 0x20, 0x40, 0x80].map(rt.nudStateName),
+    ['none', 'incomplete', 'reachable', 'stale', 'delay', 'probe', 'failed', 'noarp', 'permanent']);
+  t.is(rt.nudStateName(0x06), 'nud-0x06');
+  t.is(rt.nudStateName(0x100), 'nud-0x100');
+});
+
 test('parseIp and formatIp round-trip', (t) => {
   for (const address of ['0.0.0.0', '10.1.2.3', '255.255.255.255', '::', '::1', '2001:db8::10', 'fe80::b4bf:4aff:fe8a:8e70', '1:2:3:4:5:6:7:8', '::ffff:192.0.2.1', '2001:db8:0:1::']) {
     t.is(rt.formatIp(rt.parseIp(address)), address);
@@ -68,6 +121,13 @@ test('encoders produce what the decoders and the kernel framing expect', (t) => 
   t.is(message.payload.readUInt32LE(12), rt.IFF_UP, 'change mask: only IFF_UP');
   const byName = nl.parseMessages(rt.encodeGetLinkByName(1, 'eth0'))[0];
   t.is(nl.attrString(nl.parseAttributes(byName.payload, 16), rt.IFLA_IFNAME), 'eth0');
+  const all = nl.parseMessages(rt.encodeGetNeighbours(3))[0];
+  t.like(all, { type: rt.RTM_GETNEIGH, seq: 3, flags: nl.NLM_F_REQUEST | nl.NLM_F_DUMP });
+  t.is(all.payload.length, 12, 'a bare ndmsg');
+  t.is(all.payload[0], rt.AF_UNSPEC);
+  const oneDevice = nl.parseMessages(rt.encodeGetNeighbours(4, rt.AF_INET6, 7))[0];
+  t.is(oneDevice.payload[0], rt.AF_INET6);
+  t.is(nl.attrU32(nl.parseAttributes(oneDevice.payload, 12), rt.NDA_IFINDEX), 7);
 });
 
 test('NLMSG_ERROR with extended ack text', (t) => {
@@ -159,6 +219,42 @@ test('fuzz decodeAddress', (t) => {
 });
 test('fuzz decodeRoute', (t) => {
   fc.assert(fc.property(fc.oneof(anyBytes, mutated(fixture.routes)), onlyProtocolErrors(rt.decodeRoute)), fuzzRuns);
+  t.pass();
+});
+test('fuzz decodeNeighbour', (t) => {
+  fc.assert(fc.property(fc.oneof(anyBytes, mutated(neighbours.dump), mutated(neighbours.events)), onlyProtocolErrors(rt.decodeNeighbour)), fuzzRuns);
+  t.pass();
+});
+// The monitor matches gateways with neighbourDstAt on the datagram in place: it raises
+// exactly when the attribute walk does, and finds the NDA_DST that parseAttributes keeps.
+test('fuzz neighbourDstAt agrees with parseAttributes', (t) => {
+  fc.assert(fc.property(fc.oneof(mutated(neighbours.dump), mutated(neighbours.events)), (bytes) => {
+    let messages;
+    try {
+      messages = nl.parseMessages(bytes);
+    } catch (error) {
+      if (error instanceof nl.ProtocolError) return;
+      throw error;
+    }
+    for (const message of messages) {
+      const padded = Buffer.concat([Buffer.alloc(5, 0xee), message.payload, Buffer.alloc(3, 0xee)]);
+      let expected;
+      try {
+        if (message.payload.length < 12) throw new nl.ProtocolError('short');
+        expected = nl.parseAttributes(message.payload, 12).get(rt.NDA_DST) ?? null;
+      } catch (error) {
+        if (!(error instanceof nl.ProtocolError)) throw error;
+        t.throws(() => rt.neighbourDstAt(padded, 5, 5 + message.payload.length), { instanceOf: nl.ProtocolError });
+        continue;
+      }
+      const at = rt.neighbourDstAt(padded, 5, 5 + message.payload.length);
+      if (expected === null) {
+        if (at !== -1) throw new Error(`found NDA_DST at ${at} where there is none`);
+      } else if (at === -1 || !padded.subarray(at + 4, at + padded.readUInt16LE(at)).equals(expected)) {
+        throw new Error(`NDA_DST at ${at} differs from ${expected.toString('hex')}`);
+      }
+    }
+  }), fuzzRuns);
   t.pass();
 });
 test('fuzz parseErrorReply', (t) => {

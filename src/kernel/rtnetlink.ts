@@ -1,6 +1,7 @@
 /**
- * rtnetlink codecs: links (ifinfomsg), addresses (ifaddrmsg) and routes (rtmsg), as in
- * linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h and linux/if.h. Pure functions.
+ * rtnetlink codecs: links (ifinfomsg), addresses (ifaddrmsg), routes (rtmsg) and neighbours
+ * (ndmsg), as in linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h, linux/if.h and
+ * linux/neighbour.h. Pure functions.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import {
@@ -27,9 +28,13 @@ export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
+export const RTM_NEWNEIGH = 28;
+export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
 
 /** Multicast groups (enum rtnetlink_groups). */
 export const RTNLGRP_LINK = 1;
+export const RTNLGRP_NEIGH = 3;
 export const RTNLGRP_IPV4_IFADDR = 5;
 export const RTNLGRP_IPV4_ROUTE = 7;
 export const RTNLGRP_IPV6_IFADDR = 9;
@@ -90,6 +95,7 @@ export type Operstate = (typeof OPERSTATES)[number];
 const IFINFOMSG_LEN = 16;
 const IFADDRMSG_LEN = 8;
 const RTMSG_LEN = 12;
+const NDMSG_LEN = 12;
 
 /** A link as decoded from RTM_NEWLINK (more than the public contract; see LinkMonitor). */
 export interface LinkMessage {
@@ -478,4 +484,113 @@ export function encodeDeletion(seq: number, message: NetlinkMessage): Buffer {
   const type = message.type === RTM_NEWROUTE ? RTM_DELROUTE : message.type === RTM_NEWADDR ? RTM_DELADDR : -1;
   if (type === -1) throw new ProtocolError(`cannot delete message type ${message.type}`);
   return encodeMessage(type, NLM_F_REQUEST | NLM_F_ACK, seq, Buffer.from(message.payload));
+}
+
+
+/** Neighbour attributes (linux/neighbour.h). */
+export const NDA_DST = 1;
+export const NDA_LLADDR = 2;
+export const NDA_IFINDEX = 8;
+
+/** ndm_state: NUD_* (linux/neighbour.h). */
+export const NUD_NONE = 0x00;
+export const NUD_INCOMPLETE = 0x01;
+export const NUD_REACHABLE = 0x02;
+export const NUD_STALE = 0x04;
+export const NUD_DELAY = 0x08;
+export const NUD_PROBE = 0x10;
+export const NUD_FAILED = 0x20;
+export const NUD_NOARP = 0x40;
+export const NUD_PERMANENT = 0x80;
+/** ndm_flags NTF_PROXY: a proxy-ARP/NDP entry (`ip neigh add proxy`), not a neighbour. */
+export const NTF_PROXY = 0x08;
+
+/** NUD state names, lower-case as `ip neigh` shows them upper-case, by ndm_state value. */
+const NUD_NAMES: ReadonlyMap<number, string> = new Map([
+  [NUD_NONE, 'none'], [NUD_INCOMPLETE, 'incomplete'], [NUD_REACHABLE, 'reachable'], [NUD_STALE, 'stale'],
+  [NUD_DELAY, 'delay'], [NUD_PROBE, 'probe'], [NUD_FAILED, 'failed'], [NUD_NOARP, 'noarp'], [NUD_PERMANENT, 'permanent'],
+]);
+
+/**
+ * The lower-case NUD name of an ndm_state ('reachable', 'stale', ...; 'none' for 0). A value
+ * that is not exactly one state (the kernel sends one) reads `nud-0x..`.
+ */
+export function nudStateName(state: number): string {
+  return NUD_NAMES.get(state) ?? `nud-0x${state.toString(16).padStart(2, '0')}`;
+}
+
+/** A neighbour entry as decoded from RTM_NEWNEIGH / RTM_DELNEIGH (ARP or NDP). */
+export interface NeighbourMessage {
+  family: 4 | 6;
+  ifindex: number;
+  /** NDA_DST: the neighbour's IP address. */
+  address: string;
+  /** ndm_state: one of the NUD_* values. */
+  state: number;
+  /** ndm_flags: NTF_* (NTF_ROUTER, NTF_PROXY, ...). */
+  flags: number;
+  /** ndm_type (an RTN_* route type). */
+  type: number;
+  /** NDA_LLADDR, "aa:bb:.."; null while unresolved. */
+  lladdr: string | null;
+}
+
+/**
+ * Offset of the NDA_DST attribute (its nlattr header) of the ndmsg payload at buffer[start,
+ * end), or -1 when there is none; the value is buffer[offset + 4, offset + length). Reads the
+ * attributes in place and allocates nothing: the LinkMonitor looks at every neighbour
+ * notification of the namespace and wants only its gateways'. Bounds checks as in
+ * parseAttributes; throws ProtocolError.
+ */
+export function neighbourDstAt(p: Buffer, start: number, end: number): number {
+  if (end - start < NDMSG_LEN) throw new ProtocolError(`ndmsg: payload of ${end - start} bytes, need ${NDMSG_LEN}`);
+  let offset = start + NDMSG_LEN;
+  let found = -1;
+  while (offset + 4 <= end) {
+    const length = p[offset]! | (p[offset + 1]! << 8);
+    const type = (p[offset + 2]! | (p[offset + 3]! << 8)) & NLA_TYPE_MASK;
+    if (length < 4 || offset + length > end) badAttribute(type, offset - start, length, end - offset);
+    if (type === NDA_DST) found = offset; // the last one wins, as in parseAttributes
+    offset += (length + 3) & ~3;
+  }
+  return found;
+}
+
+/**
+ * Decodes RTM_NEWNEIGH / RTM_DELNEIGH; null for families other than IPv4/IPv6 (bridge FDB
+ * entries share the messages) and for messages without NDA_DST.
+ */
+export function decodeNeighbour(message: NetlinkMessage): NeighbourMessage | null {
+  const p = message.payload;
+  need(p, NDMSG_LEN, 'ndmsg');
+  const family = p.readUInt8(0);
+  if (family !== AF_INET && family !== AF_INET6) return null;
+  const attributes = parseAttributes(p, NDMSG_LEN);
+  const dst = attributes.get(NDA_DST);
+  if (dst === undefined) return null;
+  const expected = family === AF_INET ? 4 : 16;
+  if (dst.length !== expected) throw new ProtocolError(`ndmsg family ${family} with a ${dst.length}-byte address`);
+  const lladdr = attributes.get(NDA_LLADDR);
+  return {
+    family: family === AF_INET ? 4 : 6,
+    ifindex: p.readInt32LE(4),
+    address: formatIp(dst),
+    state: p.readUInt16LE(8),
+    flags: p.readUInt8(10),
+    type: p.readUInt8(11),
+    lladdr: lladdr === undefined ? null : formatMac(lladdr, 0, lladdr.length),
+  };
+}
+
+/**
+ * RTM_GETNEIGH dump of the ARP and NDP tables (AF_UNSPEC: both; or one family). With an
+ * ifindex, NDA_IFINDEX makes the kernel return that device's entries only (a kernel that
+ * predates the filter returns them all, so callers still check the ifindex).
+ */
+export function encodeGetNeighbours(seq: number, family: number = AF_UNSPEC, ifindex = 0): Buffer {
+  const ndmsg = Buffer.alloc(NDMSG_LEN);
+  ndmsg.writeUInt8(family, 0);
+  const parts: Buffer[] = [ndmsg];
+  if (ifindex !== 0) parts.push(encodeAttribute(NDA_IFINDEX, u32(ifindex)));
+  return encodeMessage(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, Buffer.concat(parts));
 }

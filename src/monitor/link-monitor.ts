@@ -650,8 +650,11 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private removeLink(ifindex: number, stamp: bigint, via: Via): void {
     const previous = this.links.get(ifindex);
     if (previous === undefined) return;
+    // Addresses still on the device are reported removed first. The kernel sends their
+    // RTM_DELADDR before RTM_DELLINK, so this is for a resync after lost notifications:
+    // nothing else would tell whoever holds sockets on them (issue #14).
+    for (const address of this.addresses.values()) if (address.ifindex === ifindex) this.updateAddress(address, false, stamp, via);
     this.links.delete(ifindex);
-    for (const [key, address] of this.addresses) if (address.ifindex === ifindex) this.addresses.delete(key);
     this.emitEvent({ type: 'link-removed', ifindex, name: previous.link.name, monotonicNs: stamp.toString(), via });
   }
 
