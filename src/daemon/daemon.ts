@@ -362,9 +362,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
     this.startProber(defaults);
     await Promise.all(this.watched.map((name) => this.rememberGood(name)));
+    // Asking the managers takes their tools' start-up time: never hold READY back for it.
     for (const name of this.watched) {
-      const claims = await queryOwners(name, this.managerEnvironment());
-      if (claims.length > 1) this.logger.warning(`${name} is claimed by several managers: ${claims.map((c) => c.owner).join(', ')}; they will fight over it`, { iface: name });
+      void queryOwners(name, this.managerEnvironment()).then((claims) => {
+        if (claims.length > 1) this.logger.warning(`${name} is claimed by several managers: ${claims.map((c) => c.owner).join(', ')}; they will fight over it`, { iface: name });
+      }, () => undefined);
     }
     const statusPath = config.status?.socket ?? this.options.statusSocket;
     if (statusPath !== undefined) this.statusServer = await serveStatus(statusPath, () => this.status());
