@@ -21,6 +21,7 @@ const path = require('node:path');
 const crypto = require('node:crypto');
 const readline = require('node:readline');
 const { spawn, execFile, execFileSync } = require('node:child_process');
+const { LinkControl } = require('../../lib/monitor/link-control');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** Where the project is bound (read-only) and where the box's own directory is bound (rw). */
@@ -31,6 +32,9 @@ const FAR_ADDRESS = '10.96.0.1';
 const TCP_PORT = 7000;
 const REAL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const NFT = '/usr/sbin/nft';
+/** This Node, also inside the container: under /usr it is there already, else its prefix is bound in. */
+const NODE = process.execPath;
+const NODE_PREFIX = NODE.startsWith('/usr/') ? null : path.dirname(path.dirname(NODE));
 
 /** Per manager: the interface and addresses (distinct so logs of different boxes never mix). */
 const MANAGERS = {
@@ -63,6 +67,27 @@ async function must(file, args, options) {
   const r = await sh(file, args, options);
   if (r.code !== 0) throw new Error(`${file} ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   return r;
+}
+
+/** The first child process of `pid` (from /proc: no procps needed), or 0. */
+function childOf(pid) {
+  try {
+    const first = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0];
+    if (first) return Number(first);
+  } catch {
+    // kernel without CONFIG_PROC_CHILDREN: scan
+  }
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // comm may hold spaces and parentheses: the fields after the last ')' are fixed.
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) return Number(entry);
+    } catch {
+      // gone
+    }
+  }
+  return 0;
 }
 
 function which(name) {
@@ -315,6 +340,7 @@ class ManagerBox {
     for (const [name, text] of [['echo-server.js', ECHO_SERVER], ['tcp-client.js', TCP_CLIENT]]) fs.writeFileSync(path.join(this.dir, name), text);
     const args = ['-D', '/', '--volatile=yes', '--register=no', '--keep-unit', '--private-network',
       `--bind-ro=${ROOT}:${NH}`, `--bind=${this.dir}:${BOX}`];
+    if (NODE_PREFIX !== null) args.push(`--bind-ro=${NODE_PREFIX}`);
     if (this.manager === 'networkmanager') {
       this.nmTree = await networkManagerTree(this.log);
       this.timings.nmTreeMs = hrMs() - t0;
@@ -330,8 +356,7 @@ class ManagerBox {
     this.exited = new Promise((resolve) => this.proc.once('exit', resolve));
     this.leader = await this.until('the container init', async () => {
       if (this.proc.exitCode !== null) throw new Error(`systemd-nspawn exited ${this.proc.exitCode}`);
-      const r = await sh('pgrep', ['-P', String(this.proc.pid)]);
-      const pid = Number(r.stdout.trim().split('\n')[0]);
+      const pid = childOf(this.proc.pid);
       try {
         return pid > 0 && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'systemd' ? pid : 0;
       } catch {
@@ -532,7 +557,7 @@ class ManagerBox {
     const started = hrMs();
     await this.mustInBox('systemd-run', [`--unit=${this.unit}`, '--collect', '--quiet',
       `--property=StandardOutput=append:${BOX}/daemon-${n}.log`, `--property=StandardError=append:${BOX}/daemon-${n}.log`,
-      `--setenv=PATH=${this.daemonPath}`, '/usr/bin/node', `${NH}/lib/daemon.js`, '--config', '/etc/netheal/config.json']);
+      `--setenv=PATH=${this.daemonPath}`, NODE, `${NH}/lib/daemon.js`, '--config', '/etc/netheal/config.json']);
     await this.until('the daemon to be live', async () => {
       if (this.logLines().some((l) => l.msg === 'monitoring is live')) return true;
       const s = await this.inBox('systemctl', ['is-active', this.unit]);
@@ -569,7 +594,7 @@ class ManagerBox {
 
   /** `netheal status --json` inside the container. */
   async status() {
-    const r = await this.inBox('/usr/bin/node', [`${NH}/lib/cli.js`, 'status', '--json', '--socket', '/run/netheal/status.sock']);
+    const r = await this.inBox(NODE, [`${NH}/lib/cli.js`, 'status', '--json', '--socket', '/run/netheal/status.sock']);
     if (r.code !== 0) throw new Error(`netheal status: exit ${r.code}: ${r.stderr.trim()}`);
     return JSON.parse(r.stdout);
   }
@@ -611,7 +636,7 @@ class ManagerBox {
 
   /** A new long-lived connection from the managed address to the gateway's echo server. */
   async openTcp() {
-    const proc = this.spawnTracked('nsenter', ['-t', String(this.leader), '-a', '--', '/usr/bin/node', `${BOX}/tcp-client.js`, this.address, this.gateway, String(TCP_PORT)]);
+    const proc = this.spawnTracked('nsenter', ['-t', String(this.leader), '-a', '--', NODE, `${BOX}/tcp-client.js`, this.address, this.gateway, String(TCP_PORT)]);
     const conn = new TcpConnection(proc);
     await conn.ready();
     const first = await conn.exchange(3000);
@@ -669,12 +694,19 @@ class ManagerBox {
     }
   }
 
-  /** Takes the gateway's end down for `ms` (the container's end loses carrier): resolves the wall time it took (an upper bound of the down time). */
+  /** Takes the gateway's end down for `ms` (the container's end loses carrier): resolves the measured down time in ms. */
   async carrierBlip(ms) {
-    // One shell in the gw namespace: no exec of `ip netns exec` between down and up.
-    const start = hrMs();
-    await must('ip', ['netns', 'exec', this.gwNs, 'sh', '-c', `ip link set gw0 down && sleep ${ms / 1000} && ip link set gw0 up`]);
-    return hrMs() - start;
+    // Over rtnetlink from this process (a socket in the gw namespace): no exec between down and up.
+    const control = new LinkControl({ netns: this.gwNs });
+    try {
+      const { ifindex } = await control.getLink('gw0');
+      const downAt = await control.setAdmin(ifindex, false);
+      await sleep(ms);
+      const upAt = await control.setAdmin(ifindex, true);
+      return Number(upAt - downAt) / 1e6;
+    } finally {
+      control.close();
+    }
   }
 
   /**
