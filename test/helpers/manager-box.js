@@ -482,14 +482,22 @@ class ManagerBox {
     await this.mustInBox('systemctl', ['daemon-reload']);
     await this.mustInBox('systemctl', ['start', 'NetworkManager.service']);
     await this.until('NetworkManager on D-Bus', async () => (await this.inBox('nmcli', ['-t', 'general', 'status'])).code === 0, 15000);
-    await this.plugIn();
+    // The profile exists before the device does, so NetworkManager activates it on sight.
     await this.mustInBox('nmcli', ['connection', 'add', 'type', 'ethernet', 'ifname', this.iface, 'con-name', this.iface,
       'ipv4.method', 'manual', 'ipv4.addresses', `${this.address}/${this.prefixlen}`, 'ipv4.gateway', this.gateway, 'ipv6.method', 'disabled']);
+    await this.plugIn();
     await this.until('the device to be managed', async () => {
       const r = await this.inBox('nmcli', ['-t', '-f', 'DEVICE,STATE', 'device']);
       return r.stdout.split('\n').some((l) => l.startsWith(`${this.iface}:`) && !/unmanaged|unavailable/.test(l));
     }, 15000);
     await this.mustInBox('nmcli', ['connection', 'up', this.iface]);
+    // NetworkManager 1.42 still made an in-memory "Wired connection 1" (DHCP) for the device
+    // despite no-auto-default=*; it would be activated after a `connection down`. Only ours stays.
+    const profiles = (await this.mustInBox('nmcli', ['-t', '-f', 'NAME,TYPE', 'connection', 'show'])).stdout.split('\n');
+    for (const line of profiles) {
+      const name = line.replace(/:[^:]*$/, '').replace(/\\:/g, ':');
+      if (/:802-3-ethernet$/.test(line) && name !== this.iface) await this.mustInBox('nmcli', ['connection', 'delete', name]);
+    }
   }
 
   // ---- state ----
