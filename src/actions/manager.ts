@@ -41,7 +41,7 @@ export interface OwnerClaim {
 
 /**
  * The managers that claim an interface, each asked through its own tool (never by parsing
- * its private state files): `networkctl list` (SETUP column), `nmcli device` (STATE column),
+ * its private state files): `networkctl status --json=short` (ActivationPolicy=), `nmcli device` (STATE column),
  * `ifquery IF` / `ifquery --state IF` (stanzas in `source`d files included), and RHEL's
  * ifcfg file. More than one claim is a conflict worth a warning. The queries run at once.
  *
@@ -82,16 +82,41 @@ async function askNetworkManager(iface: string): Promise<OwnerClaim | null> {
   return { owner: 'NetworkManager', wantUp, source: `nmcli device: ${state}` };
 }
 
+/**
+ * networkd 252 records no intent for `networkctl down` (networkctl sets the link down itself
+ * over rtnetlink, exactly like `ip link set down`); the operator's word is the .network
+ * file's ActivationPolicy=, which `networkctl status --json=short` reports: up / always-up
+ * want the link up, down / always-down want it down, manual leaves the admin state to the
+ * operator (respected). Older networkctl without --json: the SETUP column of `list`.
+ */
 async function askNetworkd(iface: string): Promise<OwnerClaim | null> {
+  const json = await runCommand('networkctl', ['status', '--json=short', '--no-pager', iface], { timeoutMs: QUERY_TIMEOUT_MS });
+  if (json.exitCode === 0) {
+    type LinkDescription = { AdministrativeState?: unknown; ActivationPolicy?: unknown };
+    let link: LinkDescription | null;
+    try {
+      link = JSON.parse(json.stdout) as LinkDescription;
+    } catch {
+      link = null;
+    }
+    if (link !== null && typeof link.AdministrativeState === 'string') {
+      if (!NETWORKD_OWNED.includes(link.AdministrativeState)) return null;
+      const policy = typeof link.ActivationPolicy === 'string' ? link.ActivationPolicy : 'up';
+      const wantUp = policy === 'up' || policy === 'always-up' ? true : policy === 'bound' ? null : false;
+      return { owner: 'systemd-networkd', wantUp, source: `networkctl status: ${link.AdministrativeState}, ActivationPolicy=${policy}` };
+    }
+  }
   const nd = await runCommand('networkctl', ['list', '--no-legend', '--no-pager', iface], { timeoutMs: QUERY_TIMEOUT_MS });
   if (nd.exitCode !== 0) return null;
   // IDX LINK TYPE OPERATIONAL SETUP
   const fields = nd.stdout.trim().split(/\s+/);
   if (fields[1] !== iface || fields.length < 5) return null;
   const setup = fields[4]!;
-  if (!['configured', 'configuring', 'failed', 'pending', 'linger'].includes(setup)) return null;
+  if (!NETWORKD_OWNED.includes(setup)) return null;
   return { owner: 'systemd-networkd', wantUp: setup === 'linger' ? null : true, source: `networkctl list: ${setup}` };
 }
+
+const NETWORKD_OWNED = ['configured', 'configuring', 'failed', 'pending', 'linger'];
 
 async function askIfupdown(iface: string, env: ManagerEnvironment): Promise<OwnerClaim | null> {
   const args = ifupdownQueryArgs(env);

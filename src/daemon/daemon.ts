@@ -498,6 +498,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
     this.notifier.status(this.statusLine());
     if (event.subject === 'interface' && event.to === 'healthy' && event.iface !== undefined) void this.rememberGood(event.iface);
+    // A manager may have meant it (NetworkManager's `device disconnect` keeps the link up):
+    // ask the owner again whenever the interface goes down or comes back.
+    if (event.subject === 'interface' && event.iface !== undefined && event.cause === 'evidence' && (event.to === 'down' || event.to === 'healthy')) {
+      void this.refreshIntent(event.iface);
+    }
   }
 
   private recordHealthMetrics(event: DetectionEvent): void {

@@ -39,6 +39,14 @@ export const LINK_HOLD_DOWN_MS = 3000;
 export const MANAGER_CONFIRM_MS = 100;
 /** A replaced address (`ip addr replace`, a renumbering script) must not be undone. */
 export const REPAIR_CONFIRM_MS = 20;
+/**
+ * `ifdown` removes the address before it takes the link down and records its intent last
+ * (measured: the address is gone ~100 ms before): on an ifupdown interface the repair waits
+ * this long before it asks ifupdown whether the loss was meant.
+ */
+export const IFDOWN_CONFIRM_MS = 150;
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 async function ownerOf(host: ExecutorHost, iface: string): Promise<OwnerClaim | null> {
   const [first] = await queryOwners(iface, { ...host.managers, netnsPath: host.netnsPath });
@@ -70,8 +78,16 @@ function repair(host: ExecutorHost): ActionExecutor {
     afterMs: { 'local-config': REPAIR_CONFIRM_MS },
     async applies(ctx) {
       if (host.knownGood(ctx.iface) === undefined) return false;
-      const owner = await ownerOf(host, ctx.iface);
-      return owner === null || owner.owner === 'ifupdown' || owner.owner === 'network-scripts';
+      let owner = await ownerOf(host, ctx.iface);
+      if (owner === null) return true;
+      if (owner.owner !== 'ifupdown' && owner.owner !== 'network-scripts') return false;
+      const age = ctx.atMs - ctx.faultSinceMs;
+      if (age < IFDOWN_CONFIRM_MS) {
+        await delay(IFDOWN_CONFIRM_MS - age);
+        owner = await ownerOf(host, ctx.iface);
+      }
+      // The owner took it down on purpose: nothing to repair.
+      return owner !== null && owner.wantUp !== false;
     },
     async run(ctx) {
       const baseline = host.knownGood(ctx.iface);
@@ -98,7 +114,8 @@ function managerReapply(host: ExecutorHost): ActionExecutor {
     afterMs: { 'local-config': MANAGER_CONFIRM_MS, link: LINK_HOLD_DOWN_MS },
     async applies(ctx) {
       const owner = await ownerOf(host, ctx.iface);
-      if (owner === null) return false;
+      // Never re-apply what the owner took down on purpose (`nmcli device disconnect`).
+      if (owner === null || owner.wantUp === false) return false;
       return ctx.fault.class === 'link' || owner.owner === 'systemd-networkd' || owner.owner === 'NetworkManager';
     },
     async run(ctx) {

@@ -48,6 +48,8 @@ export interface ActionContext {
   reasons: readonly string[];
   /** Where the fault is: the class this step was chosen for and the evidence that located it. */
   fault: Fault;
+  /** Clock time (ms) since which the fault has been of this class. */
+  faultSinceMs: number;
   /** Evidence of the interface at the time. */
   evidence: InterfaceEvidenceSnapshot;
   /** The step's `options` from the config (empty object if none). */

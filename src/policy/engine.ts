@@ -848,7 +848,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       }
       rec.episodeFault = fault;
       if (rec.evidence.disabled) {
-        this.alert(rec, 'admin-down', `${rec.name} is ${rec.evidence.removed ? 'removed' : `administratively down as its owner (${rec.evidence.intent?.owner}) wants`}; not acting`, null);
+        this.alert(rec, 'admin-down', `${rec.name} is ${rec.evidence.removed ? 'removed' : `down as its owner (${rec.evidence.intent?.owner}: ${rec.evidence.intent?.source}) wants`}; not acting`, null);
         if (!(await this.wait(rec, token, 'admin-down', Infinity))) return;
         continue;
       }
@@ -934,7 +934,8 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
   private context(rec: IfaceRecord, index: number, step: LadderStep, fault: Fault, signal: AbortSignal): ActionContext {
     return {
       iface: rec.name, step: index + 1, kind: step.action, attempt: rec.backoff.attempts, state: 'down',
-      reasons: [...rec.reasons], fault: { class: fault.class, because: [...fault.because] }, evidence: rec.evidence.snapshot(),
+      reasons: [...rec.reasons], fault: { class: fault.class, because: [...fault.because] }, faultSinceMs: rec.faultSince,
+      evidence: rec.evidence.snapshot(),
       options: { ...(step.options ?? {}) }, timeoutMs: step.timeoutMs ?? rec.policy.actionTimeoutMs, signal,
       dryRun: this.dryRun, atMs: this.clock.now(),
     };

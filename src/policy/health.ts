@@ -199,7 +199,9 @@ export class InterfaceEvidence {
    * Admin-down against the owner's intent is a fault to heal, not a decision to respect.
    */
   get disabled(): boolean {
-    return this.removed || (this.adminUp === false && this.intent?.wantUp === false);
+    // wantUp false with the link up: NetworkManager's `device disconnect` leaves it admin-up
+    // and unconfigured on purpose.
+    return this.removed || this.intent?.wantUp === false;
   }
 
   /** Admin-down while the owner's intent is not known yet: wait for it before acting. */
@@ -212,10 +214,20 @@ export class InterfaceEvidence {
    * that may take the interface down is bad.
    */
   fault(problems: Problems): Fault | null {
-    if (problems.hard.length === 0) return null;
-    const hard = new Set(problems.hard);
     const gatewayDown = [...this.gatewayTargets].filter((t) => this.failingTargets.has(t));
     const gatewayUp = [...this.gatewayTargets].filter((t) => !this.failingTargets.has(t));
+    if (problems.hard.length === 0) {
+      // Only suspect: a failing target while the group keeps quorum is still located (status
+      // and metrics show where), though nothing acts on it.
+      const far = [...this.failingTargets].filter((t) => !this.gatewayTargets.has(t));
+      if (gatewayDown.length === 0 && far.length === 0) return null;
+      return locateFault({
+        removed: false, adminUp: null, carrier: null, configProblems: [], groupsDown: far.map((t) => `target:${t}`),
+        gatewayTargetsDown: gatewayDown, gatewayTargetsUp: gatewayUp, gatewayNeighbours: Object.fromEntries(this.neighbours),
+        localUnreachable: this.localUnreachable,
+      });
+    }
+    const hard = new Set(problems.hard);
     return locateFault({
       removed: hard.has('link-removed'),
       adminUp: hard.has('admin-down') || hard.has('admin-down:intended') ? false : this.adminUp,
