@@ -432,6 +432,8 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   /** While a dump is running, notifications wait here, then are applied in order. */
   private held: Array<{ datagrams: Buffer[]; stamps: BigUint64Array }> | null = null;
   private resyncReason: string | null = null;
+  /** A loss reported while a resync ran: another one follows it. */
+  private resyncAgain: string | null = null;
   /** A loss (ENOBUFS, truncation) reported before start() finished: resync right after. */
   private lossDuringStart: string | null = null;
   private resyncRetry: NodeJS.Timeout | undefined;
@@ -978,7 +980,12 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
    */
   private startResync(reason: string): void {
     if (this.state !== 'running') return;
-    if (this.resyncReason !== null) return; // one at a time; the running one covers this
+    if (this.resyncReason !== null) {
+      // One at a time. The running one does not cover this loss: it may have dropped a
+      // change that the running one's dumps have already passed.
+      this.resyncAgain ??= reason;
+      return;
+    }
     this.resyncReason = reason;
     this.held ??= [];
     const client = this.client!;
@@ -1006,6 +1013,14 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
         }
       }
       this.resyncReason = null;
+      const again = this.resyncAgain;
+      this.resyncAgain = null;
+      if (again !== null && this.resyncRetry === undefined) {
+        // The next dumps supersede what is held now (it was read before they were asked).
+        this.held = [];
+        this.startResync(again);
+        return;
+      }
       this.releaseHeld();
     })();
   }
