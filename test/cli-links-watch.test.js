@@ -53,6 +53,38 @@ test.serial('watch --json prints contract events as JSON lines and exits 0 on SI
   t.like(events.find((e) => e.type === 'default-route'), { action: 'lost', family: 4, gateway: '192.0.2.1' });
 });
 
+test.serial('watch --json prints the gateway neighbour events', async (t) => {
+  const own = Lab.create();
+  t.teardown(() => own.destroy());
+  const client = await own.addNamespace('nclient');
+  const gw = await own.addNamespace('ngw');
+  await own.addVeth({ ns: client, name: 'veth0' }, { ns: gw, name: 'veth1' });
+  await own.addAddress(client, 'veth0', '192.0.2.2/24');
+  await own.addAddress(gw, 'veth1', '192.0.2.1/24');
+  await own.addRoute(client, 'default', 'via', '192.0.2.1');
+  const child = spawn(process.execPath, [CLI, 'watch', '--json', '--netns', client], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const events = [];
+  readline.createInterface({ input: child.stdout }).on('line', (line) => events.push(JSON.parse(line)));
+  const reachable = () => events.find((e) => e.type === 'neighbour' && e.state === 'reachable');
+  // `watch` is live once its initial dump is done: until then a resolved entry goes unseen,
+  // so flush and resolve again until it is printed.
+  for (let i = 0; i < 40 && reachable() === undefined; i++) {
+    await own.ip(client, 'neigh', 'flush', 'dev', 'veth0');
+    await own.exec(client, 'ping', ['-c1', '-W1', '192.0.2.1']);
+    const deadline = Date.now() + 250;
+    while (reachable() === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const event = reachable();
+  t.truthy(event, `saw ${JSON.stringify(events)}`);
+  t.deepEqual(Object.keys(event), ['type', 'action', 'ifindex', 'family', 'address', 'state', 'monotonicNs', 'via']);
+  t.like(event, { action: 'changed', family: 4, address: '192.0.2.1', via: 'netlink' });
+  t.regex(event.monotonicNs, /^\d+$/);
+  const exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.is(await exit, 0);
+});
+
 test('without privileges: exit 77 naming the capability, no stack trace', async (t) => {
   for (const args of [['links', '--netns', ns], ['watch', '--netns', ns, '--json']]) {
     const result = await runCli(args, UNPRIVILEGED);

@@ -1,4 +1,4 @@
-/** `netheal watch`: link, address and default-route events as they happen (JSON lines). */
+/** `netheal watch`: link, address, default-route and gateway neighbour events as they happen (JSON lines). */
 import { Command } from 'commander';
 import { LinkMonitor, MonitorEvent } from '../monitor/link-monitor';
 import { CommonOptions, action, intOption, out, withCommonOptions } from './common';
@@ -22,13 +22,15 @@ export function describeEvent(event: MonitorEvent): string {
       return `${at} address ${event.action} ${event.address}/${event.prefixlen} ifindex ${event.ifindex} via ${event.via}`;
     case 'default-route':
       return `${at} default-route ${event.action} IPv${event.family} via ${event.gateway ?? '-'} ifindex ${event.ifindex ?? '-'} (${event.via})`;
+    case 'neighbour':
+      return `${at} neighbour ${event.address} ifindex ${event.ifindex} ${event.action === 'removed' ? 'removed' : event.state} (${event.via})`;
     case 'resync':
       return `${at} resync: ${event.reason}`;
   }
 }
 
 export function registerWatch(program: Command): void {
-  withCommonOptions(program.command('watch').description('print link, address and default-route events as they happen'))
+  withCommonOptions(program.command('watch').description('print link, address, default-route and gateway neighbour events as they happen'))
     .option('--no-carrier-sync', 'do not poll carrier of unstacked devices (NICs, taps, bridges)')
     .option('--carrier-sync-interval <ms>', 'carrier-sync interval in milliseconds', intOption('--carrier-sync-interval', 5, 60000))
     .action(action(async (options: WatchOptions) => {

@@ -1,6 +1,7 @@
 /**
- * LinkMonitor: a live table of links, addresses and default routes, kept by rtnetlink
- * notifications (no polling) and never silently wrong:
+ * LinkMonitor: a live table of links, addresses, default routes and the neighbour (ARP/NDP)
+ * entries of the default routes' gateways, kept by rtnetlink notifications (no polling) and
+ * never silently wrong:
  * - ENOBUFS or a truncated datagram triggers a resync (full re-dump on a separate socket)
  *   after which every link that differs from what was last emitted is emitted again;
  * - routes are re-dumped after a change that may have altered a default route without a
@@ -8,6 +9,9 @@
  *   a dump is in flight) and after default-route notifications, because the kernel flushes
  *   IPv4 routes and flips their linkdown flag without sending RTM_DELROUTE (KERNEL-FACTS.md);
  *   events elsewhere cost no dump;
+ * - neighbour notifications of other addresses (hosts have thousands) are dropped after a
+ *   look at the ndmsg header and NDA_DST in place; the gateways' entries are dumped at start,
+ *   on resync and when a default route names a new gateway;
  * - carrier-sync: for devices whose carrier-down the kernel's linkwatch delays by up to 1 s
  *   (unstacked devices: NICs, tun/tap, bridges), a per-device RTM_GETLINK on a short interval
  *   flushes the pending change (Linux >= 6.8, linkwatch_sync_dev).
@@ -16,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import { NethealError, fromSystemError } from '../errors';
 import {
-  NETLINK_ROUTE, NLMSG_ERROR, NLMSG_HDRLEN, NetlinkMessage, align4, checkTrailing, messageLength, parseMessages,
+  NETLINK_ROUTE, NLMSG_ERROR, NLMSG_HDRLEN, NetlinkMessage, ProtocolError, align4, checkTrailing, messageLength, parseMessages,
 } from '../kernel/netlink';
 import {
   AF_INET,
@@ -25,11 +29,15 @@ import {
   AddressMessage,
   IFF_LOOPBACK,
   LinkMessage,
+  NTF_PROXY,
+  NUD_NONE,
   RTM_DELADDR,
   RTM_DELLINK,
+  RTM_DELNEIGH,
   RTM_DELROUTE,
   RTM_NEWADDR,
   RTM_NEWLINK,
+  RTM_NEWNEIGH,
   RTM_NEWROUTE,
   RTNH_F_DEAD,
   RTNH_F_LINKDOWN,
@@ -38,6 +46,7 @@ import {
   RTNLGRP_IPV6_IFADDR,
   RTNLGRP_IPV6_ROUTE,
   RTNLGRP_LINK,
+  RTNLGRP_NEIGH,
   RouteMessage,
   decodeAddress,
   decodeLink,
@@ -46,8 +55,12 @@ import {
   encodeGetAddresses,
   encodeGetLink,
   encodeGetLinks,
+  encodeGetNeighbours,
   encodeGetRoutes,
   isDefaultRoute,
+  neighbourDstAt,
+  nudStateName,
+  parseIp,
 } from '../kernel/rtnetlink';
 import { NativeBinding, NativeNetlinkSocket, monotonicNs, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
@@ -108,9 +121,23 @@ export interface AddressEvent extends EventBase {
 export interface DefaultRouteEvent extends EventBase {
   type: 'default-route'; action: 'lost' | 'restored'; family: 4 | 6; gateway: string | null; ifindex: number | null;
 }
+/**
+ * The neighbour (ARP/NDP) entry of a default route's gateway changed state ('changed', with
+ * the new state) or is gone ('removed', state 'none'). Emitted only for gateways of the
+ * current default routes, and only when the state differs from the last one emitted.
+ */
+export interface NeighbourEvent extends EventBase {
+  type: 'neighbour'; action: 'changed' | 'removed'; ifindex: number; family: 4 | 6; address: string;
+  /**
+   * NUD state, lower-case: incomplete, reachable, stale, delay, probe, failed, noarp,
+   * permanent, none. (The kernel notifies no entry into incomplete or delay: those two are
+   * seen only by a dump.)
+   */
+  state: string;
+}
 export interface ResyncEvent { type: 'resync'; reason: string; monotonicNs: string; via: 'resync' }
 /** Everything a LinkMonitor emits, as `netheal watch` prints it. */
-export type MonitorEvent = LinkEvent | LinkRemovedEvent | AddressEvent | DefaultRouteEvent | ResyncEvent;
+export type MonitorEvent = LinkEvent | LinkRemovedEvent | AddressEvent | DefaultRouteEvent | NeighbourEvent | ResyncEvent;
 
 /** Options of {@link LinkMonitor}. */
 export interface LinkMonitorOptions {
@@ -139,14 +166,95 @@ interface LinkRecord {
   raw: LinkMessage;
 }
 
-/** Warm-up cycles (7 notifications each): enough for V8 to optimize the event path. */
+/** Warm-up cycles (11 notifications each): enough for V8 to optimize the event path. */
 const WARM_UP_ROUNDS = 400;
 /** Cycles per event-loop turn: a few milliseconds each, so an embedding service barely notices. */
 const WARM_UP_ROUNDS_PER_SLICE = 50;
 /** Compiled code is per isolate (process or worker) and shared by all monitors in it. */
 let warmUpState: 'cold' | 'running' | 'done' = 'cold';
 
-const EVENT_GROUPS = [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE];
+const EVENT_GROUPS = [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_NEIGH];
+
+/** sizeof(struct ndmsg). */
+const NDMSG_LEN = 12;
+
+/** The neighbour entry of a default route's gateway, as tracked. */
+interface GatewayNeighbour {
+  ifindex: number;
+  family: 4 | 6;
+  address: string;
+  /** The address as NDA_DST carries it (4 or 16 bytes): compared in place. */
+  bytes: Buffer;
+  /** `${ifindex}|${address}`, for dump results. */
+  key: string;
+  /** ndm_state (NUD_*) of the kernel's entry; null while there is none (or none is known). */
+  state: number | null;
+  /** The neighbour dump generation current when a notification last named it. */
+  notifiedGen: number;
+}
+
+/** The gateways of default routes (each device and address once), by ifindex, state unknown. */
+function gatewayNeighbours(routes: DefaultRoute[]): Map<number, GatewayNeighbour[]> {
+  const table = new Map<number, GatewayNeighbour[]>();
+  for (const route of routes) {
+    if (route.gateway === null || route.ifindex === null) continue;
+    const key = `${route.ifindex}|${route.gateway}`;
+    let list = table.get(route.ifindex);
+    if (list === undefined) table.set(route.ifindex, (list = []));
+    if (list.some((entry) => entry.key === key)) continue;
+    list.push({
+      ifindex: route.ifindex, family: route.family, address: route.gateway, bytes: parseIp(route.gateway), key,
+      state: null, notifiedGen: -1,
+    });
+  }
+  return table;
+}
+
+/**
+ * The gateway of `table` that the ndmsg at p[start, end) names, or undefined: proxy entries,
+ * bridge FDB entries (family AF_BRIDGE), other devices and other addresses are turned away
+ * from the header and NDA_DST, read in place. Allocates nothing; throws ProtocolError when a
+ * message on a gateway's device does not decode.
+ */
+function gatewayOf(p: Buffer, start: number, end: number, table: Map<number, GatewayNeighbour[]>): GatewayNeighbour | undefined {
+  if (end - start < NDMSG_LEN) throw new ProtocolError(`ndmsg: payload of ${end - start} bytes, need ${NDMSG_LEN}`);
+  const family = p[start]!;
+  if ((family !== AF_INET && family !== AF_INET6) || (p[start + 10]! & NTF_PROXY) !== 0) return undefined;
+  const entries = table.get(p.readInt32LE(start + 4));
+  if (entries === undefined) return undefined;
+  const at = neighbourDstAt(p, start, end);
+  if (at < 0) return undefined;
+  const size = (p[at]! | (p[at + 1]! << 8)) - 4;
+  for (const entry of entries) {
+    const bytes = entry.bytes;
+    if (bytes.length !== size || entry.family !== (family === AF_INET ? 4 : 6)) continue;
+    let i = 0;
+    while (i < size && p[at + 4 + i] === bytes[i]) i++;
+    if (i === size) return entry;
+  }
+  return undefined;
+}
+
+/**
+ * The kernel's state (ndm_state) of each gateway of `table` that has a neighbour entry, by
+ * key: one RTM_GETNEIGH dump per gateway device, filtered to it by the kernel.
+ */
+async function dumpGatewayNeighbours(client: NetlinkClient, table: Map<number, GatewayNeighbour[]>):
+  Promise<{ states: Map<string, number>; monotonicNs: bigint | null }> {
+  const states = new Map<string, number>();
+  let stamp: bigint | null = null;
+  for (const ifindex of table.keys()) {
+    const reply = await client.dump(`RTM_GETNEIGH dump (ifindex ${ifindex})`, (seq) => encodeGetNeighbours(seq, AF_UNSPEC, ifindex));
+    stamp = reply.monotonicNs;
+    for (const message of reply.messages) {
+      if (message.type !== RTM_NEWNEIGH) continue;
+      const p = message.payload;
+      const gateway = gatewayOf(p, 0, p.length, table);
+      if (gateway !== undefined) states.set(gateway.key, p.readUInt16LE(8));
+    }
+  }
+  return { states, monotonicNs: stamp };
+}
 
 function addressKey(a: { ifindex: number; family: number; address: string; prefixlen: number }): string {
   return `${a.ifindex}|${a.family}|${a.address}/${a.prefixlen}`;
@@ -324,11 +432,19 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   /** While a dump is running, notifications wait here, then are applied in order. */
   private held: Array<{ datagrams: Buffer[]; stamps: BigUint64Array }> | null = null;
   private resyncReason: string | null = null;
+  /** A loss reported while a resync ran: another one follows it. */
+  private resyncAgain: string | null = null;
   /** A loss (ENOBUFS, truncation) reported before start() finished: resync right after. */
   private lossDuringStart: string | null = null;
   private resyncRetry: NodeJS.Timeout | undefined;
   private routeDumpRunning = false;
   private routeDumpWanted = false;
+  /** The default routes' gateways' neighbour entries, by ifindex (see gatewayOf). */
+  private gateways = new Map<number, GatewayNeighbour[]>();
+  /** Counts neighbour dumps: a dump's result yields to notifications read since it began. */
+  private neighbourGen = 0;
+  private neighbourDumpRunning = false;
+  private neighbourDumpWanted = false;
   private syncTimer: NodeJS.Timeout | undefined;
   private syncSeq = 0;
   private readonly syncInFlight = new Map<number, number>();
@@ -381,12 +497,16 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       this.client = new NetlinkClient({ protocol: NETLINK_ROUTE, netns: this.netns, binding: this.binding });
       this.held = [];
       const snapshot = await dumpNetworkState(this.client);
+      const gateways = gatewayNeighbours(snapshot.defaultRoutes);
+      const { states } = await dumpGatewayNeighbours(this.client, gateways);
       if ((this.state as string) === 'closed') return;
       this.links = snapshot.links;
       this.addresses = snapshot.addresses;
       this.routes = snapshot.defaultRoutes;
       this.routeWatch = snapshot.routeWatch;
       this.best = { 4: bestDefault(this.routes, 4), 6: bestDefault(this.routes, 6) };
+      for (const list of gateways.values()) for (const entry of list) entry.state = states.get(entry.key) ?? null;
+      this.gateways = gateways;
       this.state = 'running';
       this.releaseHeld();
       this.scheduleCarrierSync();
@@ -421,6 +541,24 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   activeDefaultRoute(family: 4 | 6): DefaultRoute | null {
     const best = this.best[family];
     return best === null ? null : { ...best };
+  }
+
+  /**
+   * The NUD state ('reachable', 'stale', 'failed', ...) of the neighbour entry of `address` on
+   * device `ifindex`, when that is the gateway of a current default route; null when it is not
+   * one, or the kernel has no entry for it.
+   */
+  neighbourState(ifindex: number, address: string): string | null {
+    const entries = this.gateways.get(ifindex);
+    if (entries === undefined) return null;
+    let bytes: Buffer;
+    try {
+      bytes = parseIp(address);
+    } catch {
+      return null;
+    }
+    for (const entry of entries) if (entry.bytes.equals(bytes)) return entry.state === null ? null : nudStateName(entry.state);
+    return null;
   }
 
   /** Keeps / stops keeping the process alive while the monitor is open (default: keeps). */
@@ -537,6 +675,8 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       const type = buffer.readUInt16LE(offset + 4);
       if (type === RTM_NEWLINK || type === RTM_DELLINK) {
         if (this.applyLink(type, buffer, offset, length, stamp)) routesSuspect = true;
+      } else if (type === RTM_NEWNEIGH || type === RTM_DELNEIGH) {
+        if (this.gateways.size !== 0) this.applyNeighbour(type, buffer, offset + NLMSG_HDRLEN, offset + length, stamp);
       } else if (this.applyMessage({
         type,
         flags: buffer.readUInt16LE(offset + 6),
@@ -581,6 +721,32 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     if (this.syncInFlight.size > 0) for (const ifindex of this.syncInFlight.values()) if (ifindex === raw.ifindex) syncPending = true;
     const via: Via = sync !== undefined || syncPending ? 'carrier-sync' : 'netlink';
     return this.updateLink(raw, stamp, via) && this.mayCarryDefault(raw.ifindex);
+  }
+
+  /**
+   * RTM_NEWNEIGH / RTM_DELNEIGH with its ndmsg at buffer[start, end): a gateway's entry is
+   * updated (and reported when its state changed); anything else costs a header look.
+   */
+  private applyNeighbour(type: number, buffer: Buffer, start: number, end: number, stamp: bigint): void {
+    let entry: GatewayNeighbour | undefined;
+    try {
+      entry = gatewayOf(buffer, start, end, this.gateways);
+    } catch (error) {
+      this.undecodable(error as Error);
+      return;
+    }
+    if (entry === undefined) return;
+    entry.notifiedGen = this.neighbourGen;
+    this.setNeighbour(entry, type === RTM_DELNEIGH ? null : buffer.readUInt16LE(start + 8), stamp, 'netlink');
+  }
+
+  private setNeighbour(entry: GatewayNeighbour, state: number | null, stamp: bigint, via: Via): void {
+    if (entry.state === state) return;
+    entry.state = state;
+    this.emitEvent({
+      type: 'neighbour', action: state === null ? 'removed' : 'changed', ifindex: entry.ifindex, family: entry.family,
+      address: entry.address, state: nudStateName(state ?? NUD_NONE), monotonicNs: stamp.toString(), via,
+    });
   }
 
   private undecodable(error: Error): void {
@@ -696,8 +862,10 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       ({ routes, watch, monotonicNs }) => {
         this.routeDumpRunning = false;
         if (this.state !== 'running') return;
-        this.applyRoutes(routes, watch, monotonicNs, this.held !== null ? 'resync' : 'netlink');
+        const newGateway = this.applyRoutes(routes, watch, monotonicNs, this.held !== null ? 'resync' : 'netlink');
+        // Routes first: a neighbour dump waits for the routes to settle (see refreshNeighbours).
         if (this.routeDumpWanted) this.refreshRoutes();
+        if (newGateway || this.neighbourDumpWanted) this.refreshNeighbours();
       },
       (error: unknown) => {
         this.routeDumpRunning = false;
@@ -708,9 +876,11 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     );
   }
 
-  private applyRoutes(routes: DefaultRoute[], watch: RouteWatch, stamp: bigint, via: Via): void {
+  /** Takes a new set of default routes; true when it names a gateway not tracked before. */
+  private applyRoutes(routes: DefaultRoute[], watch: RouteWatch, stamp: bigint, via: Via): boolean {
     this.routes = routes;
     this.routeWatch = watch;
+    const added = this.trackGateways(routes);
     for (const family of [4, 6] as const) {
       const before = this.best[family];
       const after = bestDefault(routes, family);
@@ -725,6 +895,70 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
         this.emitEvent({ type: 'default-route', action: 'restored', family, gateway: after.gateway, ifindex: after.ifindex, monotonicNs, via });
       }
     }
+    return added;
+  }
+
+  // ---- gateway neighbours ----
+
+  /**
+   * Follows the routes' gateways: entries still named keep their state, new ones start
+   * unknown (null), the others are forgotten without an event. True when one is new.
+   */
+  private trackGateways(routes: DefaultRoute[]): boolean {
+    const next = gatewayNeighbours(routes);
+    let added = false;
+    for (const [ifindex, list] of next) {
+      const known = this.gateways.get(ifindex);
+      for (let i = 0; i < list.length; i++) {
+        const same = known?.find((entry) => entry.key === list[i]!.key);
+        if (same !== undefined) list[i] = same;
+        else added = true;
+      }
+    }
+    this.gateways = next;
+    return added;
+  }
+
+  /**
+   * Dumps the gateways' devices' neighbours (after a default route named a new gateway) and
+   * reports the states that differ. Coalesces requests while one runs, and waits while a
+   * route dump runs (the two share the request socket, and the routes decide which gateways
+   * count) or a resync holds notifications back (the resync's own dump covers them). A
+   * notification read after the dump began is at least as new as the dump, so that entry
+   * keeps it.
+   */
+  private refreshNeighbours(): void {
+    if (this.neighbourDumpRunning || this.routeDumpRunning || this.held !== null) {
+      this.neighbourDumpWanted = true;
+      return;
+    }
+    this.neighbourDumpWanted = false;
+    const client = this.client;
+    if (client === undefined || this.state !== 'running' || this.gateways.size === 0) return;
+    this.neighbourDumpRunning = true;
+    const gen = ++this.neighbourGen;
+    const dumped = this.gateways;
+    dumpGatewayNeighbours(client, dumped).then(
+      ({ states, monotonicNs: dumpedAt }) => {
+        this.neighbourDumpRunning = false;
+        if (this.state !== 'running') return;
+        const stamp = dumpedAt ?? monotonicNs();
+        for (const list of this.gateways.values()) {
+          for (const entry of list) {
+            // The dump covered every entry of the devices it asked for.
+            if (entry.notifiedGen >= gen || !dumped.has(entry.ifindex)) continue;
+            this.setNeighbour(entry, states.get(entry.key) ?? null, stamp, 'netlink');
+          }
+        }
+        if (this.neighbourDumpWanted) this.refreshNeighbours();
+      },
+      (error: unknown) => {
+        this.neighbourDumpRunning = false;
+        if (this.state !== 'running') return;
+        this.emitError(error as Error);
+        this.startResync('neighbour dump failed');
+      },
+    );
   }
 
   // ---- resync ----
@@ -746,7 +980,12 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
    */
   private startResync(reason: string): void {
     if (this.state !== 'running') return;
-    if (this.resyncReason !== null) return; // one at a time; the running one covers this
+    if (this.resyncReason !== null) {
+      // One at a time. The running one does not cover this loss: it may have dropped a
+      // change that the running one's dumps have already passed.
+      this.resyncAgain ??= reason;
+      return;
+    }
     this.resyncReason = reason;
     this.held ??= [];
     const client = this.client!;
@@ -755,8 +994,9 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       for (;;) {
         try {
           const snapshot = await dumpNetworkState(client);
+          const neighbours = await dumpGatewayNeighbours(client, gatewayNeighbours(snapshot.defaultRoutes));
           if (this.state !== 'running') return;
-          this.applySnapshot(snapshot, reason);
+          this.applySnapshot(snapshot, neighbours.states, neighbours.monotonicNs ?? snapshot.monotonicNs, reason);
           break;
         } catch (error) {
           if (this.state !== 'running') return;
@@ -773,11 +1013,20 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
         }
       }
       this.resyncReason = null;
+      const again = this.resyncAgain;
+      this.resyncAgain = null;
+      if (again !== null && this.resyncRetry === undefined) {
+        // The next dumps supersede what is held now (it was read before they were asked).
+        this.held = [];
+        this.startResync(again);
+        return;
+      }
       this.releaseHeld();
     })();
   }
 
-  private applySnapshot(snapshot: NetworkState, reason: string): void {
+  /** `neighbours`: the ndm_state of the snapshot's gateways that have an entry, dumped at neighbourNs. */
+  private applySnapshot(snapshot: NetworkState, neighbours: Map<string, number>, neighbourNs: bigint, reason: string): void {
     const stamp = snapshot.monotonicNs;
     this.emitEvent({ type: 'resync', reason, monotonicNs: stamp.toString(), via: 'resync' });
     for (const ifindex of [...this.links.keys()]) {
@@ -791,6 +1040,12 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       if (!this.addresses.has(key)) this.updateAddress(address, true, stamp, 'resync');
     }
     this.applyRoutes(snapshot.defaultRoutes, snapshot.routeWatch, stamp, 'resync');
+    for (const list of this.gateways.values()) {
+      for (const entry of list) {
+        entry.notifiedGen = this.neighbourGen; // newer than any neighbour dump in flight
+        this.setNeighbour(entry, neighbours.get(entry.key) ?? null, neighbourNs, 'resync');
+      }
+    }
   }
 
   private releaseHeld(): void {
@@ -805,7 +1060,9 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       }
       this.onNotifications(batch.datagrams, batch.stamps);
     }
-    if (held.length > 0 && this.held === null) this.refreshRoutes();
+    if (this.held !== null) return;
+    if (held.length > 0) this.refreshRoutes();
+    if (this.neighbourDumpWanted) this.refreshNeighbours();
   }
 
   // ---- carrier-sync ----
@@ -879,6 +1136,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     const knownRoute = decodeRoute(routeMessage!)!;
     dummy.routes = [toDefaultRoute(knownRoute)];
     dummy.routeWatch = watchOf([knownRoute]);
+    dummy.gateways = gatewayNeighbours(dummy.routes);
     dummy.on('event', () => {});
     const cycle = warmUpCycle();
     const arena = Buffer.alloc(8192);

@@ -10,16 +10,17 @@
  *
  * The messages are kernel-shaped (the same decoders, the same object shapes as real ones)
  * and cover every branch the live path takes (link change, link appearing and removed,
- * address added and removed, a non-default route) so the optimized code does not deoptimize
- * on the first real event for lack of feedback. They name a device index no kernel hands
+ * address added and removed, a non-default route, neighbour entries of the gateway and of
+ * others) so the optimized code does not deoptimize on the first real event for lack of
+ * feedback. They name a device index no kernel hands
  * out (ifindex 0x7ffffff0) and never leave the process.
  */
 import { encodeAttribute, encodeMessage } from '../kernel/netlink';
 import {
   AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_FLAGS, IFA_F_PERMANENT, IFA_LOCAL, IFF_LOWER_UP, IFF_RUNNING, IFF_UP,
-  IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINKINFO, IFLA_MTU, IFLA_OPERSTATE, RTA_DST, RTA_GATEWAY,
-  RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTN_UNICAST,
-  RT_TABLE_MAIN,
+  IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINKINFO, IFLA_MTU, IFLA_OPERSTATE, NDA_DST, NDA_LLADDR,
+  NUD_REACHABLE, NUD_STALE, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_DELADDR, RTM_DELLINK,
+  RTM_DELNEIGH, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RTN_UNICAST, RT_TABLE_MAIN,
 } from '../kernel/rtnetlink';
 
 /** The device the synthetic messages describe: an index no kernel allocates in practice. */
@@ -72,6 +73,18 @@ function address(type: number): Buffer {
   ]));
 }
 
+/** struct ndmsg + NDA_DST (+ NDA_LLADDR): an ARP entry as the kernel notifies it. */
+function neighbour(type: number, ifindex: number, ip: Buffer, state: number): Buffer {
+  const header = Buffer.alloc(12);
+  header.writeUInt8(AF_INET, 0);
+  header.writeInt32LE(ifindex, 4);
+  header.writeUInt16LE(state, 8);
+  header.writeUInt8(RTN_UNICAST, 11);
+  return encodeMessage(type, 0, 0, Buffer.concat([
+    header, encodeAttribute(NDA_DST, ip), encodeAttribute(NDA_LLADDR, Buffer.from([0x02, 0x00, 0x5e, 0x00, 0x53, 0x02])),
+  ]));
+}
+
 /** struct rtmsg + attributes: a unicast route of the main table. */
 function route(family: number, dst: Buffer | null, dstLen: number, gateway: Buffer | null, ifindex: number, protocol: number,
   prefsrc: Buffer | null = null): Buffer {
@@ -97,11 +110,15 @@ export function warmUpDefaultRoute(): Buffer {
 /**
  * One cycle of notifications, each its own datagram as the kernel sends them: carrier lost
  * (with an IPv6 route change riding along, as on a real carrier loss), carrier back, address
- * added, address removed, device removed, device back.
+ * added, address removed, device removed, device back; then the neighbour entry of the
+ * default route's gateway (see warmUpDefaultRoute) turning reachable and stale, and entries
+ * the monitor passes over: another address on the gateway's device, another device.
  */
 export function warmUpCycle(): Buffer[] {
   const fe80 = Buffer.alloc(16);
   fe80.writeUInt16BE(0xfe80, 0);
+  const gateway = Buffer.from([192, 0, 2, 1]);
+  const other = Buffer.from([192, 0, 2, 8]);
   return [
     link(RTM_NEWLINK, false),
     route(AF_INET6, fe80, 64, null, WARM_UP_IFINDEX, RTPROT_KERNEL),
@@ -110,5 +127,9 @@ export function warmUpCycle(): Buffer[] {
     address(RTM_DELADDR),
     link(RTM_DELLINK, false),
     link(RTM_NEWLINK, true),
+    neighbour(RTM_NEWNEIGH, WARM_UP_ROUTE_IFINDEX, gateway, NUD_REACHABLE),
+    neighbour(RTM_NEWNEIGH, WARM_UP_ROUTE_IFINDEX, gateway, NUD_STALE),
+    neighbour(RTM_NEWNEIGH, WARM_UP_ROUTE_IFINDEX, other, NUD_REACHABLE),
+    neighbour(RTM_DELNEIGH, WARM_UP_IFINDEX, other, NUD_STALE),
   ];
 }

@@ -137,7 +137,8 @@ export type EvidenceKind = Evidence['kind'];
 /**
  * Maps a LinkMonitor event onto evidence. `nameOf` turns an ifindex into the interface
  * name (the daemon keeps that table from `link` events; LinkMonitor's `links` gives it).
- * `resync` maps to nothing: the monitor re-emits every link that changed.
+ * `resync` maps to nothing: the monitor re-emits every link that changed. `neighbour` (a
+ * gateway's ARP/NDP entry) maps to nothing yet.
  *
  * @example
  * monitor.on('event', (ev) => {
@@ -166,6 +167,7 @@ export function evidenceFromMonitorEvent(event: MonitorEvent,
         gateway: event.gateway,
       }];
     }
+    case 'neighbour': // first-hop evidence for the policy: not mapped yet (issue #12)
     case 'resync':
       return [];
   }
