@@ -167,7 +167,11 @@ export function evidenceFromMonitorEvent(event: MonitorEvent,
         gateway: event.gateway,
       }];
     }
-    case 'neighbour': // first-hop evidence for the policy: not mapped yet (issue #12)
+    case 'neighbour': {
+      const iface = nameOf(event.ifindex);
+      if (iface === undefined) return [];
+      return [{ kind: 'neighbour', iface, address: event.address, state: event.action === 'removed' ? 'none' : event.state }];
+    }
     case 'resync':
       return [];
   }

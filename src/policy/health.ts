@@ -92,9 +92,11 @@ export class InterfaceEvidence {
     switch (e.kind) {
       case 'carrier':
         this.carrier = e.up;
-        // A new admin-down may be anybody's doing: what the owner wanted before says nothing
+        // A new admin state may be anybody's doing: what the owner wanted before says nothing
         // about it. Until the owner is asked again, its intent is unknown.
-        if (e.adminUp === false && this.adminUp !== false && this.intent !== null) this.intent = { ...this.intent, wantUp: null };
+        if (e.adminUp !== undefined && e.adminUp !== this.adminUp && this.adminUp !== null && this.intent !== null) {
+          this.intent = { ...this.intent, wantUp: null };
+        }
         if (e.adminUp !== undefined) this.adminUp = e.adminUp;
         this.removed = e.removed === true;
         if (this.removed) this.adminUp = null;
