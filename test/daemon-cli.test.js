@@ -72,6 +72,17 @@ test('invalid configurations exit 78 naming the field, without a stack trace', a
     [{ interfaces: { eth0: { ladder: ['link-bounce'], budget: { maxActions: -1 } } } }, /interfaces\.eth0\.budget\.maxActions/],
     [{ interfaces: { eth0: { hook: { path: notExecutable } } } }, /interfaces\.eth0\.hook\.path: .* is not executable/],
     [{ interfaces: { eth0: { damping: { reuseThreshold: 5000 } } } }, /interfaces\.eth0\.damping\.reuseThreshold: must be below suppressThreshold/],
+    [{ interfaces: { eth0: { ladder: ['link-bonce'] } } }, /interfaces\.eth0\.ladder\[0\]: unknown action "link-bonce"/],
+    [{ interfaces: { eth0: { ladder: ['repair', 'frobnicate'] } } }, /interfaces\.eth0\.ladder\[1\]: unknown action "frobnicate"/],
+    [{ interfaces: { eth0: { ladder: ['hook'] } } }, /interfaces\.eth0\.ladder\[0\]: names "hook" but the interface has no hook/],
+    [{ interfaces: { eth0: { ladder: [] } } }, /interfaces\.eth0\.ladder: must have at least one step/],
+    [{ interfaces: { eth0: { backoff: { initialMs: 5000, maxMs: 10 } } } }, /interfaces\.eth0\.backoff\.initialMs: 5000 is above maxMs 10/],
+    [{ metrics: { listen: 'abc' } }, /metrics\.listen: expected ADDRESS:PORT/],
+    [{ interfaces: { 'a/b': {} } }, /interfaces\.a\/b: must be a kernel interface name/],
+    [{ interfaces: { 'much-too-long-name0': {} } }, /must be a kernel interface name/],
+    [{ status: { socket: '/nonexistent-dir/x' } }, /status\.socket: directory \/nonexistent-dir does not exist/],
+    // Every problem at once, each naming its field.
+    [{ interfaces: { eth0: { ladder: ['link-bonce'], backoff: { initialMs: 5000, maxMs: 10 } } } }, /ladder\[0\]: unknown action.*backoff\.initialMs/],
   ];
   for (const [config, expected] of cases) {
     const file = path.join(dir, 'config.json');
@@ -106,7 +117,7 @@ for (const kind of ['abstract', 'path']) {
     const receiver = notifyReceiver(t, address);
     await receiver.ready;
     const configFile = path.join(dir, 'config.json');
-    const good = { netns: Lab.path(ns), interfaces: { veth0: { ladder: [] } }, policy: { graceMs: 60000 } };
+    const good = { netns: Lab.path(ns), interfaces: { veth0: {} }, policy: { graceMs: 60000 } };
     fs.writeFileSync(configFile, JSON.stringify(good));
     const child = spawn(process.execPath, [DAEMON, '--config', configFile, '--log-format', 'json'], {
       env: { ...process.env, NOTIFY_SOCKET: address, WATCHDOG_USEC: '400000' }, stdio: ['ignore', 'pipe', 'pipe'],

@@ -18,7 +18,8 @@ const quietLogger = () => createLogger({ format: 'json', minLevel: 'error', writ
 const clientRouter = (t) => labTopology(t, { extraRoutes: [['198.51.100.0/24', 'via', '192.0.2.1']] });
 
 async function startDaemon(t, config, extra = {}) {
-  const daemon = new Daemon({ config: validateConfig(config), logger: quietLogger(), ...extra });
+  const actions = (extra.actions ?? []).map((a) => a.kind);
+  const daemon = new Daemon({ config: validateConfig(config, 'config', { actions }), logger: quietLogger(), ...extra });
   t.teardown(() => daemon.stop());
   const events = [];
   for (const type of ['health', 'action', 'verify', 'alert', 'recovered']) daemon.on(type, (e) => events.push({ type, ...e }));

@@ -90,22 +90,8 @@ async function askNetworkManager(iface: string): Promise<OwnerClaim | null> {
  * operator (respected). Older networkctl without --json: the SETUP column of `list`.
  */
 async function askNetworkd(iface: string): Promise<OwnerClaim | null> {
-  const json = await runCommand('networkctl', ['status', '--json=short', '--no-pager', iface], { timeoutMs: QUERY_TIMEOUT_MS });
-  if (json.exitCode === 0) {
-    type LinkDescription = { AdministrativeState?: unknown; ActivationPolicy?: unknown };
-    let link: LinkDescription | null;
-    try {
-      link = JSON.parse(json.stdout) as LinkDescription;
-    } catch {
-      link = null;
-    }
-    if (link !== null && typeof link.AdministrativeState === 'string') {
-      if (!NETWORKD_OWNED.includes(link.AdministrativeState)) return null;
-      const policy = typeof link.ActivationPolicy === 'string' ? link.ActivationPolicy : 'up';
-      const wantUp = policy === 'up' || policy === 'always-up' ? true : policy === 'bound' ? null : false;
-      return { owner: 'systemd-networkd', wantUp, source: `networkctl status: ${link.AdministrativeState}, ActivationPolicy=${policy}` };
-    }
-  }
+  // `list` reads networkd's state without a bus call (fast, also where networkd is not
+  // running); only an interface it manages costs the `status --json` bus call.
   const nd = await runCommand('networkctl', ['list', '--no-legend', '--no-pager', iface], { timeoutMs: QUERY_TIMEOUT_MS });
   if (nd.exitCode !== 0) return null;
   // IDX LINK TYPE OPERATIONAL SETUP
@@ -113,17 +99,34 @@ async function askNetworkd(iface: string): Promise<OwnerClaim | null> {
   if (fields[1] !== iface || fields.length < 5) return null;
   const setup = fields[4]!;
   if (!NETWORKD_OWNED.includes(setup)) return null;
-  return { owner: 'systemd-networkd', wantUp: setup === 'linger' ? null : true, source: `networkctl list: ${setup}` };
+  const json = await runCommand('networkctl', ['status', '--json=short', '--no-pager', iface], { timeoutMs: QUERY_TIMEOUT_MS });
+  let link: { ActivationPolicy?: unknown } | null = null;
+  if (json.exitCode === 0) {
+    try {
+      link = JSON.parse(json.stdout) as { ActivationPolicy?: unknown };
+    } catch {
+      link = null;
+    }
+  }
+  if (link === null || typeof link.ActivationPolicy !== 'string') {
+    // networkctl without --json (before 250): the SETUP column alone.
+    return { owner: 'systemd-networkd', wantUp: setup === 'linger' ? null : true, source: `networkctl list: ${setup}` };
+  }
+  const policy = link.ActivationPolicy;
+  const wantUp = policy === 'up' || policy === 'always-up' ? true : policy === 'bound' ? null : false;
+  return { owner: 'systemd-networkd', wantUp, source: `networkctl: ${setup}, ActivationPolicy=${policy}` };
 }
 
 const NETWORKD_OWNED = ['configured', 'configuring', 'failed', 'pending', 'linger'];
 
 async function askIfupdown(iface: string, env: ManagerEnvironment): Promise<OwnerClaim | null> {
   const args = ifupdownQueryArgs(env);
-  const declared = await runCommand('ifquery', [...args, iface], { timeoutMs: QUERY_TIMEOUT_MS, netnsPath: env.netnsPath });
-  if (declared.exitCode !== 0) return null;
   // ifquery --state lists the interface while ifupdown considers it up: `ifdown` removes it.
-  const state = await runCommand('ifquery', [...args, '--state', iface], { timeoutMs: QUERY_TIMEOUT_MS, netnsPath: env.netnsPath });
+  const [declared, state] = await Promise.all([
+    runCommand('ifquery', [...args, iface], { timeoutMs: QUERY_TIMEOUT_MS, netnsPath: env.netnsPath }),
+    runCommand('ifquery', [...args, '--state', iface], { timeoutMs: QUERY_TIMEOUT_MS, netnsPath: env.netnsPath }),
+  ]);
+  if (declared.exitCode !== 0) return null;
   const up = state.exitCode === 0 && state.stdout.split('\n').some((l) => l.split('=')[0] === iface);
   return { owner: 'ifupdown', wantUp: up, source: `ifquery --state: ${up ? 'up' : 'down'}` };
 }

@@ -2,13 +2,18 @@
  * The daemon's configuration file (JSON, default /etc/netheal/config.json), validated with
  * zod: every error names the field path and the problem, and a bad file changes nothing.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { NethealError } from '../errors';
 import { checkHookPath } from '../actions/hook';
 import { FAULT_CLASSES } from '../policy/fault';
-import { DOWN_EVIDENCE_KINDS, InterfacePolicyConfig, PolicyConfig, validatePolicyConfig } from '../policy/config';
+import { parseListen } from './metrics';
+import { BUILTIN_ACTIONS, DEFAULT_BACKOFF, DOWN_EVIDENCE_KINDS, InterfacePolicyConfig, PolicyConfig, validatePolicyConfig } from '../policy/config';
+
+/** The only directory netheal creates for its status socket. */
+export const STATUS_DIR = '/run/netheal';
 
 /** Where the daemon looks when --config is not given. */
 export const DEFAULT_CONFIG_PATH = '/etc/netheal/config.json';
@@ -85,7 +90,8 @@ export const configSchema = z.strictObject({
   /** Namespace (name under /run/netns or a path) the daemon watches and acts in. */
   netns: z.string().min(1).optional(),
   /** Watched interfaces by name. Empty or absent: the interfaces of the default routes. */
-  interfaces: z.record(z.string().min(1).max(15), interfaceSchema).default({}),
+  interfaces: z.record(z.string().refine(isValidInterfaceName,
+    'must be a kernel interface name: 1-15 bytes, no "/", ":" or white space, not "." or ".."'), interfaceSchema).default({}),
   policy: z.strictObject({
     graceMs: ms(0, 86_400_000).optional(),
     defaults: z.strictObject(policyFields).optional(),
@@ -123,6 +129,54 @@ export type DaemonConfig = z.infer<typeof configSchema>;
 export type InterfaceConfig = z.infer<typeof interfaceSchema>;
 export type ProbeConfig = z.infer<typeof probeSchema>;
 
+/** The kernel's rule for device names (net/core/dev.c dev_valid_name). */
+export function isValidInterfaceName(name: string): boolean {
+  const bytes = Buffer.byteLength(name);
+  return bytes >= 1 && bytes <= 15 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
+}
+
+/**
+ * Rules the schema cannot state: every ladder step names an action that exists, a ladder
+ * that names `hook` has a hook, no ladder is empty, backoff's first delay is not above its
+ * cap, the listen address parses, the status socket's directory exists (netheal creates
+ * only /run/netheal). Returns every problem found, each naming its field.
+ */
+function crossFieldProblems(config: DaemonConfig, actions: readonly string[]): string[] {
+  const problems: string[] = [];
+  const checkLadder = (ladder: unknown[] | undefined, at: string, hasHook: boolean | null): void => {
+    if (ladder === undefined) return;
+    if (ladder.length === 0) problems.push(`${at}: must have at least one step (to keep netheal from acting, hold the interface instead)`);
+    ladder.forEach((step, i) => {
+      const action = typeof step === 'string' ? step : (step as { action: string }).action;
+      if (!actions.includes(action)) problems.push(`${at}[${i}]: unknown action ${JSON.stringify(action)} (one of ${actions.join(', ')})`);
+      else if (action === BUILTIN_ACTIONS.HOOK && hasHook === false) problems.push(`${at}[${i}]: names "hook" but the interface has no hook configured`);
+    });
+  };
+  const checkBackoff = (backoff: { initialMs?: number; maxMs?: number } | undefined, at: string): void => {
+    const initial = backoff?.initialMs ?? DEFAULT_BACKOFF.initialMs;
+    const max = backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs;
+    if (backoff !== undefined && initial > max) problems.push(`${at}.initialMs: ${initial} is above maxMs ${max}`);
+  };
+  checkLadder(config.policy.defaults?.ladder, 'policy.defaults.ladder', null);
+  checkBackoff(config.policy.defaults?.backoff, 'policy.defaults.backoff');
+  for (const [name, iface] of Object.entries(config.interfaces)) {
+    checkLadder(iface.ladder, `interfaces.${name}.ladder`, iface.hook !== undefined);
+    checkBackoff(iface.backoff === undefined ? undefined : { ...config.policy.defaults?.backoff, ...iface.backoff }, `interfaces.${name}.backoff`);
+  }
+  if (config.metrics !== undefined) {
+    try {
+      parseListen(config.metrics.listen);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  if (config.status !== undefined) {
+    const dir = dirname(config.status.socket);
+    if (dir !== STATUS_DIR && !existsSync(dir)) problems.push(`status.socket: directory ${dir} does not exist (netheal creates only ${STATUS_DIR})`);
+  }
+  return problems;
+}
+
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '') || '(top level)';
 }
@@ -141,17 +195,21 @@ export function policyConfigOf(config: DaemonConfig): PolicyConfig {
  * Validates parsed JSON. Throws NETHEAL_ERR_CONFIG naming the field path of the first
  * problems, e.g. `interfaces.eth0.probe.intervalMs: Too small: expected number to be >=10`.
  */
-export function validateConfig(raw: unknown, source = 'config'): DaemonConfig {
+export function validateConfig(raw: unknown, source = 'config', options: { actions?: readonly string[] } = {}): DaemonConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     const problems = result.error.issues.slice(0, 5).map((issue) => {
       const keys = (issue as { keys?: string[] }).keys;
       const at = formatPath(issue.path);
-      return keys?.length ? `${at}: unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}` : `${at}: ${issue.message}`;
+      // A bad record key (an interface name) carries its own reason one level down.
+      const inner = issue.code === 'invalid_key' ? (issue as { issues?: { message: string }[] }).issues?.[0]?.message : undefined;
+      return keys?.length ? `${at}: unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}` : `${at}: ${inner ?? issue.message}`;
     });
     throw new NethealError('NETHEAL_ERR_CONFIG', `${source}: invalid configuration: ${problems.join('; ')}`);
   }
   const config = result.data;
+  const crossField = crossFieldProblems(config, [...Object.values(BUILTIN_ACTIONS), ...(options.actions ?? [])]);
+  if (crossField.length > 0) throw new NethealError('NETHEAL_ERR_CONFIG', `${source}: invalid configuration: ${crossField.join('; ')}`);
   // Checks zod cannot express on its own: cross-field policy rules and the hook files.
   try {
     validatePolicyConfig(policyConfigOf(config));

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { NethealError } from '../errors';
 import { InterfaceConfiguration, readConfiguration } from '../actions/link-bounce';
-import { queryOwners } from '../actions/manager';
+import { OwnerClaim, queryOwners } from '../actions/manager';
 import { Intent } from '../policy/intent';
 import { FAULT_CLASSES } from '../policy/fault';
 import { LinkMonitor, MonitorEvent } from '../monitor/link-monitor';
@@ -92,6 +92,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private engine: PolicyEngine | undefined;
   private watched: string[] = [];
   private readonly knownGood = new Map<string, InterfaceConfiguration>();
+  /** The last query of each interface's owners (performance.now() at its start). */
+  private readonly ownerQueries = new Map<string, { startedAt: number; claims: Promise<OwnerClaim[]> }>();
   private readonly running = new Set<Promise<unknown>>();
   private evidenceNs: string | null = null;
   private evidenceVia: string | null = null;
@@ -364,7 +366,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await Promise.all(this.watched.map((name) => this.rememberGood(name)));
     // Asking the managers takes their tools' start-up time: never hold READY back for it.
     for (const name of this.watched) {
-      void queryOwners(name, this.managerEnvironment()).then((claims) => {
+      void this.claimsOf(name, 0).then((claims) => {
         if (claims.length > 1) this.logger.warning(`${name} is claimed by several managers: ${claims.map((c) => c.owner).join(', ')}; they will fight over it`, { iface: name });
       }, () => undefined);
     }
@@ -554,6 +556,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
   }
 
+  /** The managers' claims from a query started at most `maxAgeMs` ago, else a new query. */
+  private claimsOf(iface: string, maxAgeMs: number): Promise<OwnerClaim[]> {
+    const now = performance.now();
+    const last = this.ownerQueries.get(iface);
+    if (last !== undefined && now - last.startedAt <= maxAgeMs) return last.claims;
+    const claims = queryOwners(iface, this.managerEnvironment());
+    this.ownerQueries.set(iface, { startedAt: now, claims });
+    claims.catch(() => this.ownerQueries.delete(iface));
+    return claims;
+  }
+
   /**
    * Asks the interface's owner what it wants (see src/actions/manager.ts) and feeds it as
    * evidence. Where no manager owns the interface, netheal's own configuration speaks: up.
@@ -561,7 +574,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private async refreshIntent(iface: string): Promise<void> {
     let intent: Intent;
     try {
-      const [claim] = await queryOwners(iface, this.managerEnvironment());
+      const [claim] = await this.claimsOf(iface, 0);
       intent = claim === undefined
         ? { owner: 'netheal', wantUp: true, source: 'no manager owns it: netheal\'s configuration' }
         : { owner: claim.owner, wantUp: claim.wantUp, source: claim.source };
@@ -627,6 +640,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       includeTimeWait: this.config.killSockets.includeTimeWait,
       pathDeadMs: this.config.killSockets.pathDeadMs,
       managers: this.managerEnvironment(),
+      claimsOf: (iface: string, maxAgeMs: number) => this.claimsOf(iface, maxAgeMs),
       addressesOf: (iface: string) => this.monitor?.getLink(iface)?.addresses.map((a) => ({ address: a.address, prefixlen: a.prefixlen, family: a.family })) ?? [],
       ifindexOf: (iface: string) => this.monitor?.getLink(iface)?.ifindex ?? null,
       knownGood: (iface: string) => this.knownGood.get(iface),

@@ -8,7 +8,7 @@ import { ActionContext, ActionExecutor, ActionResult, actionEnvironment } from '
 import { BUILTIN_ACTIONS } from '../policy/config';
 import { FAULT_CLASSES, PATH_FAULTS } from '../policy/fault';
 import { InterfaceConfiguration, bounceLink } from '../actions/link-bounce';
-import { ManagerEnvironment, OwnerClaim, queryOwners, reapply } from '../actions/manager';
+import { ManagerEnvironment, OwnerClaim, reapply } from '../actions/manager';
 import { restoreBaseline, setLinkUp } from '../actions/repair';
 import { describeFailure, runCommand } from '../actions/run';
 import { decodeAddress } from '../kernel/rtnetlink';
@@ -24,6 +24,11 @@ export interface ExecutorHost {
   /** How long a path must stay dead before its stuck sockets are destroyed (ms). */
   pathDeadMs: number;
   managers: ManagerEnvironment;
+  /**
+   * The managers' claims on an interface, from a query started at most `maxAgeMs` ago (one
+   * in flight counts): an episode's steps share the query the fault itself set off.
+   */
+  claimsOf(iface: string, maxAgeMs: number): Promise<OwnerClaim[]>;
   /** Addresses on the interface now, with their prefix lengths (from the LinkMonitor). */
   addressesOf(iface: string): { address: string; prefixlen: number; family: 4 | 6 }[];
   ifindexOf(iface: string): number | null;
@@ -48,10 +53,14 @@ export const IFDOWN_CONFIRM_MS = 150;
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
-async function ownerOf(host: ExecutorHost, iface: string): Promise<OwnerClaim | null> {
-  const [first] = await queryOwners(iface, { ...host.managers, netnsPath: host.netnsPath });
+/** The owner as asked since the fault began (`maxAgeMs` 0: asked now). */
+async function ownerOf(host: ExecutorHost, iface: string, maxAgeMs: number): Promise<OwnerClaim | null> {
+  const [first] = await host.claimsOf(iface, Math.max(0, maxAgeMs));
   return first ?? null;
 }
+
+/** How long the fault has lasted: claims asked since then are fresh enough. */
+const faultAge = (ctx: ActionContext): number => ctx.atMs - ctx.faultSinceMs;
 
 /** Sets an interface up that is administratively down against its owner's intent. */
 function linkUp(host: ExecutorHost): ActionExecutor {
@@ -78,13 +87,13 @@ function repair(host: ExecutorHost): ActionExecutor {
     afterMs: { 'local-config': REPAIR_CONFIRM_MS },
     async applies(ctx) {
       if (host.knownGood(ctx.iface) === undefined) return false;
-      let owner = await ownerOf(host, ctx.iface);
+      let owner = await ownerOf(host, ctx.iface, faultAge(ctx));
       if (owner === null) return true;
       if (owner.owner !== 'ifupdown' && owner.owner !== 'network-scripts') return false;
-      const age = ctx.atMs - ctx.faultSinceMs;
+      const age = faultAge(ctx);
       if (age < IFDOWN_CONFIRM_MS) {
         await delay(IFDOWN_CONFIRM_MS - age);
-        owner = await ownerOf(host, ctx.iface);
+        owner = await ownerOf(host, ctx.iface, 0);
       }
       // The owner took it down on purpose: nothing to repair.
       return owner !== null && owner.wantUp !== false;
@@ -113,13 +122,13 @@ function managerReapply(host: ExecutorHost): ActionExecutor {
     fixes: ['local-config', 'link'],
     afterMs: { 'local-config': MANAGER_CONFIRM_MS, link: LINK_HOLD_DOWN_MS },
     async applies(ctx) {
-      const owner = await ownerOf(host, ctx.iface);
+      const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
       // Never re-apply what the owner took down on purpose (`nmcli device disconnect`).
       if (owner === null || owner.wantUp === false) return false;
       return ctx.fault.class === 'link' || owner.owner === 'systemd-networkd' || owner.owner === 'NetworkManager';
     },
     async run(ctx) {
-      const owner = await ownerOf(host, ctx.iface);
+      const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
       if (owner === null) return { status: 'skipped', detail: 'no network manager owns the interface' };
       const result = await reapply(owner.owner, ctx.iface, { ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs });
       return {
@@ -179,7 +188,7 @@ function linkBounce(host: ExecutorHost): ActionExecutor {
     afterMs: { link: LINK_HOLD_DOWN_MS },
     async applies(ctx) {
       // A manager would fight a raw bounce and own the configuration anyway.
-      return (await ownerOf(host, ctx.iface)) === null;
+      return (await ownerOf(host, ctx.iface, faultAge(ctx))) === null;
     },
     async run(ctx) {
       const downMs = typeof ctx.options.downMs === 'number' ? ctx.options.downMs : 200;
