@@ -94,6 +94,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly knownGood = new Map<string, InterfaceConfiguration>();
   /** The last query of each interface's owners (performance.now() at its start). */
   private readonly ownerQueries = new Map<string, { startedAt: number; claims: Promise<OwnerClaim[]> }>();
+  /** The last answered query of each interface's owners. */
+  private readonly ownerAnswers = new Map<string, OwnerClaim[]>();
   private readonly running = new Set<Promise<unknown>>();
   private evidenceNs: string | null = null;
   private evidenceVia: string | null = null;
@@ -563,7 +565,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (last !== undefined && now - last.startedAt <= maxAgeMs) return last.claims;
     const claims = queryOwners(iface, this.managerEnvironment());
     this.ownerQueries.set(iface, { startedAt: now, claims });
-    claims.catch(() => this.ownerQueries.delete(iface));
+    claims.then((answer) => { this.ownerAnswers.set(iface, answer); }, () => this.ownerQueries.delete(iface));
     return claims;
   }
 
@@ -641,6 +643,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       pathDeadMs: this.config.killSockets.pathDeadMs,
       managers: this.managerEnvironment(),
       claimsOf: (iface: string, maxAgeMs: number) => this.claimsOf(iface, maxAgeMs),
+      lastClaims: (iface: string) => this.ownerAnswers.get(iface),
       addressesOf: (iface: string) => this.monitor?.getLink(iface)?.addresses.map((a) => ({ address: a.address, prefixlen: a.prefixlen, family: a.family })) ?? [],
       ifindexOf: (iface: string) => this.monitor?.getLink(iface)?.ifindex ?? null,
       knownGood: (iface: string) => this.knownGood.get(iface),

@@ -29,6 +29,8 @@ export interface ExecutorHost {
    * in flight counts): an episode's steps share the query the fault itself set off.
    */
   claimsOf(iface: string, maxAgeMs: number): Promise<OwnerClaim[]>;
+  /** The last answered claims, if any (no query). */
+  lastClaims(iface: string): OwnerClaim[] | undefined;
   /** Addresses on the interface now, with their prefix lengths (from the LinkMonitor). */
   addressesOf(iface: string): { address: string; prefixlen: number; family: 4 | 6 }[];
   ifindexOf(iface: string): number | null;
@@ -87,6 +89,9 @@ function repair(host: ExecutorHost): ActionExecutor {
     afterMs: { 'local-config': REPAIR_CONFIRM_MS },
     async applies(ctx) {
       if (host.knownGood(ctx.iface) === undefined) return false;
+      // A daemon that owns the interface is asked to re-apply instead (the next rung).
+      const known = host.lastClaims(ctx.iface)?.[0];
+      if (known?.owner === 'systemd-networkd' || known?.owner === 'NetworkManager') return false;
       let owner = await ownerOf(host, ctx.iface, faultAge(ctx));
       if (owner === null) return true;
       if (owner.owner !== 'ifupdown' && owner.owner !== 'network-scripts') return false;
@@ -122,13 +127,20 @@ function managerReapply(host: ExecutorHost): ActionExecutor {
     fixes: ['local-config', 'link'],
     afterMs: { 'local-config': MANAGER_CONFIRM_MS, link: LINK_HOLD_DOWN_MS },
     async applies(ctx) {
+      // networkd's intent changes only with the admin state (ActivationPolicy= takes the link
+      // down or up), which makes the daemon ask again: its last answer still holds for a lost
+      // address or route. NetworkManager's (`device disconnect` keeps the link up) and
+      // ifupdown's do not, so those are asked again since the fault began.
+      const known = host.lastClaims(ctx.iface)?.[0];
+      if (ctx.fault.class === 'local-config' && known?.owner === 'systemd-networkd' && known.wantUp === true) return true;
       const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
       // Never re-apply what the owner took down on purpose (`nmcli device disconnect`).
       if (owner === null || owner.wantUp === false) return false;
       return ctx.fault.class === 'link' || owner.owner === 'systemd-networkd' || owner.owner === 'NetworkManager';
     },
     async run(ctx) {
-      const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
+      const known = host.lastClaims(ctx.iface)?.[0];
+      const owner = known?.owner === 'systemd-networkd' && ctx.fault.class === 'local-config' ? known : await ownerOf(host, ctx.iface, faultAge(ctx));
       if (owner === null) return { status: 'skipped', detail: 'no network manager owns the interface' };
       const result = await reapply(owner.owner, ctx.iface, { ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs });
       return {
