@@ -5,7 +5,7 @@ import { constants } from 'node:os';
  * (a test checks), and every error netheal raises on purpose is a {@link NethealError}.
  */
 
-/** Exit codes shared by the CLI and the daemon (DESIGN.md "Exit codes"). */
+/** Exit codes shared by the CLI and the daemon (docs/design.md, "Contracts"). */
 export const ExitCode = {
   /** Done. */
   OK: 0,

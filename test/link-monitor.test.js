@@ -147,7 +147,7 @@ test('carrier-sync sees a tap carrier loss that linkwatch delays', async (t) => 
   t.teardown(() => synced.close());
   await synced.start();
   const rec = recorder(synced);
-  // Two drops 0.2 s apart: the second waits for linkwatch's 1 s timer (KERNEL-FACTS.md).
+  // Two drops 0.2 s apart: the second waits for linkwatch's 1 s timer (docs/kernel-facts.md).
   tap.setCarrier(false);
   await rec.next(isLink('tap0', (l) => !l.carrier), 3000, 'first drop');
   tap.setCarrier(true);

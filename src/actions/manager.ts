@@ -1,6 +1,6 @@
 /**
  * Which network manager owns an interface, and how to ask it to re-apply the interface.
- * Detected, not configured (KERNEL-FACTS.md "Recovery back ends"):
+ * Detected, not configured (docs/kernel-facts.md, "The managers"):
  * - NetworkManager: `nmcli device reapply IF` (no bounce), then `nmcli device connect IF`
  *   (full reactivation). Never `nmcli device disconnect` (it blocks autoconnect).
  * - systemd-networkd: `networkctl reconfigure IF` (`renew` is DHCP only).

@@ -177,7 +177,7 @@ export class Lab {
   /**
    * A veth pair. Both ends are created in a.ns and b's end is moved: it keeps a distinct
    * ifindex, so the kernel treats it as stacked and reports carrier changes at once
-   * (KERNEL-FACTS: the same-ifindex trap makes them 1 s late). Both ends are set up.
+   * (docs/kernel-facts.md, "Links and linkwatch": the same-ifindex trap makes them 1 s late). Both ends are set up.
    */
   async addVeth(a: LinkEnd, b: LinkEnd): Promise<void> {
     this.assertOwned(a.ns);

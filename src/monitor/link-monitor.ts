@@ -7,7 +7,7 @@
  * - routes are re-dumped after a change that may have altered a default route without a
  *   notification (see mayCarryDefault: its devices, its source address, or any change while
  *   a dump is in flight) and after default-route notifications, because the kernel flushes
- *   IPv4 routes and flips their linkdown flag without sending RTM_DELROUTE (KERNEL-FACTS.md);
+ *   IPv4 routes and flips their linkdown flag without sending RTM_DELROUTE (docs/kernel-facts.md);
  *   events elsewhere cost no dump;
  * - neighbour notifications of other addresses (hosts have thousands) are dropped after a
  *   look at the ndmsg header and NDA_DST in place; the gateways' entries are dumped at start,
@@ -15,7 +15,7 @@
  * - carrier-sync: for devices whose carrier-down the kernel's linkwatch delays by up to 1 s
  *   (unstacked devices: NICs, tun/tap, bridges), a per-device RTM_GETLINK on a short interval
  *   flushes the pending change (Linux >= 6.8, linkwatch_sync_dev).
- * Events follow DESIGN.md's `netheal watch` contract, plus `via` (which path saw it).
+ * Events follow the README's `netheal watch` contract, plus `via` (which path saw it).
  */
 import { EventEmitter } from 'node:events';
 import { NethealError, fromSystemError } from '../errors';
@@ -74,7 +74,7 @@ export interface LinkAddress {
   prefixlen: number;
 }
 
-/** A link as in DESIGN.md's `netheal links` contract. */
+/** A link as in the README's `netheal links` contract. */
 export interface Link {
   ifindex: number;
   name: string;

@@ -1,6 +1,6 @@
 /**
  * `netheal doctor`: the TCP and service settings that decide how a server recovers, each
- * finding with an explanation that is true on this kernel (KERNEL-FACTS.md "TCP facts that
+ * finding with an explanation that is true on this kernel (docs/kernel-facts.md, "TCP facts that
  * popular recipes get wrong").
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
