@@ -334,7 +334,7 @@ test('an embedder-provided action runs in the ladder with the documented context
   t.deepEqual(acts, [[0, 1, 'kill-sockets', 'ok', 0, undefined], [1000, 2, 'drain-pool', 'ok', 200, { drained: 12 }]]);
   t.deepEqual(seen, [{
     at: 1000, iface: 'eth0', step: 2, kind: 'drain-pool', attempt: 1, state: 'down', reasons: ['probe-group-down:gw'],
-    fault: { class: 'beyond-first-hop', because: ['path-unlocated', 'probe-group-down:gw'] }, faultSinceMs: 0, evidence: { gw: false }, options: { pool: 'db' }, timeoutMs: 700, signal: false, dryRun: false, atMs: 1000,
+    fault: { class: 'beyond-first-hop', because: ['path-unlocated', 'probe-group-down:gw'] }, faultSinceMs: 0, episodeSinceMs: 0, evidence: { gw: false }, options: { pool: 'db' }, timeoutMs: 700, signal: false, dryRun: false, atMs: 1000,
   }]);
   t.is(engine.stateOf('eth0'), 'healthy');
 });

@@ -96,7 +96,9 @@ function repair(host: ExecutorHost): ActionExecutor {
       if (owner === null) return true;
       if (owner.owner !== 'ifupdown' && owner.owner !== 'network-scripts') return false;
       const age = faultAge(ctx);
-      if (age < IFDOWN_CONFIRM_MS) {
+      // A loss that began the episode may be an ifdown under way; one that followed an earlier
+      // fault of this episode (routes flushed by an admin-down just healed) is not.
+      if (age < IFDOWN_CONFIRM_MS && ctx.episodeSinceMs >= ctx.faultSinceMs) {
         await delay(IFDOWN_CONFIRM_MS - age);
         owner = await ownerOf(host, ctx.iface, 0);
       }

@@ -50,6 +50,11 @@ export interface ActionContext {
   fault: Fault;
   /** Clock time (ms) since which the fault has been of this class. */
   faultSinceMs: number;
+  /**
+   * Clock time (ms) the episode began. Earlier than `faultSinceMs` when the fault moved to this
+   * class during the episode (a link set up again still lacks the route the kernel flushed).
+   */
+  episodeSinceMs: number;
   /** Evidence of the interface at the time. */
   evidence: InterfaceEvidenceSnapshot;
   /** The step's `options` from the config (empty object if none). */

@@ -935,6 +935,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     return {
       iface: rec.name, step: index + 1, kind: step.action, attempt: rec.backoff.attempts, state: 'down',
       reasons: [...rec.reasons], fault: { class: fault.class, because: [...fault.because] }, faultSinceMs: rec.faultSince,
+      episodeSinceMs: rec.episodeSince,
       evidence: rec.evidence.snapshot(),
       options: { ...(step.options ?? {}) }, timeoutMs: step.timeoutMs ?? rec.policy.actionTimeoutMs, signal,
       dryRun: this.dryRun, atMs: this.clock.now(),
