@@ -421,9 +421,7 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (status < 0) {
-      Napi::Error error = Napi::Error::New(env, std::string("poll failed: ") + uv_strerror(status));
-      error.Set("code", Napi::String::New(env, uv_err_name(status)));
-      Deliver(onError_, {error.Value()});
+      Deliver(onError_, {UvError(env, status, "poll").Value()});
       return;
     }
     out_.clear();
@@ -451,12 +449,7 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
   // errnos[i] is set to 0 or the errno of probe i.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (state_ == nullptr) {
-      Napi::Error error = Napi::Error::New(env, "ICMP socket is closed");
-      error.Set("code", Napi::String::New(env, "NETHEAL_ERR_CLOSED"));
-      error.ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    if (!CheckOpen(env, "ICMP socket")) return env.Undefined();
     if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsTypedArray()) {
       Napi::TypeError::New(env, "send(records, count, errnos)").ThrowAsJavaScriptException();
       return env.Undefined();

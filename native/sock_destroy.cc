@@ -309,19 +309,17 @@ class DestroyCall : public Napi::AsyncWorker {
     Napi::Error error;
     switch (failure_.kind) {
       case Failure::kTimeout:
-        error = Napi::Error::New(env, failure_.window == 0
-                                          ? "SOCK_DIAG_BY_FAMILY: no answer from the kernel in " + std::to_string(timeoutMs_) + " ms"
-                                          : "SOCK_DESTROY: no answer to a window of " + std::to_string(failure_.window) +
-                                                " requests in " + std::to_string(timeoutMs_) + " ms");
-        error.Set("code", Napi::String::New(env, "ETIMEDOUT"));
+        error = CodedError(env, "ETIMEDOUT",
+                           failure_.window == 0
+                               ? "SOCK_DIAG_BY_FAMILY: no answer from the kernel in " + std::to_string(timeoutMs_) + " ms"
+                               : "SOCK_DESTROY: no answer to a window of " + std::to_string(failure_.window) +
+                                     " requests in " + std::to_string(timeoutMs_) + " ms");
         break;
       case Failure::kClosed:
-        error = Napi::Error::New(env, "SOCK_DESTROY: closed while destroying");
-        error.Set("code", Napi::String::New(env, "NETHEAL_ERR_CLOSED"));
+        error = ClosedError(env, "SockDestroyer", "while destroying");
         break;
       case Failure::kProtocol:
-        error = Napi::Error::New(env, std::string("SOCK_DIAG: ") + failure_.what);
-        error.Set("code", Napi::String::New(env, "NETHEAL_ERR_PROTOCOL"));
+        error = CodedError(env, "NETHEAL_ERR_PROTOCOL", std::string("SOCK_DIAG: ") + failure_.what);
         break;
       case Failure::kKernel:
         error = ErrnoError(env, failure_.err, failure_.what);
@@ -702,9 +700,7 @@ class SockDestroyer : public Napi::ObjectWrap<SockDestroyer> {
  private:
   bool Usable(Napi::Env env) {
     if (shared_ == nullptr) {
-      Napi::Error error = Napi::Error::New(env, "SockDestroyer is closed");
-      error.Set("code", Napi::String::New(env, "NETHEAL_ERR_CLOSED"));
-      error.ThrowAsJavaScriptException();
+      ClosedError(env, "SockDestroyer").ThrowAsJavaScriptException();
       return false;
     }
     if (shared_->busy) {

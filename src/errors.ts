@@ -32,6 +32,7 @@ export const ErrorCodes = {
   NETHEAL_ERR_TIMEOUT: { exit: ExitCode.FAILURE, doc: 'A request to the kernel or a helper command did not finish in time.' },
   NETHEAL_ERR_UNSUPPORTED: { exit: ExitCode.FAILURE, doc: 'This kernel cannot do it (e.g. SOCK_DESTROY without CONFIG_INET_DIAG_DESTROY).' },
   NETHEAL_ERR_CONFIG: { exit: ExitCode.CONFIG, doc: 'The configuration file is invalid; the message names the field path.' },
+  NETHEAL_ERR_NOTIFY_ADDRESS: { exit: ExitCode.FAILURE, doc: 'NOTIFY_SOCKET holds no address a notification can be sent to (neither an absolute path nor an @abstract name, or too long): nothing is sent (Notifier.send() returns false and keeps the error as lastError).' },
   NETHEAL_ERR_STATUS_SOCKET: { exit: ExitCode.FAILURE, doc: 'The daemon cannot serve its status socket (directory not writable, or another daemon answers there).' },
   NETHEAL_ERR_NO_DAEMON: { exit: ExitCode.FAILURE, doc: 'No netheal daemon answers on the status socket.' },
   NETHEAL_ERR_LAB: { exit: ExitCode.FAILURE, doc: 'Building or changing a namespace lab failed (the failing ip command is named).' },
