@@ -363,12 +363,25 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
   }
 
   void HandleError(msghdr* msg, const uint8_t* data, size_t len) {
+    // Copies out of the control buffer, bounded by cmsg_len: a control message shorter than
+    // a sock_extended_err (MSG_CTRUNC, or a kernel that sends less) is ignored, and the
+    // offender address that follows it counts only when it is there in full.
+    sock_extended_err eeCopy;
     sock_extended_err* ee = nullptr;
+    sockaddr_storage offender = {};  // AF_UNSPEC: PutAddress writes nothing
     uint64_t stamp = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(msg, c)) {
       if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
           (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
-        ee = reinterpret_cast<sock_extended_err*>(CMSG_DATA(c));
+        if (c->cmsg_len < CMSG_LEN(sizeof eeCopy)) continue;
+        memcpy(&eeCopy, CMSG_DATA(c), sizeof eeCopy);
+        ee = &eeCopy;
+        offender = {};
+        size_t extra = c->cmsg_len - CMSG_LEN(sizeof eeCopy);
+        sa_family_t family = AF_UNSPEC;
+        if (extra >= sizeof family) memcpy(&family, CMSG_DATA(c) + sizeof eeCopy, sizeof family);
+        size_t need = family == AF_INET ? sizeof(sockaddr_in) : family == AF_INET6 ? sizeof(sockaddr_in6) : SIZE_MAX;
+        if (extra >= need) memcpy(&offender, CMSG_DATA(c) + sizeof eeCopy, need);
       } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPING &&
                  c->cmsg_len >= CMSG_LEN(sizeof(timespec))) {
         timespec ts;
@@ -405,7 +418,7 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
         rec[3] = kTagValid;
         memcpy(rec + 8, data + 16, 4);
       }
-      PutAddress(rec + 16, SO_EE_OFFENDER(ee));
+      PutAddress(rec + 16, reinterpret_cast<const sockaddr*>(&offender));
     } else if (ee->ee_origin == SO_EE_ORIGIN_LOCAL) {
       rec = NewRecord();
       rec[0] = kLocalError;
