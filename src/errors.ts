@@ -9,10 +9,12 @@ import { constants } from 'node:os';
 export const ExitCode = {
   /** Done. */
   OK: 0,
-  /** The operation failed. */
+  /** The operation failed; for `netheal status`: degraded (an interface suspect or recovering). */
   FAILURE: 1,
   /** Usage error: a bad flag or argument. */
   USAGE: 2,
+  /** `netheal status`: an interface is down, or no daemon answers (see STATUS_DEGRADED too). */
+  STATUS_DOWN: 3,
   /** Missing privilege; the message names the capability. */
   NO_PRIVILEGE: 77,
   /** Invalid configuration; the message names the field. */

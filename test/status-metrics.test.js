@@ -13,6 +13,7 @@ const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
 const { clientRouter } = require('./helpers/lab');
+const { statusVerdict } = require('../lib/cli/status');
 
 const CLI = require.resolve('../lib/cli.js');
 const quiet = () => createLogger({ format: 'json', minLevel: 'error', write: () => {} });
@@ -109,8 +110,8 @@ test('status: during a lab run it shows the injected fault and the action; other
   await sawFault;
   const socketPath = fs.readFileSync(pointer, 'utf8');
   const { code, stdout } = await cli(['status', '--json', '--socket', socketPath]);
-  t.is(code, 0);
   const status = JSON.parse(stdout);
+  t.is(code, statusVerdict(status).code, 'the exit code follows the health it printed');
   const uplink = status.interfaces.uplink0;
   t.truthy(uplink);
   t.true(uplink.lastActions.some((a) => a.kind === 'kill-sockets'), 'the action is listed');
@@ -129,8 +130,8 @@ test('status: during a lab run it shows the injected fault and the action; other
   await exited;
 });
 
-test('status without a daemon says so clearly', async (t) => {
+test('status without a daemon says so clearly, and exits 3 (nothing is watching)', async (t) => {
   const result = await cli(['status', '--socket', path.join(os.tmpdir(), `nh-none-${process.pid}.sock`)]);
-  t.is(result.code, 1);
+  t.is(result.code, 3);
   t.regex(result.stderr, /no netheal daemon is running/);
 });
