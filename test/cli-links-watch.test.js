@@ -6,7 +6,7 @@ const readline = require('node:readline');
 const { Lab } = require('../lib/lab/lab');
 
 const CLI = require.resolve('../lib/cli.js');
-const UNPRIVILEGED = ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+const { NO_CAPS } = require('./helpers/unprivileged');
 
 function runCli(args, prefix = []) {
   return new Promise((resolve) => {
@@ -53,9 +53,9 @@ test.serial('watch --json prints contract events as JSON lines and exits 0 on SI
   t.like(events.find((e) => e.type === 'default-route'), { action: 'lost', family: 4, gateway: '192.0.2.1' });
 });
 
-test('without privileges: exit 77 naming the capability, no stack trace', async (t) => {
+test('without capabilities: exit 77 naming the capability, no stack trace', async (t) => {
   for (const args of [['links', '--netns', ns], ['watch', '--netns', ns, '--json']]) {
-    const result = await runCli(args, UNPRIVILEGED);
+    const result = await runCli(args, NO_CAPS);
     t.is(result.code, 77, args.join(' '));
     t.regex(result.stderr, /needs CAP_SYS_ADMIN/);
     t.notRegex(result.stderr, /\n\s+at /);

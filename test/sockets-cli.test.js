@@ -6,6 +6,7 @@ const test = require('ava');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
+const { NO_CAPS } = require('./helpers/unprivileged');
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli.js');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -146,8 +147,8 @@ test('without CAP_NET_ADMIN: listing works, kill exits 77 naming CAP_NET_ADMIN, 
       'print("ready", flush=True); sys.stdin.read()',
     ].join('\n')]);
     await waitLine(holder, /ready/);
-    const nobody = ['netns', 'exec', ns, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
-      '--inh-caps=-all', '--bounding-set=-all', process.execPath, CLI];
+    // uid 0 without capabilities: it can read the checkout wherever it is (helpers/unprivileged.js).
+    const nobody = ['netns', 'exec', ns, 'setpriv', ...NO_CAPS, process.execPath, CLI];
 
     const list = await run('ip', [...nobody, 'sockets', '--json', '--sport', '7070']);
     t.is(list.code, 0, list.stderr);
@@ -160,8 +161,7 @@ test('without CAP_NET_ADMIN: listing works, kill exits 77 naming CAP_NET_ADMIN, 
     // Nothing was destroyed.
     t.regex(await lab.exec(ns, '/usr/bin/ss', ['-tanH', 'dport', '=', ':7070']), /ESTAB/);
 
-    const other = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
-      process.execPath, CLI, 'sockets', '--netns', ns]);
+    const other = await run('setpriv', [...NO_CAPS, process.execPath, CLI, 'sockets', '--netns', ns]);
     t.is(other.code, 77, other.stderr);
     t.regex(other.stderr, /CAP_SYS_ADMIN/);
     t.notRegex(other.stderr, /\n\s+at /);

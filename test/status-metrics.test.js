@@ -13,6 +13,7 @@ const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
 const { clientRouter } = require('./helpers/lab');
+const { NOBODY, otherUserCli } = require('./helpers/unprivileged');
 const { statusVerdict } = require('../lib/cli/status');
 
 const CLI = require.resolve('../lib/cli.js');
@@ -123,7 +124,11 @@ test('status: during a lab run it shows the injected fault and the action; other
   t.regex(human.stdout, /INTERFACE\s+STATE/);
   t.regex(human.stdout, /uplink0:gateway/);
   t.is(fs.statSync(socketPath).mode & 0o777, 0o600, 'root-only socket');
-  const other = await cli(['status', '--socket', socketPath], ['--reuid=65534', '--regid=65534', '--clear-groups']);
+  // Another user (a world-readable copy of the CLI: the checkout may be in a 0700 directory).
+  const copy = otherUserCli(t);
+  const other = await new Promise((resolve) => {
+    execFile('setpriv', [...NOBODY, process.execPath, copy, 'status', '--socket', socketPath], (error, stdout, stderr) => resolve({ code: error ? error.code : 0, stdout, stderr }));
+  });
   t.is(other.code, 77);
   t.regex(other.stderr, /root-only/);
   lab.kill('SIGINT');
