@@ -38,8 +38,16 @@ test.serial('watch --json prints contract events as JSON lines and exits 0 on SI
       if (events.some((e) => e.type === 'default-route' && e.action === 'lost')) resolve();
     });
   });
-  // `watch` is live once its initial dump is done; give it a moment, then pull the carrier.
-  await new Promise((resolve) => setTimeout(resolve, 800));
+  // `watch` says on stderr when it is live (its initial dump done): then pull the carrier.
+  await new Promise((resolve, reject) => {
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      if (/netheal: watching /.test(stderr)) resolve(undefined);
+    });
+    child.once('exit', (code) => reject(new Error(`watch exited ${code}: ${stderr}`)));
+  });
   await lab.carrierLoss({ ns: far, name: 'veth1' });
   await Promise.race([wanted, new Promise((_, reject) => setTimeout(() => reject(new Error(`saw ${JSON.stringify(events)}`)), 5000))]);
   const exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));

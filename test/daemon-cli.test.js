@@ -38,6 +38,8 @@ while True:
   const child = spawn('python3', ['-c', script, address], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => child.kill());
   const messages = [];
+  /** Receipt of each message (process.hrtime.bigint()), index for index with `messages`. */
+  const times = [];
   const waiters = [];
   const lines = readline.createInterface({ input: child.stdout });
   const ready = new Promise((resolve) => lines.once('line', resolve));
@@ -45,11 +47,13 @@ while True:
     if (line === 'ready') return;
     const message = JSON.parse(line);
     messages.push(message);
+    times.push(process.hrtime.bigint());
     for (const w of [...waiters]) if (w.match(message)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(message); }
   });
   return {
     ready,
     messages,
+    times,
     next(match, timeoutMs = 10000) {
       const seen = messages.find(match);
       if (seen) return Promise.resolve(seen);
@@ -120,16 +124,23 @@ for (const kind of ['abstract', 'path']) {
     // The status is the engine's verdict from the monitor's first dump: READY came after it.
     t.regex(ready, /STATUS=veth0 healthy/);
     await receiver.next((m) => m === 'WATCHDOG=1');
-    const pings = () => receiver.messages.filter((m) => m === 'WATCHDOG=1').length;
-    const before = pings();
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    t.true(pings() - before >= 2, 'pings at half of WATCHDOG_USEC');
+    // The next three pings, by their arrival: none early (timers do not fire early, so this
+    // holds under any load), and typically at half of WATCHDOG_USEC (400 ms), well within it.
+    const pingCount = () => receiver.messages.filter((m) => m === 'WATCHDOG=1').length;
+    const target = pingCount() + 3;
+    await receiver.next(() => pingCount() >= target);
+    const stamps = receiver.times.filter((_, i) => receiver.messages[i] === 'WATCHDOG=1').slice(-4);
+    const intervals = stamps.slice(1).map((s, i) => Number(s - stamps[i]) / 1e6);
+    t.log(`watchdog intervals: ${intervals.map((x) => x.toFixed(0)).join(', ')} ms`);
+    t.true(intervals.every((x) => x >= 150), 'not faster than half of WATCHDOG_USEC');
+    t.true([...intervals].sort((a, b) => a - b)[1] < 400, 'the median within WATCHDOG_USEC');
 
     // A bad file on SIGHUP: refused, the running config stays, no RELOADING.
     fs.writeFileSync(configFile, JSON.stringify({ ...good, interfaces: { veth0: { probe: { targets: ['nonsense'] } } } }));
     child.kill('SIGHUP');
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    t.true(logs.some((r) => /reload refused, keeping the running configuration: .*interfaces\.veth0\.probe\.targets\[0\]/.test(r.msg)));
+    const refused = (r) => /reload refused, keeping the running configuration: .*interfaces\.veth0\.probe\.targets\[0\]/.test(r.msg);
+    for (const end = Date.now() + 20_000; !logs.some(refused) && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.true(logs.some(refused));
     t.false(receiver.messages.some((m) => m.includes('RELOADING=1')));
     t.is(child.exitCode, null, 'still running');
 

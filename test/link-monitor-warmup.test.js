@@ -10,6 +10,16 @@ const { WARM_UP_IFINDEX } = require('../lib/monitor/warm-up');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Lets the warm-up run `n` more slices if it is still scheduled. Each slice is a 1 ms timer,
+ * and Node runs the timers of one duration in the order they were created: a 1 ms timer
+ * made now fires after the pending slice, and before the slice that one schedules. So this
+ * counts turns, not milliseconds, and holds however loaded the machine is.
+ */
+async function sliceTurns(n) {
+  for (let i = 0; i < n; i++) await sleep(1);
+}
+
 /** Waits up to 5 s for the process-wide warm-up to finish; the caller asserts the state. */
 async function warmUpDone() {
   const started = Date.now();
@@ -24,10 +34,13 @@ test.serial('close() during the warm-up hands it to the next monitor', async (t)
   const monitor = new LinkMonitor({ netns: ns, carrierSync: false });
   await monitor.start();
   t.is(LinkMonitor.warmUpState, 'running', 'start() begins the warm-up');
-  await sleep(3); // let a slice or two run first
+  await sliceTurns(1); // the first slice has run: close() lands in the middle
+  t.is(LinkMonitor.warmUpState, 'running', 'one slice does not finish it');
   monitor.close();
   t.is(LinkMonitor.warmUpState, 'cold', 'the next monitor warms up instead');
-  await sleep(400);
+  // More turns than the whole warm-up has slices: had close() left a slice scheduled, it
+  // would have finished by now.
+  await sliceTurns(20);
   t.is(LinkMonitor.warmUpState, 'cold', 'and stays so: the closed monitor does not finish it');
   // The next monitor does it.
   const next = new LinkMonitor({ netns: ns, carrierSync: false });
@@ -49,7 +62,12 @@ test.serial('the warm-up stays inside the throwaway monitor; real events follow 
   const ns = await lab.addNamespace('warm2');
   const far = await lab.addNamespace('warm2far');
   await lab.addVeth({ ns, name: 'w0' }, { ns: far, name: 'w1' });
-  await sleep(200); // the new pair's own notifications are over before the monitor starts
+  // The pair's own carrier-up comes later (linkwatch): wait for it, so that the only carrier
+  // change the monitor sees is the one this test makes.
+  for (const end = Date.now() + 20_000; Date.now() < end; await sleep(10)) {
+    const [w0] = await lab.ipJson(ns, 'link', 'show', 'w0');
+    if (w0.flags.includes('LOWER_UP')) break;
+  }
   const monitor = new LinkMonitor({ netns: ns, carrierSync: false });
   t.teardown(() => monitor.close());
   const events = [];
@@ -63,7 +81,7 @@ test.serial('the warm-up stays inside the throwaway monitor; real events follow 
 
   // A real carrier loss and address change afterwards, with the fields `ip` shows.
   await lab.ip(far, 'link', 'set', 'w1', 'down');
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + 20_000; // against a hang only
   while (!events.some((e) => e.type === 'link' && e.link.name === 'w0' && e.link.carrier === false) && Date.now() < deadline) await sleep(10);
   const loss = events.find((e) => e.type === 'link' && e.link.name === 'w0' && e.link.carrier === false);
   t.truthy(loss, 'carrier loss seen');
@@ -75,7 +93,7 @@ test.serial('the warm-up stays inside the throwaway monitor; real events follow 
   t.is(loss.link.mac, shown.address);
   t.is(loss.link.mtu, shown.mtu);
   await lab.addAddress(ns, 'w0', '198.51.100.9/24');
-  while (!events.some((e) => e.type === 'address' && e.address === '198.51.100.9') && Date.now() < deadline + 3000) await sleep(10);
+  while (!events.some((e) => e.type === 'address' && e.address === '198.51.100.9') && Date.now() < deadline) await sleep(10);
   const added = events.find((e) => e.type === 'address' && e.address === '198.51.100.9');
   t.like(added, { action: 'added', ifindex: shown.ifindex, family: 4, prefixlen: 24 });
 });
