@@ -177,5 +177,13 @@ test('node lib/daemon.js --lab detects and recovers every fault', async (t) => {
   const bounces = Number(/flap storm .*\((\d+) link bounce\(s\) during the storm\)/.exec(result.stdout)?.[1]);
   t.true(bounces <= 2, `${bounces} bounces during the storm`);
   t.regex(result.stdout, /namespaces removed/);
+  // The timeline is in order.
+  const times = [...result.stdout.matchAll(/^ {2}\+(\d+\.\d+)s {2}daemon: /gm)].map((m) => Number(m[1]));
+  t.true(times.length > 20, `${times.length} timeline lines`);
+  t.deepEqual(times, [...times].sort((a, b) => a - b), 'timeline lines in time order');
+  // And the lab's scratch directory is gone.
+  const scratch = /--config (\/\S+)\/config\.json/.exec(result.stdout)?.[1];
+  t.truthy(scratch);
+  t.false(fs.existsSync(scratch ?? ''), `${scratch} removed`);
   t.false(fs.readdirSync('/run/netns').some((n) => n.startsWith(`nh-${result.pid}-`)), 'the lab removed its namespaces');
 });

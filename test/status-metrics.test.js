@@ -133,6 +133,18 @@ test('status: during a lab run it shows the injected fault and the action; other
   t.regex(other.stderr, /root-only/);
   lab.kill('SIGINT');
   await exited;
+  // Interrupted, the lab still cleans up: its scratch directory goes, its daemon stops.
+  const scratch = path.dirname(socketPath);
+  t.false(fs.existsSync(scratch), `${scratch} removed`);
+  const daemons = () => fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(scratch);
+    } catch {
+      return false;
+    }
+  });
+  for (const end = Date.now() + 20_000; daemons().length > 0 && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.deepEqual(daemons(), [], 'the lab\'s daemon exited');
 });
 
 test('status without a daemon says so clearly, and exits 3 (nothing is watching)', async (t) => {
