@@ -3,7 +3,8 @@
 // a closed stdout (quiet 0), bad --root, missing privilege for --netns (77 naming the
 // capability), unknown interfaces (2, named), and `status` exit codes by health.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');

@@ -1,6 +1,8 @@
+// @ts-check
 // The `netheal watch` command end to end, and both commands without privileges.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { spawn, execFile } = require('node:child_process');
 const readline = require('node:readline');
 const { Lab } = require('../lib/lab/lab');

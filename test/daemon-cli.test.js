@@ -1,7 +1,9 @@
+// @ts-check
 // The daemon as a process: config errors (exit 78), sd_notify (abstract and path sockets),
 // SIGHUP with a bad and a good file, SIGTERM, and the README's `--lab` command.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -69,6 +71,7 @@ test('invalid configurations exit 78 naming the field, without a stack trace', a
   const dir = tmpdir(t);
   const notExecutable = path.join(dir, 'hook.sh');
   fs.writeFileSync(notExecutable, '#!/bin/sh\n', { mode: 0o644 });
+  /** @type {Array<[unknown, RegExp]>} */
   const cases = [
     [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 'fast' } } } }, /interfaces\.eth0\.probe\.intervalMs: Invalid input: expected number/],
     [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 1 } } } }, /interfaces\.eth0\.probe\.intervalMs: Too small/],

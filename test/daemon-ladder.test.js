@@ -1,8 +1,10 @@
+// @ts-check
 // The daemon's recovery ladder against the real kernel, in-process (the library face):
 // a lost default route healed by the link bounce with routes restored, path loss escalating
 // to the operator's hook, an embedder's own action, and the real Debian ifupdown back end.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -20,7 +22,7 @@ async function startDaemon(t, config, extra = {}) {
   const daemon = new Daemon({ config: validateConfig(config), logger: quietLogger(), ...extra });
   t.teardown(() => daemon.stop());
   const events = [];
-  for (const type of ['health', 'action', 'verify', 'alert']) daemon.on(type, (e) => events.push({ type, ...e }));
+  for (const type of ['health', 'action', 'verify', 'alert']) /** @type {import('node:events').EventEmitter} */ (daemon).on(type, (e) => events.push({ type, ...e }));
   await daemon.start();
   return { daemon, events };
 }
@@ -52,7 +54,7 @@ test('a deleted default route is healed by the link bounce, routes restored', as
   t.is(healed.iface, 'up0');
   const kinds = events.filter((e) => e.type === 'action').map((e) => e.kind);
   t.deepEqual(kinds, ['kill-sockets', 'link-bounce'], 'the ladder in order, bounce after sockets');
-  const routes = await lab.ipJson(client, 'route', 'show');
+  const routes = /** @type {Array<{dst: string, gateway?: string}>} */ (await lab.ipJson(client, 'route', 'show'));
   t.true(routes.some((r) => r.dst === 'default' && r.gateway === '192.0.2.1'), 'default route is back');
   t.true(routes.some((r) => r.dst === '198.51.100.0/24' && r.gateway === '192.0.2.1'), 'the other route the bounce flushed is back too');
 });

@@ -2,7 +2,8 @@
 // Every registered error code is documented in the README, nothing documented is stale, and
 // every NETHEAL_ERR_* code the native addon throws is registered.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const path = require('node:path');
 const { ErrorCodes, ExitCode } = require('../lib/errors');

@@ -1,7 +1,9 @@
+// @ts-check
 // ICMP layer: the record codecs (pure) and the native IcmpSocket against the real kernel,
 // raw and ping-socket flavours, error queue, kernel timestamps, a concurrent iputils ping.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const fc = require('fast-check');
 const { Lab } = require('../lib/lab/lab');

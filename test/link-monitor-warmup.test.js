@@ -1,9 +1,11 @@
+// @ts-check
 // The LinkMonitor's JIT warm-up (src/monitor/warm-up.ts) runs synthetic notifications through
 // a throwaway monitor: nothing of it may reach a real monitor's listeners or table, close()
 // cancels it without leaving a handle, and real events afterwards decode as before. A file of
 // its own, because the warm-up happens once per process.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { Lab } = require('../lib/lab/lab');
 const { LinkMonitor } = require('../lib/monitor/link-monitor');
 const { WARM_UP_IFINDEX } = require('../lib/monitor/warm-up');
@@ -65,7 +67,7 @@ test.serial('the warm-up stays inside the throwaway monitor; real events follow 
   // The pair's own carrier-up comes later (linkwatch): wait for it, so that the only carrier
   // change the monitor sees is the one this test makes.
   for (const end = Date.now() + 20_000; Date.now() < end; await sleep(10)) {
-    const [w0] = await lab.ipJson(ns, 'link', 'show', 'w0');
+    const [w0] = /** @type {Array<{flags: string[]}>} */ (await lab.ipJson(ns, 'link', 'show', 'w0'));
     if (w0.flags.includes('LOWER_UP')) break;
   }
   const monitor = new LinkMonitor({ netns: ns, carrierSync: false });
@@ -88,7 +90,7 @@ test.serial('the warm-up stays inside the throwaway monitor; real events follow 
   t.true(loss.changed.includes('carrier'));
   t.is(loss.link.kind, 'veth');
   t.is(loss.via, 'netlink');
-  const [shown] = await lab.ipJson(ns, '-d', 'link', 'show', 'w0');
+  const [shown] = /** @type {Array<{ifindex: number, address: string, mtu: number}>} */ (await lab.ipJson(ns, '-d', 'link', 'show', 'w0'));
   t.is(loss.link.ifindex, shown.ifindex);
   t.is(loss.link.mac, shown.address);
   t.is(loss.link.mtu, shown.mtu);

@@ -1,7 +1,9 @@
+// @ts-check
 // LinkMonitor against the real kernel: every event type, the silent IPv4 route flush,
 // carrier-sync on a tap, a storm that overflows the receive buffer, and clean close().
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -38,7 +40,8 @@ function recorder(monitor) {
   };
 }
 
-const isLink = (name, check = () => true) => (e) => e.type === 'link' && e.link.name === name && check(e.link, e);
+/** @param {string} name @param {(link: any, event: any) => boolean} [check] */
+const isLink = (name, check = () => true) => (/** @type {any} */ e) => e.type === 'link' && e.link.name === name && check(e.link, e);
 
 async function setup(t, options = {}) {
   const lab = Lab.create();
@@ -112,7 +115,7 @@ test('a default route flushed while its dump is in flight does not stay in the t
   const { execFileSync } = require('node:child_process');
   await lab.ip(ns, 'route', 'del', 'default');
   // Test-only reach into the monitor's request socket (private): the IPv4 RTM_GETROUTE dump.
-  const socket = monitor.client.socket;
+  const socket = /** @type {any} */ (monitor).client.socket;
   const send = socket.send.bind(socket);
   let armed = false;
   // (A native method is read-only on the prototype: define an own property.)
@@ -208,7 +211,7 @@ test('a storm that overflows the receive buffer ends in a resync and the truth',
     if (rec.events.length === quiet) break;
     quiet = rec.events.length;
   }
-  const ipLinks = await lab.ipJson(ns, 'link', 'show');
+  const ipLinks = /** @type {Array<any>} */ (await lab.ipJson(ns, 'link', 'show'));
   for (const name of ['sa', 'sb', 'veth0']) {
     const truth = ipLinks.find((l) => l.ifname === name);
     const last = [...rec.events].reverse().find((e) => e.type === 'link' && e.link.name === name);

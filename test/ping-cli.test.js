@@ -1,13 +1,20 @@
+// @ts-check
 // `netheal ping` end to end in a lab: JSON lines, summary placement, exit codes 0/1/2/77.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
 const { dualStackPair } = require('./helpers/lab');
 
 const CLI = require.resolve('../lib/cli.js');
 
-function cli(args, { ns, lab, noRaw = false } = {}) {
+/**
+ * @param {string[]} args
+ * @param {{ ns?: string, lab?: unknown, noRaw?: boolean }} [options] with noRaw: run in `ns` without CAP_NET_RAW
+ * @returns {Promise<{code: number, stdout: string, stderr: string}>}
+ */
+function cli(args, { ns, noRaw = false } = {}) {
   const argv = noRaw
     ? ['netns', 'exec', ns, 'setpriv', '--inh-caps=-net_raw', '--bounding-set=-net_raw', process.execPath, CLI, ...args]
     : [process.execPath, CLI, ...args];

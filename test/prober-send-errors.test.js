@@ -2,7 +2,8 @@
 // Prober send failures, on a fake addon: a send() that throws or fails some probes must not
 // stop the prober, leave probes of a failed batch in their slot, or hide the failure.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { Prober } = require('../lib/monitor/prober');
 
 /**

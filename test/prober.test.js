@@ -1,8 +1,10 @@
+// @ts-check
 // Prober against the real kernel: a client namespace and a router namespace joined by a veth;
 // targets live on the router's lo. Faults are injected in the router (nft drop, unreachable
 // and prohibit routes); the client only probes.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const { EventEmitter } = require('node:events');
 const { execFile } = require('node:child_process');
@@ -17,6 +19,13 @@ const NFT = '/usr/sbin/nft';
 const topology = (t) => dualStackPair(t, { net: 7, v6Default: true, routerLo: ['192.0.2.1/32', '192.0.2.2/32', '2001:db8::1/128'] });
 
 // Waits for an event matching `predicate`, or fails after timeoutMs.
+/**
+ * @param {import('node:events').EventEmitter} emitter
+ * @param {string} name
+ * @param {(e: any) => boolean} [predicate]
+ * @param {number} [timeoutMs]
+ * @returns {Promise<any>}
+ */
 function once(emitter, name, predicate = () => true, timeoutMs = 3000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { emitter.off(name, fn); reject(new Error(`no ${name} within ${timeoutMs} ms`)); }, timeoutMs);
@@ -172,9 +181,9 @@ test.serial('groups: down when fewer than quorum targets are up, up again when t
 test.serial('the gateway target follows a changed default route (fake GatewaySource)', async (t) => {
   const { lab, r, netns } = await topology(t);
   await lab.addAddress(r, 'rt0', '10.7.0.3/24');
-  const source = new EventEmitter();
+  /** @type {Array<{family: 4 | 6, gateway: string, ifindex: number}>} */
   let routes = [{ family: 4, gateway: '10.7.0.1', ifindex: 2 }];
-  source.defaultRoutes = () => routes;
+  const source = Object.assign(new EventEmitter(), { defaultRoutes: () => routes });
   const prober = new Prober({ netns, interval: 20, gatewaySource: source });
   t.teardown(() => prober.close());
   const probes = [];
@@ -274,20 +283,23 @@ test.serial('close() stops probes at once and leaves no fd behind', async (t) =>
 });
 
 test.serial('options are validated at the API edge, naming the option', (t) => {
+  /** @type {any} */
   const binding = { IcmpSocket: class { constructor() { throw new Error('must not open'); } } };
+  /** @type {any} */
+  const bad = (/** @type {any} */ value) => value;
   const check = (fn, name) => {
     const error = t.throws(fn, { code: 'NETHEAL_ERR_INVALID_OPTION' });
     t.true(error.message.startsWith(`${name}:`), error.message);
   };
   check(() => new Prober({ binding, interval: 5 }), 'interval');
-  check(() => new Prober({ binding, interval: '100' }), 'interval');
+  check(() => new Prober({ binding, interval: bad('100') }), 'interval');
   check(() => new Prober({ binding, multiplier: 0 }), 'multiplier');
   check(() => new Prober({ binding, multiplier: 1.5 }), 'multiplier');
   check(() => new Prober({ binding, recovery: 256 }), 'recovery');
   check(() => new Prober({ binding, timeout: 0 }), 'timeout');
-  check(() => new Prober({ binding, mode: 'magic' }), 'mode');
+  check(() => new Prober({ binding, mode: bad('magic') }), 'mode');
   check(() => new Prober({ binding, device: 'a/b' }), 'device');
-  check(() => new Prober({ binding, gatewaySource: {} }), 'gatewaySource');
+  check(() => new Prober({ binding, gatewaySource: bad({}) }), 'gatewaySource');
   const p = new Prober({ binding });
   check(() => p.add('not-an-ip'), 'target');
   check(() => p.add('gateway'), 'target');

@@ -4,7 +4,8 @@
 // outlives the limit is reset, and no socket of ours is left on the port (ss agrees). The
 // clients are a process in the namespace, driven by JSON lines.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const http = require('node:http');
 const net = require('node:net');
 const readline = require('node:readline');

@@ -4,7 +4,8 @@
 // and the pure pieces (checkTunable, renderTuneFile) say what they refuse and why. The
 // host's sysctls and /etc/sysctl.d are never touched.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');

@@ -1,8 +1,10 @@
+// @ts-check
 // Unit generation checked by systemd itself: `systemd-analyze verify` for every generated unit,
 // `systemd-analyze security --offline=true` exposure <= 2.5 for netheal's own unit, the
 // privileges derived from the config's actions, install/uninstall against an offline --root.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');

@@ -1,8 +1,10 @@
+// @ts-check
 'use strict';
 // `netheal sockets`, `sockets kill` and `port-free` as a user runs them: real namespaces, real
 // processes holding ports, a bind() without SO_REUSEADDR as the judge, no privilege (exit 77),
 // bad filters (exit 2, the flag and value named, never a stack trace).
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
@@ -175,6 +177,7 @@ test('bad filters: exit 2 naming the flag and the value, never a stack trace', a
   const lab = Lab.create();
   try {
     const ns = await lab.addNamespace('usage');
+    /** @type {Array<[string[], RegExp]>} */
     const cases = [
       [['sockets', '--sport', '70000'], /--sport.*70000/],
       [['sockets', 'kill', '--dport', '70000'], /--dport.*70000/],

@@ -1,9 +1,11 @@
+// @ts-check
 'use strict';
 // Sockets against the real kernel: sockets in every reachable TCP state, UDP, IPv4 and IPv6,
 // compared with `ss` in the same namespace; destroy by each filter (ss shows exactly the
 // matching sockets gone, the owner saw ECONNABORTED, the peer ECONNRESET); address removal
 // cleanup driven by the real LinkMonitor.
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { writeFileSync } = require('node:fs');
@@ -147,6 +149,7 @@ test('every reachable TCP state, UDP, IPv4 and IPv6 agree with ss; kernel-side f
     // Filters run in the kernel (state mask, bytecode) select exactly what ss's listing says.
     const sockets = new Sockets({ netns: ns });
     try {
+      /** @type {Array<[import('../lib/monitor/sockets').SocketFilter, (s: any) => boolean]>} */
       const cases = [
         [{ state: ['fin-wait-1', 'closing', 'syn-sent'] }, (s) => ['fin-wait-1', 'closing', 'syn-sent'].includes(s.state)],
         [{ sport: 7000 }, (s) => s.sport === 7000],
@@ -366,6 +369,7 @@ test('bad filters are refused at the API edge, naming the option', async (t) => 
     const ns = await lab.addNamespace('edge');
     const sockets = new Sockets({ netns: ns });
     try {
+      /** @type {Array<[any, RegExp]>} */
       const bad = [
         [{ sport: 70000 }, /sport/],
         [{ src: '10.0.0.300/8' }, /src/],
@@ -377,15 +381,15 @@ test('bad filters are refused at the API edge, naming the option', async (t) => 
         [{ dev: 'nope0' }, /dev.*nope0/],
       ];
       for (const [filter, message] of bad) {
-        const error = await t.throwsAsync(sockets.query(filter), undefined, JSON.stringify(filter));
+        const error = /** @type {import('../lib/errors').NethealError} */ (await t.throwsAsync(sockets.query(filter), undefined, JSON.stringify(filter)));
         t.is(error.code, 'NETHEAL_ERR_INVALID_OPTION', JSON.stringify(filter));
         t.regex(error.message, message);
       }
-      const empty = await t.throwsAsync(sockets.destroy({}));
+      const empty = /** @type {import('../lib/errors').NethealError} */ (await t.throwsAsync(sockets.destroy({})));
       t.is(empty.code, 'NETHEAL_ERR_INVALID_OPTION');
       const closed = new Sockets({ netns: ns });
       closed.close();
-      t.is((await t.throwsAsync(closed.query())).code, 'NETHEAL_ERR_CLOSED');
+      t.is(/** @type {import('../lib/errors').NethealError} */ (await t.throwsAsync(closed.query())).code, 'NETHEAL_ERR_CLOSED');
     } finally {
       sockets.close();
     }

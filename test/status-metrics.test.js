@@ -1,7 +1,9 @@
+// @ts-check
 // Observability: the status socket during a lab run (shows the injected fault and the
 // action; refuses other users), and the Prometheus scrape after a carrier loss.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -46,7 +48,7 @@ const sample = (families, name, labels = {}) => {
 test('metrics: a carrier loss moves the counters and the histograms get samples', async (t) => {
   const { lab, client, router } = await clientRouter(t);
   // Port 0 is not allowed by the schema: pick a free loopback port ourselves.
-  const port = await new Promise((resolve) => { const s = http.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
+  const port = await new Promise((resolve) => { const s = http.createServer().listen(0, '127.0.0.1', () => { const p = /** @type {import('node:net').AddressInfo} */ (s.address()).port; s.close(() => resolve(p)); }); });
   const daemon = new Daemon({
     config: validateConfig({
       netns: Lab.path(client),
@@ -81,7 +83,7 @@ test('metrics: a carrier loss moves the counters and the histograms get samples'
   t.regex(response.body, /^netheal_detection_latency_seconds_count\{iface="up0",evidence="carrier"\} 1$/m, 'one detection sample, by carrier');
   const json = await daemon.metrics.registry.getMetricsAsJSON();
   const detectionSum = json.find((m) => m.name === 'netheal_detection_latency_seconds').values
-    .find((v) => v.metricName === 'netheal_detection_latency_seconds_sum' && v.labels.iface === 'up0');
+    .find((v) => /** @type {{metricName?: string}} */ (v).metricName === 'netheal_detection_latency_seconds_sum' && v.labels.iface === 'up0');
   t.true(detectionSum.value < 0.05, `carrier detection took ${detectionSum.value} s`);
   t.regex(response.body, /^netheal_recovery_seconds_count\{iface="up0"\} [1-9]/m);
   t.regex(response.body, /^netheal_probe_rtt_seconds_count\{target="up0:gateway"\} \d{2,}/m);

@@ -2,7 +2,8 @@
 // The status socket under abuse: clients that send a byte and close, clients that hang,
 // clients that flood. None may leak a connection or hold up close().
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');

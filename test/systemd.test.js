@@ -1,3 +1,4 @@
+// @ts-check
 // Real systemd: boot `systemd-nspawn -D / --volatile=yes` with its own network namespace,
 // `netheal install` the generated units inside it and watch systemd run them: READY only once
 // monitoring is live, kill -9 -> restart within RestartSec + 1 s, a hung event loop -> watchdog
@@ -5,7 +6,8 @@
 // a small service with --port that comes back although its old instance left sockets behind.
 // Nothing here touches the host's network: the container has only its own lo.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -18,7 +20,8 @@ const WATCHDOG_SEC = 3;
 const RESTART_SEC = 1;
 const PORT = 8088;
 
-let box; // { proc, leader, dir, log }
+/** @type {{ proc?: import('node:child_process').ChildProcess, leader?: number, dir: string, log: string }} */
+let box;
 
 /**
  * What this host lacks to run the container, decided before any test is declared (ava
