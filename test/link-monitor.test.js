@@ -134,7 +134,10 @@ test('a default route flushed while its dump is in flight does not stay in the t
     const deadline = Date.now() + 2000;
     while (armed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
     t.false(armed, `round ${i}: the route dump was requested`);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Wait for the monitor to catch up (nothing periodic runs here: carrierSync is off, so
+    // only the events and dumps of this round can clear the route), bounded against a hang.
+    const settled = () => monitor.activeDefaultRoute(4) === null && monitor.defaultRoutes().every((r) => r.family !== 4);
+    for (const end = Date.now() + 10_000; !settled() && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 5));
     t.deepEqual(await lab.ipJson(ns, 'route', 'show', 'default'), [], 'the kernel flushed it');
     t.is(monitor.activeDefaultRoute(4), null, `round ${i}: no active default route in the table`);
     t.deepEqual(monitor.defaultRoutes().filter((r) => r.family === 4), [], `round ${i}: none at all`);
