@@ -113,6 +113,23 @@ test.serial('a client that never closes is cut at the deadline, after its answer
 
 });
 
+test.serial('the deadline counts from the accept: a client trickling bytes is cut as well', async (t) => {
+  const where = socketPath(t);
+  const server = await serveStatus(where, () => ({ ok: true }), { deadlineMs: 300 });
+  t.teardown(() => closeStatusServer(server));
+  const trickle = net.createConnection({ path: where, allowHalfOpen: true });
+  trickle.on('error', () => {});
+  trickle.resume();
+  await until(() => server.openConnections === 1, 'the connection to be accepted');
+  // A byte every 100 ms: an idle timeout of 300 ms would never fire.
+  const timer = setInterval(() => { if (!trickle.destroyed) trickle.write('x'); }, 100);
+  t.teardown(() => clearInterval(timer));
+  await until(() => server.openConnections === 0, 'the deadline to cut the trickling connection');
+  clearInterval(timer);
+  trickle.destroy();
+  t.pass();
+});
+
 test.serial('a client that floods is cut at the read limit, not at the deadline', async (t) => {
   const where = socketPath(t);
   const server = await serveStatus(where, () => ({ ok: true }), { deadlineMs: 60_000, readLimit: 1024 });

@@ -40,10 +40,15 @@ export class StatusServer extends Server {
     const readLimit = options.readLimit ?? STATUS_READ_LIMIT;
     this.on('connection', (connection: Socket) => {
       this.clients.add(connection);
-      connection.once('close', () => this.clients.delete(connection));
+      // A deadline from the accept, not an idle timeout: a client trickling a byte now and
+      // then is cut as surely as one that hangs.
+      const deadline = setTimeout(() => connection.destroy(), deadlineMs).unref();
+      connection.once('close', () => {
+        clearTimeout(deadline);
+        this.clients.delete(connection);
+      });
       // Errors (a reset client) end the connection; nothing else to report.
       connection.on('error', () => connection.destroy());
-      connection.setTimeout(deadlineMs, () => connection.destroy());
       let received = 0;
       // Reading is what notices the client's FIN: without it a client that sent a byte and
       // closed would keep its connection (and fd) open for ever.
@@ -78,7 +83,7 @@ export class StatusServer extends Server {
 
 /** Limits of {@link serveStatus}; the defaults suit the daemon. */
 export interface StatusServeOptions {
-  /** A connection open longer than this is destroyed. Default {@link STATUS_DEADLINE_MS}. */
+  /** A connection open longer than this (from its accept) is destroyed. Default {@link STATUS_DEADLINE_MS}. */
   deadlineMs?: number;
   /** A client that sends more than this many bytes is cut off. Default {@link STATUS_READ_LIMIT}. */
   readLimit?: number;
