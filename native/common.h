@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <string>
 #include <linux/netlink.h>
@@ -53,8 +54,45 @@ inline ssize_t RecvNetlink(int fd, void* into, size_t room, int flags, uint32_t*
   }
 }
 
-// An Error with errno, code (uv_err_name style, e.g. "ENOBUFS") and syscall properties.
-Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail = "");
+// The addon's errors, each kind made here and nowhere else. test/errors.test.js checks that
+// every NETHEAL_ERR_* code the native sources use is registered in src/errors.ts.
+
+// A failed syscall: message "<syscall> failed: <strerror>[ (<detail>)]", errno (negative, as
+// Node's own system errors), code (the errno name, e.g. "ENOBUFS") and syscall.
+inline Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail = "") {
+  std::string message = std::string(syscall) + " failed: " + strerror(err);
+  if (!detail.empty()) message += " (" + detail + ")";
+  Napi::Error error = Napi::Error::New(env, message);
+  // uv_err_name gives the symbolic errno name ("ENOBUFS") for a negative errno.
+  error.Set("errno", Napi::Number::New(env, -err));
+  error.Set("code", Napi::String::New(env, uv_err_name(-err)));
+  error.Set("syscall", Napi::String::New(env, syscall));
+  return error;
+}
+
+// A failed libuv call (status < 0, a negated errno): message "<what> failed: <uv_strerror>",
+// errno and code as ErrnoError's.
+inline Napi::Error UvError(Napi::Env env, int status, const std::string& what) {
+  Napi::Error error = Napi::Error::New(env, what + " failed: " + uv_strerror(status));
+  error.Set("errno", Napi::Number::New(env, status));
+  error.Set("code", Napi::String::New(env, uv_err_name(status)));
+  return error;
+}
+
+// A use after close(): message "<what> is closed[ (<detail>)]", code NETHEAL_ERR_CLOSED.
+inline Napi::Error ClosedError(Napi::Env env, const std::string& what, const std::string& detail = "") {
+  Napi::Error error = Napi::Error::New(env, what + " is closed" + (detail.empty() ? "" : " (" + detail + ")"));
+  error.Set("code", Napi::String::New(env, "NETHEAL_ERR_CLOSED"));
+  return error;
+}
+
+// Any other failure with a code of its own: a registered NETHEAL_ERR_* (src/errors.ts), or
+// an errno name for a failure that is not one syscall's (ETIMEDOUT of a whole call).
+inline Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error;
+}
 
 // Owns one file descriptor; closes it on destruction unless released.
 class UniqueFd {

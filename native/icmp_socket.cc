@@ -363,12 +363,25 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
   }
 
   void HandleError(msghdr* msg, const uint8_t* data, size_t len) {
+    // Copies out of the control buffer, bounded by cmsg_len: a control message shorter than
+    // a sock_extended_err (MSG_CTRUNC, or a kernel that sends less) is ignored, and the
+    // offender address that follows it counts only when it is there in full.
+    sock_extended_err eeCopy;
     sock_extended_err* ee = nullptr;
+    sockaddr_storage offender = {};  // AF_UNSPEC: PutAddress writes nothing
     uint64_t stamp = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(msg, c)) {
       if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
           (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
-        ee = reinterpret_cast<sock_extended_err*>(CMSG_DATA(c));
+        if (c->cmsg_len < CMSG_LEN(sizeof eeCopy)) continue;
+        memcpy(&eeCopy, CMSG_DATA(c), sizeof eeCopy);
+        ee = &eeCopy;
+        offender = {};
+        size_t extra = c->cmsg_len - CMSG_LEN(sizeof eeCopy);
+        sa_family_t family = AF_UNSPEC;
+        if (extra >= sizeof family) memcpy(&family, CMSG_DATA(c) + sizeof eeCopy, sizeof family);
+        size_t need = family == AF_INET ? sizeof(sockaddr_in) : family == AF_INET6 ? sizeof(sockaddr_in6) : SIZE_MAX;
+        if (extra >= need) memcpy(&offender, CMSG_DATA(c) + sizeof eeCopy, need);
       } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPING &&
                  c->cmsg_len >= CMSG_LEN(sizeof(timespec))) {
         timespec ts;
@@ -405,7 +418,7 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
         rec[3] = kTagValid;
         memcpy(rec + 8, data + 16, 4);
       }
-      PutAddress(rec + 16, SO_EE_OFFENDER(ee));
+      PutAddress(rec + 16, reinterpret_cast<const sockaddr*>(&offender));
     } else if (ee->ee_origin == SO_EE_ORIGIN_LOCAL) {
       rec = NewRecord();
       rec[0] = kLocalError;
@@ -421,9 +434,7 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (status < 0) {
-      Napi::Error error = Napi::Error::New(env, std::string("poll failed: ") + uv_strerror(status));
-      error.Set("code", Napi::String::New(env, uv_err_name(status)));
-      Deliver(onError_, {error.Value()});
+      Deliver(onError_, {UvError(env, status, "poll").Value()});
       return;
     }
     out_.clear();
@@ -451,12 +462,7 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
   // errnos[i] is set to 0 or the errno of probe i.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (state_ == nullptr) {
-      Napi::Error error = Napi::Error::New(env, "ICMP socket is closed");
-      error.Set("code", Napi::String::New(env, "NETHEAL_ERR_CLOSED"));
-      error.ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    if (!CheckOpen(env, "ICMP socket")) return env.Undefined();
     if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsTypedArray()) {
       Napi::TypeError::New(env, "send(records, count, errnos)").ThrowAsJavaScriptException();
       return env.Undefined();

@@ -130,9 +130,7 @@ class NetlinkSocket : public PolledSocket<NetlinkSocket> {
       socklen_t len = sizeof pendingError;
       if (getsockopt(state_->fd, SOL_SOCKET, SO_ERROR, &pendingError, &len) != 0 || pendingError == 0 ||
           !RestartPolling()) {
-        Napi::Error error = Napi::Error::New(env, std::string("poll failed: ") + uv_strerror(status));
-        error.Set("code", Napi::String::New(env, uv_err_name(status)));
-        Deliver(onError_, {error.Value()});
+        Deliver(onError_, {UvError(env, status, "poll").Value()});
         return;
       }
     }

@@ -12,17 +12,6 @@
 
 namespace netheal {
 
-Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail) {
-  std::string message = std::string(syscall) + " failed: " + strerror(err);
-  if (!detail.empty()) message += " (" + detail + ")";
-  Napi::Error error = Napi::Error::New(env, message);
-  // uv_err_name gives the symbolic errno name ("ENOBUFS") for a negative errno.
-  error.Set("errno", Napi::Number::New(env, -err));
-  error.Set("code", Napi::String::New(env, uv_err_name(-err)));
-  error.Set("syscall", Napi::String::New(env, syscall));
-  return error;
-}
-
 // Runs fn() with the calling thread inside the namespace at netnsPath ("" = stay here).
 template <typename Fn>
 static int InNetns(const std::string& netnsPath, const char** syscall, Fn fn) {

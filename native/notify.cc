@@ -24,9 +24,7 @@ Napi::Value SdNotify(const Napi::CallbackInfo& info) {
   addr.sun_family = AF_UNIX;
   if (address.empty() || address.size() >= sizeof addr.sun_path ||
       (address[0] != '/' && address[0] != '@')) {
-    Napi::Error error = Napi::Error::New(env, "invalid NOTIFY_SOCKET address: " + address);
-    error.Set("code", Napi::String::New(env, "NETHEAL_ERR_NOTIFY_ADDRESS"));
-    error.ThrowAsJavaScriptException();
+    CodedError(env, "NETHEAL_ERR_NOTIFY_ADDRESS", "invalid NOTIFY_SOCKET address: " + address).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   memcpy(addr.sun_path, address.data(), address.size());

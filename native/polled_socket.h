@@ -67,9 +67,7 @@ class PolledSocket : public Napi::ObjectWrap<T> {
         close(fd);
         delete state;
       }
-      Napi::Error error = Napi::Error::New(env, std::string("uv_poll failed: ") + uv_strerror(rc));
-      error.Set("code", Napi::String::New(env, uv_err_name(rc)));
-      error.ThrowAsJavaScriptException();
+      UvError(env, rc, "uv_poll").ThrowAsJavaScriptException();
       return false;
     }
     state_ = state;
@@ -125,9 +123,7 @@ class PolledSocket : public Napi::ObjectWrap<T> {
 
   bool CheckOpen(Napi::Env env, const char* what) {
     if (state_ != nullptr) return true;
-    Napi::Error error = Napi::Error::New(env, std::string(what) + " is closed");
-    error.Set("code", Napi::String::New(env, "NETHEAL_ERR_CLOSED"));
-    error.ThrowAsJavaScriptException();
+    ClosedError(env, what).ThrowAsJavaScriptException();
     return false;
   }
 

@@ -269,29 +269,30 @@ class DestroyCall : public Napi::AsyncWorker {
     // the call, but JavaScript can no longer run and nobody is left to tell. Leave quietly;
     // and should a value still fail to be made, never write through an empty one.
     if (deferred_ == nullptr || !CanRunJs(env)) return;
-    if (failure_.kind != Failure::kNone) {
-      napi_reject_deferred(env, deferred_, FailureError(env).Value());
-      return;
-    }
+    Napi::HandleScope scope(env);
+    if (failure_.kind != Failure::kNone) return Settle(false, FailureError(env).Value());
     Napi::Int32Array errnos = Napi::Int32Array::New(env, released_);
     Napi::Buffer<uint8_t> messages = CopyOut(env, messages_);
     Napi::Array counts = Napi::Array::New(env, counts_.size());
     Napi::Object result = Napi::Object::New(env);
-    if (errnos.IsEmpty() || messages.IsEmpty() || counts.IsEmpty() || result.IsEmpty() || env.IsExceptionPending()) return;
+    // Out of memory, or the environment going away after all: reject with what went wrong
+    // rather than leave the caller waiting for ever.
+    if (errnos.IsEmpty() || messages.IsEmpty() || counts.IsEmpty() || result.IsEmpty() || env.IsExceptionPending())
+      return Settle(false, nullptr);
     for (const Window& w : done_) memcpy(errnos.Data() + w.start, w.errnos.data(), w.errnos.size() * sizeof(int32_t));
     for (size_t i = 0; i < counts_.size(); i++) counts.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(counts_[i])));
     result.Set("errnos", errnos);
     result.Set("messages", messages);
     result.Set("counts", counts);
     result.Set("lastAckNs", Napi::BigInt::New(env, lastAckNs_));
-    napi_resolve_deferred(env, deferred_, result);
+    Settle(true, result);
   }
 
   void OnError(const Napi::Error& e) override {
     // Only reached through SetError, which this class never calls.
     holder_.Reset();
     shared_->busy = false;
-    if (deferred_ != nullptr && CanRunJs(Env())) napi_reject_deferred(Env(), deferred_, e.Value());
+    if (deferred_ != nullptr && CanRunJs(Env())) Settle(false, e.Value());
   }
 
  private:
@@ -305,23 +306,48 @@ class DestroyCall : public Napi::AsyncWorker {
     std::vector<int32_t> errnos;
   };
 
+  // Settles the promise exactly once: resolves or rejects with `value`. Should `value` be
+  // missing or its making have left an exception pending, rejects with that exception (or,
+  // failing that, an error saying so, or undefined): a promise returned to JavaScript always
+  // settles while JavaScript can run.
+  void Settle(bool resolve, napi_value value) {
+    napi_env env = Env();
+    napi_deferred deferred = deferred_;
+    if (deferred == nullptr) return;
+    deferred_ = nullptr;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (value != nullptr && !pending) {
+      if (resolve) napi_resolve_deferred(env, deferred, value);
+      else napi_reject_deferred(env, deferred, value);
+      return;
+    }
+    napi_value reason = nullptr;
+    if (pending) napi_get_and_clear_last_exception(env, &reason);
+    if (reason == nullptr) {
+      napi_value message;
+      if (napi_create_string_utf8(env, "SockDestroyer: could not build the result", NAPI_AUTO_LENGTH, &message) == napi_ok)
+        napi_create_error(env, nullptr, message, &reason);
+    }
+    if (reason == nullptr) napi_get_undefined(env, &reason);
+    napi_reject_deferred(env, deferred, reason);
+  }
+
   Napi::Error FailureError(Napi::Env env) {
     Napi::Error error;
     switch (failure_.kind) {
       case Failure::kTimeout:
-        error = Napi::Error::New(env, failure_.window == 0
-                                          ? "SOCK_DIAG_BY_FAMILY: no answer from the kernel in " + std::to_string(timeoutMs_) + " ms"
-                                          : "SOCK_DESTROY: no answer to a window of " + std::to_string(failure_.window) +
-                                                " requests in " + std::to_string(timeoutMs_) + " ms");
-        error.Set("code", Napi::String::New(env, "ETIMEDOUT"));
+        error = CodedError(env, "ETIMEDOUT",
+                           failure_.window == 0
+                               ? "SOCK_DIAG_BY_FAMILY: no answer from the kernel in " + std::to_string(timeoutMs_) + " ms"
+                               : "SOCK_DESTROY: no answer to a window of " + std::to_string(failure_.window) +
+                                     " requests in " + std::to_string(timeoutMs_) + " ms");
         break;
       case Failure::kClosed:
-        error = Napi::Error::New(env, "SOCK_DESTROY: closed while destroying");
-        error.Set("code", Napi::String::New(env, "NETHEAL_ERR_CLOSED"));
+        error = ClosedError(env, "SockDestroyer", "while destroying");
         break;
       case Failure::kProtocol:
-        error = Napi::Error::New(env, std::string("SOCK_DIAG: ") + failure_.what);
-        error.Set("code", Napi::String::New(env, "NETHEAL_ERR_PROTOCOL"));
+        error = CodedError(env, "NETHEAL_ERR_PROTOCOL", std::string("SOCK_DIAG: ") + failure_.what);
         break;
       case Failure::kKernel:
         error = ErrnoError(env, failure_.err, failure_.what);
@@ -385,14 +411,21 @@ class DestroyCall : public Napi::AsyncWorker {
     return backlog;
   }
 
-  // Waits until `fd` is readable, the deadline passes (false) or the destroyer is closed.
-  bool WaitReadable(int fd, uint64_t deadline) {
+  enum class Wait { kReady, kTimeout, kClosed };
+
+  // Waits until `fd` is readable (kReady; also after 50 ms, so that callers look at stop_),
+  // the deadline passes (kTimeout) or the destroyer is closed (kClosed). The wake eventfd is
+  // written once by Close() and never read, so it stays readable: closure is final, and a
+  // caller that went on waiting after kClosed would spin.
+  Wait WaitReadable(int fd, uint64_t deadline) {
+    if (shared_->closed.load()) return Wait::kClosed;
     uint64_t now = MonotonicNs();
-    if (now >= deadline) return false;
+    if (now >= deadline) return Wait::kTimeout;
     pollfd fds[2] = {{fd, POLLIN, 0}, {shared_->wake.Get(), POLLIN, 0}};
     int ms = static_cast<int>(std::min<uint64_t>((deadline - now + 999999) / 1000000, 50));
     poll(fds, 2, ms);
-    return true;
+    if ((fds[1].revents & POLLIN) || shared_->closed.load()) return Wait::kClosed;
+    return Wait::kReady;
   }
 
   // The pool thread: runs the dumps one after another, queueing a SOCK_DESTROY for every
@@ -407,14 +440,15 @@ class DestroyCall : public Napi::AsyncWorker {
   // sockets (hundreds: not with a hashed table).
   // Reads an abandoned dump to its end (NLMSG_DONE or NLMSG_ERROR), so that the socket can
   // dump again: the kernel answers EBUSY to a new dump while one is open. Best effort,
-  // bounded by `deadline`.
+  // bounded by `deadline`; pointless once the destroyer is closed (the socket will not dump
+  // again), so closure ends it too.
   void DrainDump(int fd, std::vector<uint8_t>& buffer, uint64_t deadline) {
     for (;;) {
       uint32_t fromPort;
       int flags;
       ssize_t n = RecvNetlink(fd, buffer.data(), buffer.size(), MSG_DONTWAIT, &fromPort, &flags);
       if (n < 0) {
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !WaitReadable(fd, deadline)) return;
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || WaitReadable(fd, deadline) != Wait::kReady) return;
         continue;
       }
       if (fromPort != 0) continue;
@@ -455,7 +489,9 @@ class DestroyCall : public Napi::AsyncWorker {
         ssize_t n = RecvNetlink(dump.fd.Get(), buffer.data(), buffer.size(), MSG_DONTWAIT, &fromPort, &flags);
         if (n < 0) {
           if (errno != EAGAIN && errno != EWOULDBLOCK) return Fail({Failure::kErrno, errno, "recvmsg"});
-          if (!WaitReadable(dump.fd.Get(), deadline)) return Fail({Failure::kTimeout, 0, "", 0});
+          Wait wait = WaitReadable(dump.fd.Get(), deadline);
+          if (wait == Wait::kClosed) return Fail({Failure::kClosed});
+          if (wait == Wait::kTimeout) return Fail({Failure::kTimeout, 0, "", 0});
           continue;
         }
         // Only the kernel (port 0) may answer.
@@ -563,8 +599,9 @@ class DestroyCall : public Napi::AsyncWorker {
           if (errno == EINTR) continue;
           if (errno != EAGAIN && errno != EWOULDBLOCK) return Fail({Failure::kErrno, errno, "recvmsg"});
           if (stop_.load()) return;
-          if (shared_->closed.load()) return Fail({Failure::kClosed});
-          if (!WaitReadable(fd, deadline)) return Fail({Failure::kTimeout, 0, "", n});
+          Wait wait = WaitReadable(fd, deadline);
+          if (wait == Wait::kClosed) return Fail({Failure::kClosed});
+          if (wait == Wait::kTimeout) return Fail({Failure::kTimeout, 0, "", n});
           continue;
         }
         for (int m = 0; m < got; m++) {
@@ -702,9 +739,7 @@ class SockDestroyer : public Napi::ObjectWrap<SockDestroyer> {
  private:
   bool Usable(Napi::Env env) {
     if (shared_ == nullptr) {
-      Napi::Error error = Napi::Error::New(env, "SockDestroyer is closed");
-      error.Set("code", Napi::String::New(env, "NETHEAL_ERR_CLOSED"));
-      error.ThrowAsJavaScriptException();
+      ClosedError(env, "SockDestroyer").ThrowAsJavaScriptException();
       return false;
     }
     if (shared_->busy) {

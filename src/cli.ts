@@ -29,14 +29,35 @@ export function buildProgram(command?: string): Command {
   const program = new Command('netheal')
     .description('Network self-healing for Linux servers')
     .version(require('../package.json').version as string)
-    .showHelpAfterError()
     .exitOverride();
   const only = GROUPS.find((group) => command !== undefined && group.commands.includes(command));
   for (const group of only === undefined ? GROUPS : [only]) group.load()(program);
+  addHelpHints(program, 'netheal');
   return program;
 }
 
+/**
+ * A usage error prints commander's one line ("error: unknown option '--x'") and a pointer
+ * to the command's help, not the whole help.
+ */
+function addHelpHints(command: Command, path: string): void {
+  command.showHelpAfterError(`see '${path} --help'`);
+  for (const sub of command.commands) addHelpHints(sub, `${path} ${sub.name()}`);
+}
+
+/**
+ * `netheal links | head -1`: once the reader is gone, stop quietly with 0 (what the user
+ * asked for was printed), instead of an unhandled EPIPE with a stack trace.
+ */
+export function exitOnBrokenPipe(stream: NodeJS.WriteStream = process.stdout): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(ExitCode.OK);
+    throw error;
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
+  exitOnBrokenPipe();
   const program = buildProgram(argv[2]);
   try {
     await program.parseAsync(argv);

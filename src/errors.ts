@@ -9,10 +9,12 @@ import { constants } from 'node:os';
 export const ExitCode = {
   /** Done. */
   OK: 0,
-  /** The operation failed. */
+  /** The operation failed; for `netheal status`: degraded (an interface suspect or recovering). */
   FAILURE: 1,
   /** Usage error: a bad flag or argument. */
   USAGE: 2,
+  /** `netheal status`: an interface is down, or no daemon answers (see STATUS_DEGRADED too). */
+  STATUS_DOWN: 3,
   /** Missing privilege; the message names the capability. */
   NO_PRIVILEGE: 77,
   /** Invalid configuration; the message names the field. */
@@ -32,6 +34,7 @@ export const ErrorCodes = {
   NETHEAL_ERR_TIMEOUT: { exit: ExitCode.FAILURE, doc: 'A request to the kernel or a helper command did not finish in time.' },
   NETHEAL_ERR_UNSUPPORTED: { exit: ExitCode.FAILURE, doc: 'This kernel cannot do it (e.g. SOCK_DESTROY without CONFIG_INET_DIAG_DESTROY).' },
   NETHEAL_ERR_CONFIG: { exit: ExitCode.CONFIG, doc: 'The configuration file is invalid; the message names the field path.' },
+  NETHEAL_ERR_NOTIFY_ADDRESS: { exit: ExitCode.FAILURE, doc: 'NOTIFY_SOCKET holds no address a notification can be sent to (neither an absolute path nor an @abstract name, or too long): nothing is sent (Notifier.send() returns false and keeps the error as lastError).' },
   NETHEAL_ERR_STATUS_SOCKET: { exit: ExitCode.FAILURE, doc: 'The daemon cannot serve its status socket (directory not writable, or another daemon answers there).' },
   NETHEAL_ERR_NO_DAEMON: { exit: ExitCode.FAILURE, doc: 'No netheal daemon answers on the status socket.' },
   NETHEAL_ERR_LAB: { exit: ExitCode.FAILURE, doc: 'Building or changing a namespace lab failed (the failing ip command is named).' },

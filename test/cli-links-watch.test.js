@@ -1,12 +1,14 @@
+// @ts-check
 // The `netheal watch` command end to end, and both commands without privileges.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { spawn, execFile } = require('node:child_process');
 const readline = require('node:readline');
 const { Lab } = require('../lib/lab/lab');
 
 const CLI = require.resolve('../lib/cli.js');
-const UNPRIVILEGED = ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+const { NO_CAPS } = require('./helpers/unprivileged');
 
 function runCli(args, prefix = []) {
   return new Promise((resolve) => {
@@ -38,8 +40,16 @@ test.serial('watch --json prints contract events as JSON lines and exits 0 on SI
       if (events.some((e) => e.type === 'default-route' && e.action === 'lost')) resolve();
     });
   });
-  // `watch` is live once its initial dump is done; give it a moment, then pull the carrier.
-  await new Promise((resolve) => setTimeout(resolve, 800));
+  // `watch` says on stderr when it is live (its initial dump done): then pull the carrier.
+  await new Promise((resolve, reject) => {
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      if (/netheal: watching /.test(stderr)) resolve(undefined);
+    });
+    child.once('exit', (code) => reject(new Error(`watch exited ${code}: ${stderr}`)));
+  });
   await lab.carrierLoss({ ns: far, name: 'veth1' });
   await Promise.race([wanted, new Promise((_, reject) => setTimeout(() => reject(new Error(`saw ${JSON.stringify(events)}`)), 5000))]);
   const exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
@@ -85,9 +95,9 @@ test.serial('watch --json prints the gateway neighbour events', async (t) => {
   t.is(await exit, 0);
 });
 
-test('without privileges: exit 77 naming the capability, no stack trace', async (t) => {
+test('without capabilities: exit 77 naming the capability, no stack trace', async (t) => {
   for (const args of [['links', '--netns', ns], ['watch', '--netns', ns, '--json']]) {
-    const result = await runCli(args, UNPRIVILEGED);
+    const result = await runCli(args, NO_CAPS);
     t.is(result.code, 77, args.join(' '));
     t.regex(result.stderr, /needs CAP_SYS_ADMIN/);
     t.notRegex(result.stderr, /\n\s+at /);

@@ -1,7 +1,9 @@
+// @ts-check
 // The daemon as a process: config errors (exit 78), sd_notify (abstract and path sockets),
 // SIGHUP with a bad and a good file, SIGTERM, and the README's `--lab` command.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -38,6 +40,8 @@ while True:
   const child = spawn('python3', ['-c', script, address], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => child.kill());
   const messages = [];
+  /** Receipt of each message (process.hrtime.bigint()), index for index with `messages`. */
+  const times = [];
   const waiters = [];
   const lines = readline.createInterface({ input: child.stdout });
   const ready = new Promise((resolve) => lines.once('line', resolve));
@@ -45,11 +49,13 @@ while True:
     if (line === 'ready') return;
     const message = JSON.parse(line);
     messages.push(message);
+    times.push(process.hrtime.bigint());
     for (const w of [...waiters]) if (w.match(message)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(message); }
   });
   return {
     ready,
     messages,
+    times,
     next(match, timeoutMs = 10000) {
       const seen = messages.find(match);
       if (seen) return Promise.resolve(seen);
@@ -65,6 +71,7 @@ test('invalid configurations exit 78 naming the field, without a stack trace', a
   const dir = tmpdir(t);
   const notExecutable = path.join(dir, 'hook.sh');
   fs.writeFileSync(notExecutable, '#!/bin/sh\n', { mode: 0o644 });
+  /** @type {Array<[unknown, RegExp]>} */
   const cases = [
     [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 'fast' } } } }, /interfaces\.eth0\.probe\.intervalMs: Invalid input: expected number/],
     [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 1 } } } }, /interfaces\.eth0\.probe\.intervalMs: Too small/],
@@ -131,16 +138,23 @@ for (const kind of ['abstract', 'path']) {
     // The status is the engine's verdict from the monitor's first dump: READY came after it.
     t.regex(ready, /STATUS=veth0 healthy/);
     await receiver.next((m) => m === 'WATCHDOG=1');
-    const pings = () => receiver.messages.filter((m) => m === 'WATCHDOG=1').length;
-    const before = pings();
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    t.true(pings() - before >= 2, 'pings at half of WATCHDOG_USEC');
+    // The next three pings, by their arrival: none early (timers do not fire early, so this
+    // holds under any load), and typically at half of WATCHDOG_USEC (400 ms), well within it.
+    const pingCount = () => receiver.messages.filter((m) => m === 'WATCHDOG=1').length;
+    const target = pingCount() + 3;
+    await receiver.next(() => pingCount() >= target);
+    const stamps = receiver.times.filter((_, i) => receiver.messages[i] === 'WATCHDOG=1').slice(-4);
+    const intervals = stamps.slice(1).map((s, i) => Number(s - stamps[i]) / 1e6);
+    t.log(`watchdog intervals: ${intervals.map((x) => x.toFixed(0)).join(', ')} ms`);
+    t.true(intervals.every((x) => x >= 150), 'not faster than half of WATCHDOG_USEC');
+    t.true([...intervals].sort((a, b) => a - b)[1] < 400, 'the median within WATCHDOG_USEC');
 
     // A bad file on SIGHUP: refused, the running config stays, no RELOADING.
     fs.writeFileSync(configFile, JSON.stringify({ ...good, interfaces: { veth0: { probe: { targets: ['nonsense'] } } } }));
     child.kill('SIGHUP');
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    t.true(logs.some((r) => /reload refused, keeping the running configuration: .*interfaces\.veth0\.probe\.targets\[0\]/.test(r.msg)));
+    const refused = (r) => /reload refused, keeping the running configuration: .*interfaces\.veth0\.probe\.targets\[0\]/.test(r.msg);
+    for (const end = Date.now() + 20_000; !logs.some(refused) && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.true(logs.some(refused));
     t.false(receiver.messages.some((m) => m.includes('RELOADING=1')));
     t.is(child.exitCode, null, 'still running');
 
@@ -180,5 +194,13 @@ test('node lib/daemon.js --lab detects and recovers every fault', async (t) => {
   const bounces = Number(/flap storm .*\((\d+) link bounce\(s\) during the storm\)/.exec(result.stdout)?.[1]);
   t.is(bounces, 0, `${bounces} bounces during the storm`);
   t.regex(result.stdout, /namespaces removed/);
+  // The timeline is in order.
+  const times = [...result.stdout.matchAll(/^ {2}\+(\d+\.\d+)s {2}daemon: /gm)].map((m) => Number(m[1]));
+  t.true(times.length > 20, `${times.length} timeline lines`);
+  t.deepEqual(times, [...times].sort((a, b) => a - b), 'timeline lines in time order');
+  // And the lab's scratch directory is gone.
+  const scratch = /--config (\/\S+)\/config\.json/.exec(result.stdout)?.[1];
+  t.truthy(scratch);
+  t.false(fs.existsSync(scratch ?? ''), `${scratch} removed`);
   t.false(fs.readdirSync('/run/netns').some((n) => n.startsWith(`nh-${result.pid}-`)), 'the lab removed its namespaces');
 });

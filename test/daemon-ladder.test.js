@@ -1,8 +1,10 @@
+// @ts-check
 // The daemon's recovery ladder against the real kernel, in-process (the library face):
 // a lost default route healed by the link bounce with routes restored, path loss escalating
 // to the operator's hook, an embedder's own action, and the real Debian ifupdown back end.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -22,7 +24,7 @@ async function startDaemon(t, config, extra = {}) {
   const daemon = new Daemon({ config: validateConfig(config, 'config', { actions }), logger: quietLogger(), ...extra });
   t.teardown(() => daemon.stop());
   const events = [];
-  for (const type of ['health', 'action', 'verify', 'alert', 'recovered']) daemon.on(type, (e) => events.push({ type, ...e }));
+  for (const type of ['health', 'action', 'verify', 'alert', 'recovered']) /** @type {import('node:events').EventEmitter} */ (daemon).on(type, (e) => events.push({ type, ...e }));
   await daemon.start();
   return { daemon, events };
 }
@@ -62,7 +64,7 @@ test('a deleted default route on an unmanaged interface is put back by repair: n
   t.log(`down -> healthy in ${healthy.atMs - down.atMs} ms`);
   t.true(healthy.atMs - down.atMs < 1000, `healed in ${healthy.atMs - down.atMs} ms`);
   t.deepEqual(actions(events).map((e) => e.kind), ['repair'], 'only the repair ran: no bounce, no socket killed');
-  const routes = await lab.ipJson(client, 'route', 'show');
+  const routes = /** @type {Array<{dst: string, gateway?: string}>} */ (await lab.ipJson(client, 'route', 'show'));
   t.true(routes.some((r) => r.dst === 'default' && r.gateway === '192.0.2.1'), 'default route is back');
   t.true(routes.some((r) => r.dst === '198.51.100.0/24' && r.gateway === '192.0.2.1'), 'the other route is untouched');
   t.is(await tcp.exchange(), 'echo', 'the long-lived connection still exchanges data');
@@ -104,7 +106,7 @@ test('an interface set admin-down behind netheal\'s back is set up again at once
   t.is(up.fault, 'link');
   await waitFor(events, (e) => e.type === 'verify' && e.kind === 'repair' && e.verified, 3000, 'routes the admin-down flushed put back');
   await waitFor(events, (e) => e.type === 'health' && e.iface === 'up0' && e.to === 'healthy', 3000, 'healthy');
-  const routes = await lab.ipJson(client, 'route', 'show', 'default');
+  const routes = /** @type {any[]} */ (await lab.ipJson(client, 'route', 'show', 'default'));
   t.is(routes.length, 1, 'the default route the kernel flushed is back');
   t.is(daemon.snapshot().interfaces.up0.intent.owner, 'netheal');
   // Under a maintenance hold the same change is the operator's: watched, never undone.
@@ -114,8 +116,8 @@ test('an interface set admin-down behind netheal\'s back is set up again at once
   await waitFor(events, (e) => e.type === 'alert' && e.reason === 'held', 3000, 'held alert');
   await new Promise((resolve) => setTimeout(resolve, 500));
   t.is(actions(events).length, before, 'nothing ran under the hold');
-  t.false((await lab.ipJson(client, 'link', 'show', 'up0'))[0].flags.includes('UP'));
-  t.true(daemon.status().interfaces.up0.hold);
+  t.false(/** @type {any[]} */ (await lab.ipJson(client, 'link', 'show', 'up0'))[0].flags.includes('UP'));
+  t.true(/** @type {any} */ (daemon.status()).interfaces.up0.hold);
 });
 
 test('a path lost beyond the first hop: located, alerted, no bounce or re-apply; recovered without action', async (t) => {

@@ -1,7 +1,9 @@
+// @ts-check
 // ICMP layer: the record codecs (pure) and the native IcmpSocket against the real kernel,
 // raw and ping-socket flavours, error queue, kernel timestamps, a concurrent iputils ping.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const fc = require('fast-check');
 const { Lab } = require('../lib/lab/lab');
@@ -139,15 +141,18 @@ test.serial('a concurrent iputils ping to the same target does not confuse the m
   const ping = lab.spawn(c, 'ping', ['-n', '-i', '0.01', '-c', '60', '10.8.0.1']);
   let pingOut = '';
   ping.stdout.on('data', (d) => { pingOut += d; });
-  const pingDone = new Promise((res) => ping.on('exit', res));
+  // 'close', not 'exit': under load 'exit' can come before ping's output has been read.
+  const pingDone = new Promise((res) => ping.on('close', res));
   const { socket, results } = open({ family: 4, netns });
   for (let round = 0; round < 30; round++) {
     send(socket, [{ address: '10.8.0.1', seq: round, tag: round }]);
     await sleep(10);
   }
-  await sleep(100);
-  socket.close();
+  // Our 30 replies, then ping's end with the socket still open: any of ping's replies that
+  // the matching took for ours would be counted below.
+  for (const end = Date.now() + 20_000; results.length < 30 && Date.now() < end;) await sleep(10);
   await pingDone;
+  socket.close();
   t.is(results.length, 30, 'exactly our 30 replies, none of ping\'s');
   t.deepEqual(results.map((r) => r.tag).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i));
   t.regex(pingOut, /60 packets transmitted, 60 received/);
@@ -161,7 +166,8 @@ test.serial('close() leaves no fd behind, twice is fine, send after close throws
   const sockets = [open({ family: 4, netns }), open({ family: 6, netns }), open({ family: 4, netns, device: 'eth0' })];
   t.is(fds(), before + 6, 'a socket and its epoll fd each');
   for (const { socket } of sockets) { socket.close(); socket.close(); }
-  await sleep(10);
+  // The fds close in libuv's close callbacks, on a later turn of the loop.
+  for (const end = Date.now() + 20_000; fds() !== before && Date.now() < end;) await sleep(5);
   t.is(fds(), before);
   t.throws(() => send(sockets[0].socket, [{ address: '10.8.0.1', seq: 1, tag: 1 }]), { code: 'NETHEAL_ERR_CLOSED' });
   t.throws(() => open({ family: 4, netns, device: 'nosuchdev0' }), { code: 'ENODEV' });

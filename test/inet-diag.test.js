@@ -1,8 +1,10 @@
+// @ts-check
 'use strict';
 // inet_diag codecs on recorded kernel bytes (test/fixtures/inet-diag-replies.json: whole
 // SOCK_DIAG_BY_FAMILY reply messages from Linux 6.18 for every TCP state the lab can hold,
 // UDP, IPv4 and IPv6), request layouts byte by byte, and a fuzz target for the decoder.
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fc = require('fast-check');
 const d = require('../lib/kernel/inet-diag');
 const { parseMessages, ProtocolError, parseAttributes } = require('../lib/kernel/netlink');
@@ -16,9 +18,9 @@ test('recorded replies decode to what the kernel said (every TCP state, UDP, v4,
     t.is(rest.length, 0);
     t.is(message.type, d.SOCK_DIAG_BY_FAMILY);
     const decoded = d.decodeInetDiagMessage(message);
-    const info = toSocketInfo(protocol, decoded);
+    const info = toSocketInfo(/** @type {import('../lib/monitor/sockets').SocketProtocol} */ (protocol), decoded);
     t.is(decoded.family, expect.family);
-    t.is(info.state, expect.state);
+    t.is(info.state, /** @type {import('../lib/monitor/sockets').SocketState} */ (expect.state));
     t.is(info.sport, expect.sport);
     t.is(info.dport, expect.dport);
     t.is(info.src, expect.src);
@@ -93,7 +95,7 @@ test('SOCK_DESTROY carries the dumped identity, cookie included', (t) => {
 
 test('filters are validated with the option named', (t) => {
   t.throws(() => validateFilter({ sport: 70000 }), { code: 'NETHEAL_ERR_INVALID_OPTION', message: /^sport: .*70000/ });
-  t.throws(() => validateFilter({ state: ['established', 'nope'] }), { message: /^state: unknown state "nope"/ });
+  t.throws(() => validateFilter({ state: /** @type {any} */ (['established', 'nope']) }), { message: /^state: unknown state "nope"/ });
   t.throws(() => parsePrefix('fe80::1/129', 'dst'), { message: /^dst: prefix length/ });
   t.throws(() => parsePrefix('10.0.0/8', 'src'), { message: /^src: / });
   t.deepEqual(parsePrefix('[fd00::1]/64', 'src').prefixlen, 64);
@@ -297,7 +299,8 @@ function fakeBinding(errnoFor) {
     }
     close() {}
   }
-  return { NetlinkSocket, SockDestroyer };
+  // Only what Sockets uses of the addon.
+  return /** @type {import('../lib/native').NativeBinding} */ (/** @type {unknown} */ ({ NetlinkSocket, SockDestroyer }));
 }
 
 test('EOPNOTSUPP is reported once and clearly; EPERM raises NETHEAL_ERR_PRIVILEGE naming CAP_NET_ADMIN (kernel-shaped fake)', async (t) => {
@@ -326,7 +329,7 @@ test('EOPNOTSUPP is reported once and clearly; EPERM raises NETHEAL_ERR_PRIVILEG
   noConfig.close();
 
   const denied = new Sockets({ binding: fakeBinding(() => 1) });
-  const error = await t.throwsAsync(denied.destroy({ sport: 7000, state: 'established' }));
+  const error = /** @type {import('../lib/errors').NethealError} */ (await t.throwsAsync(denied.destroy({ sport: 7000, state: 'established' })));
   t.is(error.code, 'NETHEAL_ERR_PRIVILEGE');
   t.regex(error.message, /CAP_NET_ADMIN/);
   denied.close();

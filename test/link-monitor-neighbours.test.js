@@ -3,7 +3,8 @@
 // resync finds. A file of its own: these tests ping and wait out NUD timers, and would crowd
 // the timing-sensitive tests of link-monitor.test.js off their event loop.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { Lab } = require('../lib/lab/lab');
 const { LinkMonitor } = require('../lib/monitor/link-monitor');
 const { lossyBinding, recorder, until } = require('./helpers/monitor');
@@ -36,7 +37,7 @@ async function gatewaySetup(t, options = {}) {
   return { lab, ns, gw, monitor, rec, veth0, ping };
 }
 
-const isNeighbour = (address, check = () => true) => (e) => e.type === 'neighbour' && e.address === address && check(e);
+const isNeighbour = (address, check = (/** @type {any} */ _event) => true) => (e) => e.type === 'neighbour' && e.address === address && check(e);
 
 test('gateway neighbour: reachable, probed, failed and flushed; other neighbours are passed over', async (t) => {
   const { lab, ns, gw, monitor, rec, veth0, ping } = await gatewaySetup(t);

@@ -1,14 +1,26 @@
+// @ts-check
 // The LinkMonitor's JIT warm-up (src/monitor/warm-up.ts) runs synthetic notifications through
 // a throwaway monitor: nothing of it may reach a real monitor's listeners or table, close()
 // cancels it without leaving a handle, and real events afterwards decode as before. A file of
 // its own, because the warm-up happens once per process.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { Lab } = require('../lib/lab/lab');
 const { LinkMonitor } = require('../lib/monitor/link-monitor');
 const { WARM_UP_IFINDEX } = require('../lib/monitor/warm-up');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Lets the warm-up run `n` more slices if it is still scheduled. Each slice is a 1 ms timer,
+ * and Node runs the timers of one duration in the order they were created: a 1 ms timer
+ * made now fires after the pending slice, and before the slice that one schedules. So this
+ * counts turns, not milliseconds, and holds however loaded the machine is.
+ */
+async function sliceTurns(n) {
+  for (let i = 0; i < n; i++) await sleep(1);
+}
 
 /** Waits up to 5 s for the process-wide warm-up to finish; the caller asserts the state. */
 async function warmUpDone() {
@@ -24,10 +36,13 @@ test.serial('close() during the warm-up hands it to the next monitor', async (t)
   const monitor = new LinkMonitor({ netns: ns, carrierSync: false });
   await monitor.start();
   t.is(LinkMonitor.warmUpState, 'running', 'start() begins the warm-up');
-  await sleep(3); // let a slice or two run first
+  await sliceTurns(1); // the first slice has run: close() lands in the middle
+  t.is(LinkMonitor.warmUpState, 'running', 'one slice does not finish it');
   monitor.close();
   t.is(LinkMonitor.warmUpState, 'cold', 'the next monitor warms up instead');
-  await sleep(400);
+  // More turns than the whole warm-up has slices: had close() left a slice scheduled, it
+  // would have finished by now.
+  await sliceTurns(20);
   t.is(LinkMonitor.warmUpState, 'cold', 'and stays so: the closed monitor does not finish it');
   // The next monitor does it.
   const next = new LinkMonitor({ netns: ns, carrierSync: false });
@@ -49,7 +64,12 @@ test.serial('the warm-up stays inside the throwaway monitor; real events follow 
   const ns = await lab.addNamespace('warm2');
   const far = await lab.addNamespace('warm2far');
   await lab.addVeth({ ns, name: 'w0' }, { ns: far, name: 'w1' });
-  await sleep(200); // the new pair's own notifications are over before the monitor starts
+  // The pair's own carrier-up comes later (linkwatch): wait for it, so that the only carrier
+  // change the monitor sees is the one this test makes.
+  for (const end = Date.now() + 20_000; Date.now() < end; await sleep(10)) {
+    const [w0] = /** @type {Array<{flags: string[]}>} */ (await lab.ipJson(ns, 'link', 'show', 'w0'));
+    if (w0.flags.includes('LOWER_UP')) break;
+  }
   const monitor = new LinkMonitor({ netns: ns, carrierSync: false });
   t.teardown(() => monitor.close());
   const events = [];
@@ -63,19 +83,19 @@ test.serial('the warm-up stays inside the throwaway monitor; real events follow 
 
   // A real carrier loss and address change afterwards, with the fields `ip` shows.
   await lab.ip(far, 'link', 'set', 'w1', 'down');
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + 20_000; // against a hang only
   while (!events.some((e) => e.type === 'link' && e.link.name === 'w0' && e.link.carrier === false) && Date.now() < deadline) await sleep(10);
   const loss = events.find((e) => e.type === 'link' && e.link.name === 'w0' && e.link.carrier === false);
   t.truthy(loss, 'carrier loss seen');
   t.true(loss.changed.includes('carrier'));
   t.is(loss.link.kind, 'veth');
   t.is(loss.via, 'netlink');
-  const [shown] = await lab.ipJson(ns, '-d', 'link', 'show', 'w0');
+  const [shown] = /** @type {Array<{ifindex: number, address: string, mtu: number}>} */ (await lab.ipJson(ns, '-d', 'link', 'show', 'w0'));
   t.is(loss.link.ifindex, shown.ifindex);
   t.is(loss.link.mac, shown.address);
   t.is(loss.link.mtu, shown.mtu);
   await lab.addAddress(ns, 'w0', '198.51.100.9/24');
-  while (!events.some((e) => e.type === 'address' && e.address === '198.51.100.9') && Date.now() < deadline + 3000) await sleep(10);
+  while (!events.some((e) => e.type === 'address' && e.address === '198.51.100.9') && Date.now() < deadline) await sleep(10);
   const added = events.find((e) => e.type === 'address' && e.address === '198.51.100.9');
   t.like(added, { action: 'added', ifindex: shown.ifindex, family: 4, prefixlen: 24 });
 });

@@ -1,7 +1,9 @@
+// @ts-check
 // LinkMonitor against the real kernel: every event type, the silent IPv4 route flush,
 // carrier-sync on a tap, a storm that overflows the receive buffer, and clean close().
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -10,7 +12,8 @@ const { Lab } = require('../lib/lab/lab');
 const { LinkMonitor } = require('../lib/monitor/link-monitor');
 const { lossyBinding, recorder, until } = require('./helpers/monitor');
 
-const isLink = (name, check = () => true) => (e) => e.type === 'link' && e.link.name === name && check(e.link, e);
+/** @param {string} name @param {(link: any, event: any) => boolean} [check] */
+const isLink = (name, check = () => true) => (/** @type {any} */ e) => e.type === 'link' && e.link.name === name && check(e.link, e);
 
 async function setup(t, options = {}) {
   const lab = Lab.create();
@@ -84,7 +87,7 @@ test('a default route flushed while its dump is in flight does not stay in the t
   const { execFileSync } = require('node:child_process');
   await lab.ip(ns, 'route', 'del', 'default');
   // Test-only reach into the monitor's request socket (private): the IPv4 RTM_GETROUTE dump.
-  const socket = monitor.client.socket;
+  const socket = /** @type {any} */ (monitor).client.socket;
   const send = socket.send.bind(socket);
   let armed = false;
   // (A native method is read-only on the prototype: define an own property.)
@@ -103,7 +106,10 @@ test('a default route flushed while its dump is in flight does not stay in the t
     const deadline = Date.now() + 2000;
     while (armed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
     t.false(armed, `round ${i}: the route dump was requested`);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Wait for the monitor to catch up (nothing periodic runs here: carrierSync is off, so
+    // only the events and dumps of this round can clear the route), bounded against a hang.
+    const settled = () => monitor.activeDefaultRoute(4) === null && monitor.defaultRoutes().every((r) => r.family !== 4);
+    for (const end = Date.now() + 10_000; !settled() && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 5));
     t.deepEqual(await lab.ipJson(ns, 'route', 'show', 'default'), [], 'the kernel flushed it');
     t.is(monitor.activeDefaultRoute(4), null, `round ${i}: no active default route in the table`);
     t.deepEqual(monitor.defaultRoutes().filter((r) => r.family === 4), [], `round ${i}: none at all`);
@@ -180,7 +186,7 @@ test('a storm that overflows the receive buffer ends in a resync and the truth',
     if (rec.events.length === quiet) break;
     quiet = rec.events.length;
   }
-  const ipLinks = await lab.ipJson(ns, 'link', 'show');
+  const ipLinks = /** @type {Array<any>} */ (await lab.ipJson(ns, 'link', 'show'));
   for (const name of ['sa', 'sb', 'veth0']) {
     const truth = ipLinks.find((l) => l.ifname === name);
     const last = [...rec.events].reverse().find((e) => e.type === 'link' && e.link.name === name);
@@ -242,7 +248,7 @@ test('notifications lost during a resync, after its link dump, bring another res
   const { execFileSync } = require('node:child_process');
   // Test-only reach into the monitor's request socket (private), as above: the moment the
   // resync's address dump is asked for, its link dump is answered.
-  const socket = monitor.client.socket;
+  const socket = /** @type {any} */ (monitor).client.socket;
   const send = socket.send.bind(socket);
   let armed = true;
   Object.defineProperty(socket, 'send', { configurable: true, value: (datagram) => {

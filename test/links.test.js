@@ -1,7 +1,9 @@
+// @ts-check
 // `netheal links --json` against `ip -j -d link show` and `ip -j addr` in the same namespace,
 // for a mix of device kinds and states.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { execFile } = require('node:child_process');
 const { promisify } = require('node:util');
 const { Lab } = require('../lib/lab/lab');

@@ -14,7 +14,8 @@
 // and the two namespaces the helper creates. Where the container cannot boot, the tests are
 // skipped, decided at load time from cheap checks; under CI=true they fail instead.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const { ManagerBox, availability, hrMs, sleep } = require('./helpers/manager-box');
 

@@ -1,6 +1,8 @@
+// @ts-check
 'use strict';
 // PolicyEngine driven by a FakeClock: every time and order asserted exactly. Pure; no kernel.
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { FakeClock } = require('../lib/policy/clock');
 const { PolicyEngine } = require('../lib/policy/engine');
 
@@ -8,6 +10,9 @@ const { PolicyEngine } = require('../lib/policy/engine');
  * An engine on a fake clock with a recorded event log. Actions named in `kinds` are
  * registered as fakes: each logs [time, kind, step, attempt], waits `ms` on the clock, runs
  * `effect(ctx)` and returns `status`.
+ */
+/**
+ * @param {{ kinds?: string[], behaviour?: Record<string, any>, iface?: string, policy?: Record<string, any>, graceMs?: number, random?: () => number, [option: string]: any }} [options]
  */
 function setup({ kinds = ['a', 'b', 'c'], behaviour = {}, iface = 'eth0', policy = {}, graceMs = 0, random = () => 0, ...rest } = {}) {
   const clock = new FakeClock();
@@ -17,7 +22,7 @@ function setup({ kinds = ['a', 'b', 'c'], behaviour = {}, iface = 'eth0', policy
     async run(ctx) {
       const b = behaviour[kind] ?? {};
       runs.push([clock.now(), kind, ctx.step, ctx.attempt]);
-      if (b.ms) await new Promise((r) => clock.setTimeout(r, b.ms));
+      if (b.ms) await new Promise((r) => clock.setTimeout(() => r(undefined), b.ms));
       if (b.effect) b.effect(ctx);
       return { status: b.status ?? 'ok' };
     },
@@ -28,7 +33,7 @@ function setup({ kinds = ['a', 'b', 'c'], behaviour = {}, iface = 'eth0', policy
     ...rest,
   });
   const events = [];
-  for (const type of ['health', 'action', 'verify', 'alert']) engine.on(type, (e) => events.push({ type, ...e }));
+  for (const type of ['health', 'action', 'verify', 'alert']) /** @type {import('node:events').EventEmitter} */ (engine).on(type, (e) => events.push({ type, ...e }));
   const health = () => events.filter((e) => e.type === 'health' && e.subject === 'interface').map((e) => [e.atMs, e.from, e.to, e.cause]);
   const alerts = () => events.filter((e) => e.type === 'alert').map((e) => [e.atMs, e.reason, e.untilMs]);
   const acts = () => events.filter((e) => e.type === 'action').map((e) => [e.startedAtMs, e.kind, e.result.status, e.durationMs]);
@@ -277,6 +282,7 @@ test('dry-run: decides, counts and reports everything, runs nothing', async (t) 
   const clock = new FakeClock();
   let ran = 0;
   let applied = 0;
+  /** @param {string} kind @returns {import('../lib/policy/actions').ActionExecutor} */
   const exec = (kind) => ({ kind, run: async () => { ran++; return { status: 'ok' }; }, applies: () => { applied++; return true; } });
   const engine = new PolicyEngine({
     clock, dryRun: true, random: () => 0, actions: [exec('a'), exec('b')],
@@ -322,7 +328,7 @@ test('an embedder-provided action runs in the ladder with the documented context
     kind: 'drain-pool',
     async run(ctx) {
       seen.push({ at: clock.now(), ...ctx, signal: ctx.signal.aborted, evidence: ctx.evidence.probeGroups });
-      await new Promise((r) => clock.setTimeout(r, 200));
+      await new Promise((r) => clock.setTimeout(() => r(undefined), 200));
       engine.observe({ kind: 'probe-group', group: 'gw', iface: 'eth0', up: true });
       return { status: 'ok', data: { drained: 12 } };
     },
@@ -341,6 +347,7 @@ test('an embedder-provided action runs in the ladder with the documented context
 
 test('action time limit: a hung action is aborted at exactly timeoutMs and the next rung runs', async (t) => {
   const clock = new FakeClock();
+  /** @type {AbortSignal} */
   let signal;
   const engine = new PolicyEngine({
     clock,
@@ -487,8 +494,8 @@ test('snapshot reports state, evidence, attempts, damping, budget and last actio
 
 test('malformed evidence is refused naming the fault', (t) => {
   const s = setup();
-  t.throws(() => s.engine.observe({ kind: 'carrier', iface: 'eth0' }), { code: 'NETHEAL_ERR_INVALID_OPTION', message: /carrier evidence: up must be a boolean/ });
-  t.throws(() => s.engine.observe({ kind: 'weather' }), { message: /unknown evidence kind "weather"/ });
+  t.throws(() => s.engine.observe(/** @type {any} */ ({ kind: 'carrier', iface: 'eth0' })), { code: 'NETHEAL_ERR_INVALID_OPTION', message: /carrier evidence: up must be a boolean/ });
+  t.throws(() => s.engine.observe(/** @type {any} */ ({ kind: 'weather' })), { message: /unknown evidence kind "weather"/ });
   t.throws(() => new PolicyEngine({ config: { interfaces: { eth0: { backoff: { multiplier: 0.5 } } } } }),
     { message: /^policy\.interfaces\.eth0\.backoff\.multiplier:/ });
   s.engine.close();
@@ -604,15 +611,16 @@ test('a flap storm during recovery is damped: flaps count while the ladder is bu
 });
 
 test('carrier loss caused by a disruptive action (link bounce) is not a flap; the same from a plain action is', async (t) => {
-  for (const [disruptive, flaps] of [[true, 1], [false, 2], [undefined, 2]]) {
+  for (const [disruptive, flaps] of /** @type {Array<[boolean | undefined, number]>} */ ([[true, 1], [false, 2], [undefined, 2]])) {
     const clock = new FakeClock();
     let engine;
+    /** @type {import('../lib/policy/actions').ActionExecutor} */
     const bounce = {
       kind: 'bounce', disruptive,
       async run() {
         engine.observe({ kind: 'carrier', iface: 'eth0', up: true });
         engine.observe({ kind: 'carrier', iface: 'eth0', up: false }); // the bounce takes it down...
-        await new Promise((r) => clock.setTimeout(r, 50));
+        await new Promise((r) => clock.setTimeout(() => r(undefined), 50));
         engine.observe({ kind: 'carrier', iface: 'eth0', up: true }); // ...and up again
         return { status: 'ok' };
       },

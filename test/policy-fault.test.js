@@ -1,6 +1,7 @@
 'use strict';
 // Fault location and the address baseline: pure functions, every class and its precedence.
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const { locateFault } = require('../lib/policy/fault');
 const { InterfaceEvidence } = require('../lib/policy/health');
 const { DEFAULT_DOWN_ON } = require('../lib/policy/config');
@@ -63,7 +64,7 @@ function engineWith(executors, policy = {}) {
     config: { graceMs: 0, interfaces: { eth0: { ladder: executors.map((e) => e.kind), verifyTimeoutMs: 1000, ...policy } } },
   });
   const events = [];
-  for (const type of ['action', 'verify', 'alert', 'recovered', 'health']) engine.on(type, (e) => events.push({ type, ...e }));
+  for (const type of ['action', 'verify', 'alert', 'recovered', 'health']) /** @type {import('node:events').EventEmitter} */ (/** @type {unknown} */ (engine)).on(type, (e) => events.push({ type, ...e }));
   engine.observe({ kind: 'intent', iface: 'eth0', intent: { owner: 'netheal', wantUp: true, source: 'test' } });
   return { clock, engine, runs, events };
 }

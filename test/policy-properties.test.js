@@ -1,7 +1,9 @@
+// @ts-check
 'use strict';
 // Property tests: random evidence scripts on a FakeClock; the engine's promises must hold
 // for every script (fast-check shrinks any counter-example). Pure; no kernel.
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fc = require('fast-check');
 const { FakeClock, seededRandom } = require('../lib/policy/clock');
 const { PolicyEngine } = require('../lib/policy/engine');
@@ -28,8 +30,10 @@ async function play(script, behaviours, seed, dryRun = false) {
   const clock = new FakeClock();
   const log = [];
   let engine;
+  /** @type {import('../lib/policy/actions').ActionExecutor[]} */
   const actions = LADDER.map((kind, i) => ({
     kind,
+    /** @returns {Promise<import('../lib/policy/actions').ActionResult>} */
     async run(ctx) {
       const b = behaviours[i];
       if (b.ms) {

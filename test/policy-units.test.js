@@ -1,7 +1,9 @@
+// @ts-check
 'use strict';
 // Unit tests of the policy building blocks: FakeClock, Backoff, FlapDamper, ActionBudget,
 // config resolution and evidence mapping. Pure; no kernel.
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const {
   FakeClock, seededRandom, systemClock,
 } = require('../lib/policy/clock');
@@ -37,7 +39,7 @@ test('FakeClock fires timers in due order at their exact times, including timers
 
 test('FakeClock lets promise chains driven by timers progress between timers', async (t) => {
   const clock = new FakeClock();
-  const sleep = (ms) => new Promise((r) => clock.setTimeout(r, ms));
+  const sleep = (/** @type {number} */ ms) => new Promise((r) => clock.setTimeout(() => r(undefined), ms));
   const seen = [];
   (async () => {
     await sleep(10);
@@ -52,7 +54,7 @@ test('FakeClock lets promise chains driven by timers progress between timers', a
 
 test('systemClock is monotonic and its timers fire', async (t) => {
   const a = systemClock.now();
-  await new Promise((r) => systemClock.setTimeout(r, 5));
+  await new Promise((r) => systemClock.setTimeout(() => r(undefined), 5));
   t.true(systemClock.now() - a >= 4);
   let fired = false;
   const h = systemClock.setTimeout(() => { fired = true; }, 1);
@@ -220,12 +222,12 @@ test('config: defaults are exported and per-interface overrides merge field by f
 });
 
 test('config: invalid values are refused naming the field', (t) => {
-  const e1 = t.throws(() => config.resolveInterfacePolicy({ interfaces: { eth0: { damping: { reuseThreshold: 3000 } } } }, 'eth0'));
+  const e1 = /** @type {import('../lib/errors').NethealError} */ (t.throws(() => config.resolveInterfacePolicy({ interfaces: { eth0: { damping: { reuseThreshold: 3000 } } } }, 'eth0')));
   t.is(e1.code, 'NETHEAL_ERR_INVALID_OPTION');
   t.regex(e1.message, /^policy\.interfaces\.eth0\.damping\.reuseThreshold: must be below suppressThreshold/);
   const e2 = t.throws(() => config.validatePolicyConfig({ defaults: { budget: { maxActions: 1.5 } } }));
   t.regex(e2.message, /^policy\.defaults\.budget\.maxActions: must be a finite integer >= 0 \(got 1\.5\)/);
-  const e3 = t.throws(() => config.validatePolicyConfig({ interfaces: { wan: { downOn: ['carrier', 'probe'] } } }));
+  const e3 = t.throws(() => config.validatePolicyConfig({ interfaces: { wan: { downOn: /** @type {any} */ (['carrier', 'probe']) } } }));
   t.regex(e3.message, /^policy\.interfaces\.wan\.downOn\[1\]: must be one of/);
   const e4 = t.throws(() => config.validatePolicyConfig({ graceMs: -1 }));
   t.regex(e4.message, /^policy\.graceMs:/);
@@ -286,7 +288,7 @@ test('evidenceFromMonitorEvent maps LinkMonitor events', (t) => {
 test('actionEnvironment describes the step for an operator hook', (t) => {
   const env = actionEnvironment({
     iface: 'eth0', step: 4, kind: 'hook', attempt: 2, state: 'down', reasons: ['carrier-down', 'default-route-lost:4'],
-    fault: { class: 'link', because: ['carrier-down'] }, evidence: { carrier: false }, options: {}, timeoutMs: 5000, signal: new AbortController().signal, dryRun: false, atMs: 1,
+    fault: { class: 'link', because: ['carrier-down'] }, faultSinceMs: 0, episodeSinceMs: 0, evidence: /** @type {any} */ ({ carrier: false }), options: {}, timeoutMs: 5000, signal: new AbortController().signal, dryRun: false, atMs: 1,
   });
   t.deepEqual(env, {
     NETHEAL_IFACE: 'eth0', NETHEAL_ACTION: 'hook', NETHEAL_STEP: '4', NETHEAL_ATTEMPT: '2', NETHEAL_STATE: 'down',

@@ -1,8 +1,10 @@
+// @ts-check
 // doctor and tune in a lab namespace: each namespaced sysctl set to a bad value is found and
 // explained; `tune --apply --netns NS --file TMP` fixes exactly that namespace; values outside
 // the sane ranges are refused before anything is written. The host's sysctls are never touched.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -137,6 +139,7 @@ test('tune refuses values outside the sane ranges before writing anything', asyn
   const ns = await lab.addNamespace('tune');
   const file = path.join(dir, 'x.conf');
   const before = (await lab.exec(ns, 'sysctl', ['-n', 'net.ipv4.tcp_fin_timeout'])).trim();
+  /** @type {Array<[string, RegExp]>} */
   const cases = [
     ['net.ipv4.tcp_fin_timeout=1', /tcp_fin_timeout = "1" refused: must be an integer in 5\.\.120/],
     ['net.ipv4.tcp_tw_reuse=3', /must be 0, 1 or 2/],

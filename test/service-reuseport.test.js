@@ -1,9 +1,11 @@
+// @ts-check
 // Two instances of a small HTTP service on one port through listenReusePort (SO_REUSEPORT,
 // which Node 20 cannot set), inside a lab namespace. SIGTERM to the old one under load: no
 // request is lost, and gracefulShutdown leaves no socket of the old instance behind (ss agrees),
 // while the new instance's sockets on the same port are untouched.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -74,9 +76,9 @@ test('listenReusePort: two listeners share a port where plain net.Server gets EA
   const a = net.createServer();
   const b = net.createServer();
   await listenReusePort(a, { port: 0, host: '127.0.0.1' });
-  const port = a.address().port;
+  const port = /** @type {net.AddressInfo} */ (a.address()).port;
   await listenReusePort(b, { port, host: '127.0.0.1' });
-  t.is(b.address().port, port);
+  t.is(/** @type {net.AddressInfo} */ (b.address()).port, port);
   const plain = net.createServer();
   const error = await new Promise((resolve) => plain.once('error', resolve).listen(port, '127.0.0.1'));
   t.is(error.code, 'EADDRINUSE');

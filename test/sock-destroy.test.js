@@ -1,10 +1,12 @@
+// @ts-check
 'use strict';
 // The threaded bulk destroy (native/sock_destroy.cc) against the real kernel: thousands of
 // connections between two lab namespaces; destroys spread over several threads and many
 // small windows take exactly the matching sockets (ss agrees), the peers see ECONNRESET and
 // the owners ECONNABORTED; every errno lands on its own socket; close() mid-flight, worker
 // threads and their termination leave no fd behind.
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
@@ -97,11 +99,18 @@ test.before(async (t) => {
 });
 
 test.after.always(async (t) => {
-  await t.context.lab?.destroy();
+  await /** @type {any} */ (t.context).lab?.destroy();
 });
 
+/**
+ * What test.before sets up, shared by the serial tests.
+ * @param {import('ava').ExecutionContext} t
+ * @returns {{ lab: Lab, a: string, b: string, server: any, client: (port: number) => any }}
+ */
+const shared = (t) => /** @type {any} */ (t.context);
+
 test.serial('threaded dump+destroy takes exactly the matching sockets; peers see ECONNRESET, owners ECONNABORTED', async (t) => {
-  const { lab, a, server, client } = t.context;
+  const { lab, a, server, client } = shared(t);
   const before = await ssByDport(lab, a);
   t.is(before['8001'], COUNTS[8001]);
   // Small windows and four threads: many windows in flight at once, taken while the dump streams.
@@ -128,7 +137,7 @@ test.serial('threaded dump+destroy takes exactly the matching sockets; peers see
 });
 
 test.serial('every errno lands on its own socket across threads and windows; already-gone sockets are "gone"', async (t) => {
-  const { lab, a, server } = t.context;
+  const { lab, a, server } = shared(t);
   const sockets = new Sockets({ netns: a, window: 16, threads: 4 });
   t.teardown(() => sockets.close());
   const list = await sockets.query({ dport: 8002, state: 'established' });
@@ -148,6 +157,7 @@ test.serial('every errno lands on its own socket across threads and windows; alr
     requests.push(d.encodeSockDestroy(0, d.AF_INET, d.IPPROTO_TCP, id));
     expected.push(i % 3 === 0 ? ENOENT : 0);
     if (i % 5 === 4) {
+      /** @type {typeof id} */
       const stale = { ...id, cookie: [(id.cookie[0] + 1000000) >>> 0, id.cookie[1]] };
       requests.push(d.encodeSockDestroy(0, d.AF_INET, d.IPPROTO_TCP, stale));
       expected.push(ENOENT);
@@ -170,7 +180,7 @@ test.serial('every errno lands on its own socket across threads and windows; alr
 });
 
 test.serial('close() before, during and after a destroy: NETHEAL_ERR_CLOSED, and no fd left behind', async (t) => {
-  const { a } = t.context;
+  const { a } = shared(t);
   await sleep(50);
   const baseline = fds();
   const sockets = new Sockets({ netns: a, threads: 3 });
@@ -181,9 +191,9 @@ test.serial('close() before, during and after a destroy: NETHEAL_ERR_CLOSED, and
   await new Promise((resolve) => setImmediate(resolve));
   sockets.close();
   sockets.close();
-  const error = await t.throwsAsync(pending);
+  const error = /** @type {import('../lib/errors').NethealError} */ (await t.throwsAsync(pending));
   t.is(error.code, 'NETHEAL_ERR_CLOSED');
-  t.is((await t.throwsAsync(sockets.destroy({ dport: 8003 }))).code, 'NETHEAL_ERR_CLOSED');
+  t.is(/** @type {import('../lib/errors').NethealError} */ (await t.throwsAsync(sockets.destroy({ dport: 8003 }))).code, 'NETHEAL_ERR_CLOSED');
   await sleep(50);
   t.is(fds(), baseline, 'every fd closed once the call let go');
 
@@ -197,7 +207,7 @@ test.serial('close() before, during and after a destroy: NETHEAL_ERR_CLOSED, and
 });
 
 test.serial('in worker threads: a destroy completes; a worker terminated mid-flight leaves no fd and no crash', async (t) => {
-  const { lab, a } = t.context;
+  const { lab, a } = shared(t);
   await sleep(50);
   const baseline = fds();
   const code = `

@@ -1,11 +1,14 @@
+// @ts-check
 'use strict';
 // `netheal sockets`, `sockets kill` and `port-free` as a user runs them: real namespaces, real
 // processes holding ports, a bind() without SO_REUSEADDR as the judge, no privilege (exit 77),
 // bad filters (exit 2, the flag and value named, never a stack trace).
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
+const { NO_CAPS } = require('./helpers/unprivileged');
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli.js');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -146,8 +149,8 @@ test('without CAP_NET_ADMIN: listing works, kill exits 77 naming CAP_NET_ADMIN, 
       'print("ready", flush=True); sys.stdin.read()',
     ].join('\n')]);
     await waitLine(holder, /ready/);
-    const nobody = ['netns', 'exec', ns, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
-      '--inh-caps=-all', '--bounding-set=-all', process.execPath, CLI];
+    // uid 0 without capabilities: it can read the checkout wherever it is (helpers/unprivileged.js).
+    const nobody = ['netns', 'exec', ns, 'setpriv', ...NO_CAPS, process.execPath, CLI];
 
     const list = await run('ip', [...nobody, 'sockets', '--json', '--sport', '7070']);
     t.is(list.code, 0, list.stderr);
@@ -160,8 +163,7 @@ test('without CAP_NET_ADMIN: listing works, kill exits 77 naming CAP_NET_ADMIN, 
     // Nothing was destroyed.
     t.regex(await lab.exec(ns, '/usr/bin/ss', ['-tanH', 'dport', '=', ':7070']), /ESTAB/);
 
-    const other = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
-      process.execPath, CLI, 'sockets', '--netns', ns]);
+    const other = await run('setpriv', [...NO_CAPS, process.execPath, CLI, 'sockets', '--netns', ns]);
     t.is(other.code, 77, other.stderr);
     t.regex(other.stderr, /CAP_SYS_ADMIN/);
     t.notRegex(other.stderr, /\n\s+at /);
@@ -175,6 +177,7 @@ test('bad filters: exit 2 naming the flag and the value, never a stack trace', a
   const lab = Lab.create();
   try {
     const ns = await lab.addNamespace('usage');
+    /** @type {Array<[string[], RegExp]>} */
     const cases = [
       [['sockets', '--sport', '70000'], /--sport.*70000/],
       [['sockets', 'kill', '--dport', '70000'], /--dport.*70000/],

@@ -1,7 +1,9 @@
+// @ts-check
 // Observability: the status socket during a lab run (shows the injected fault and the
 // action; refuses other users), and the Prometheus scrape after a carrier loss.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -13,6 +15,8 @@ const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
 const { clientRouter } = require('./helpers/lab');
+const { NOBODY, otherUserCli } = require('./helpers/unprivileged');
+const { statusVerdict } = require('../lib/cli/status');
 
 const CLI = require.resolve('../lib/cli.js');
 const quiet = () => createLogger({ format: 'json', minLevel: 'error', write: () => {} });
@@ -44,7 +48,7 @@ const sample = (families, name, labels = {}) => {
 test('metrics: a carrier loss moves the counters and the histograms get samples', async (t) => {
   const { lab, client, router } = await clientRouter(t);
   // Port 0 is not allowed by the schema: pick a free loopback port ourselves.
-  const port = await new Promise((resolve) => { const s = http.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
+  const port = await new Promise((resolve) => { const s = http.createServer().listen(0, '127.0.0.1', () => { const p = /** @type {import('node:net').AddressInfo} */ (s.address()).port; s.close(() => resolve(p)); }); });
   const daemon = new Daemon({
     config: validateConfig({
       netns: Lab.path(client),
@@ -79,7 +83,7 @@ test('metrics: a carrier loss moves the counters and the histograms get samples'
   t.regex(response.body, /^netheal_detection_latency_seconds_count\{iface="up0",evidence="carrier"\} 1$/m, 'one detection sample, by carrier');
   const json = await daemon.metrics.registry.getMetricsAsJSON();
   const detectionSum = json.find((m) => m.name === 'netheal_detection_latency_seconds').values
-    .find((v) => v.metricName === 'netheal_detection_latency_seconds_sum' && v.labels.iface === 'up0');
+    .find((v) => /** @type {{metricName?: string}} */ (v).metricName === 'netheal_detection_latency_seconds_sum' && v.labels.iface === 'up0');
   t.true(detectionSum.value < 0.05, `carrier detection took ${detectionSum.value} s`);
   t.regex(response.body, /^netheal_recovery_seconds_count\{iface="up0"\} [1-9]/m);
   t.regex(response.body, /^netheal_probe_rtt_seconds_count\{target="up0:gateway"\} \d{2,}/m);
@@ -113,8 +117,8 @@ test('status: during a lab run it shows the injected fault and the action; other
   await sawFault;
   const socketPath = fs.readFileSync(pointer, 'utf8');
   const { code, stdout } = await cli(['status', '--json', '--socket', socketPath]);
-  t.is(code, 0);
   const status = JSON.parse(stdout);
+  t.is(code, statusVerdict(status).code, 'the exit code follows the health it printed');
   const uplink = status.interfaces.uplink0;
   t.truthy(uplink);
   t.true(uplink.lastActions.some((a) => a.kind === 'kill-sockets'), 'the action is listed');
@@ -126,15 +130,31 @@ test('status: during a lab run it shows the injected fault and the action; other
   t.regex(human.stdout, /INTERFACE\s+STATE/);
   t.regex(human.stdout, /uplink0:gateway/);
   t.is(fs.statSync(socketPath).mode & 0o777, 0o600, 'root-only socket');
-  const other = await cli(['status', '--socket', socketPath], ['--reuid=65534', '--regid=65534', '--clear-groups']);
+  // Another user (a world-readable copy of the CLI: the checkout may be in a 0700 directory).
+  const copy = otherUserCli(t);
+  const other = await new Promise((resolve) => {
+    execFile('setpriv', [...NOBODY, process.execPath, copy, 'status', '--socket', socketPath], (error, stdout, stderr) => resolve({ code: error ? error.code : 0, stdout, stderr }));
+  });
   t.is(other.code, 77);
   t.regex(other.stderr, /root-only/);
   lab.kill('SIGINT');
   await exited;
+  // Interrupted, the lab still cleans up: its scratch directory goes, its daemon stops.
+  const scratch = path.dirname(socketPath);
+  t.false(fs.existsSync(scratch), `${scratch} removed`);
+  const daemons = () => fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(scratch);
+    } catch {
+      return false;
+    }
+  });
+  for (const end = Date.now() + 20_000; daemons().length > 0 && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.deepEqual(daemons(), [], 'the lab\'s daemon exited');
 });
 
-test('status without a daemon says so clearly', async (t) => {
+test('status without a daemon says so clearly, and exits 3 (nothing is watching)', async (t) => {
   const result = await cli(['status', '--socket', path.join(os.tmpdir(), `nh-none-${process.pid}.sock`)]);
-  t.is(result.code, 1);
+  t.is(result.code, 3);
   t.regex(result.stderr, /no netheal daemon is running/);
 });

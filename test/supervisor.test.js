@@ -1,7 +1,9 @@
+// @ts-check
 // Real supervisord (Debian package `supervisor`) running the section `netheal supervisor`
 // generates: a killed program comes back; a stop takes the whole process group with it.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');

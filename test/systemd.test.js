@@ -1,3 +1,4 @@
+// @ts-check
 // Real systemd: boot `systemd-nspawn -D / --volatile=yes` with its own network namespace,
 // `netheal install` the generated units inside it and watch systemd run them: READY only once
 // monitoring is live, kill -9 -> restart within RestartSec + 1 s, a hung event loop -> watchdog
@@ -5,7 +6,8 @@
 // a small service with --port that comes back although its old instance left sockets behind.
 // Nothing here touches the host's network: the container has only its own lo.
 'use strict';
-const test = require('ava');
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -18,7 +20,36 @@ const WATCHDOG_SEC = 3;
 const RESTART_SEC = 1;
 const PORT = 8088;
 
-let box; // { proc, leader, dir, log, skip }
+/** @type {{ proc?: import('node:child_process').ChildProcess, leader?: number, dir: string, log: string }} */
+let box;
+
+/**
+ * What this host lacks to run the container, decided before any test is declared (ava
+ * declares tests synchronously): null when everything is there. Booting is tried in
+ * test.before; a host that has all this and still cannot boot fails the tests, it does not
+ * skip them.
+ */
+function missingPrerequisite() {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'needs root';
+  try {
+    execFileSync('sh', ['-c', 'command -v systemd-nspawn'], { encoding: 'utf8' });
+  } catch {
+    return 'systemd-nspawn is not installed (Debian package systemd-container)';
+  }
+  if (!['/lib/systemd/systemd', '/usr/lib/systemd/systemd'].some((p) => fs.existsSync(p))) return 'no systemd on / to boot in the container';
+  return null;
+}
+const MISSING = missingPrerequisite();
+const CI = /^(1|true|yes)$/i.test(process.env.CI ?? '');
+
+/** A test that needs the container: skipped with the reason when a prerequisite is missing. */
+function boxTest(title, fn) {
+  if (MISSING === null) test.serial(title, fn);
+  else test.skip(`${title} [skipped: ${MISSING}]`, fn);
+}
+if (MISSING !== null && CI) {
+  test('the systemd tests can run (CI=true: their prerequisites are required)', (t) => t.fail(MISSING));
+}
 
 function sh(file, args, options = {}) {
   return new Promise((resolve) => {
@@ -70,16 +101,11 @@ async function journalUntil(unit, re, timeoutMs = 5000) {
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 test.before(async () => {
+  if (MISSING !== null) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-systemd-'));
   fs.chmodSync(dir, 0o755); // the DynamicUser unit must be able to read its config
-  box = { dir, log: '', skip: null };
-  let nspawn;
-  try {
-    nspawn = execFileSync('sh', ['-c', 'command -v systemd-nspawn'], { encoding: 'utf8' }).trim();
-  } catch {
-    box.skip = 'systemd-nspawn is not installed (Debian package systemd-container)';
-    return;
-  }
+  box = { dir, log: '' };
+  const nspawn = execFileSync('sh', ['-c', 'command -v systemd-nspawn'], { encoding: 'utf8' }).trim();
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ interfaces: { lo: {} } }));
   // The test service: binds WITHOUT SO_REUSEADDR (like many non-Node servers), so leftovers of
   // its previous instance on the port make bind() fail unless they are destroyed.
@@ -128,7 +154,7 @@ time.sleep(600)
   } catch (error) {
     box.proc.kill('SIGKILL');
     await exited;
-    box.skip = `systemd-nspawn cannot boot here: ${error.message}; its output: ${box.log.slice(-800)}`;
+    throw new Error(`systemd-nspawn cannot boot here: ${error.message}; its output: ${box.log.slice(-800)}`);
   }
 });
 
@@ -145,17 +171,7 @@ test.after.always(async () => {
   if (box?.dir) fs.rmSync(box.dir, { recursive: true, force: true });
 });
 
-function skipIfNoBox(t) {
-  if (box.skip) {
-    t.log(`SKIPPED: ${box.skip}`);
-    t.pass();
-    return true;
-  }
-  return false;
-}
-
-test.serial('install: the netheal unit becomes active only after READY, with monitoring live', async (t) => {
-  if (skipIfNoBox(t)) return;
+boxTest('install: the netheal unit becomes active only after READY, with monitoring live', async (t) => {
   const install = await inBox(process.execPath, [CLI, 'install', '--config', `${SHARED}/config.json`,
     '--watchdog-sec', String(WATCHDOG_SEC), '--restart-sec', String(RESTART_SEC), '--env', 'NETHEAL_TEST_HANG_ON_SIGUSR2=1']);
   t.is(install.code, 0, install.stderr + install.stdout);
@@ -184,29 +200,32 @@ test.serial('install: the netheal unit becomes active only after READY, with mon
   t.is((await inBox('grep', ['-c', 'WatchdogSec=3', '/etc/systemd/system/netheal.service'])).stdout.trim(), '1');
 });
 
-test.serial('kill -9 of the daemon: restarted within RestartSec + 1 s', async (t) => {
-  if (skipIfNoBox(t)) return;
+boxTest('kill -9 of the daemon: restarted after RestartSec, active again once READY', async (t) => {
   const before = await show('netheal.service', 'MainPID', 'NRestarts');
   const killedAt = monotonicUs();
   const kill = await inBox('systemctl', ['kill', '--kill-whom=main', '--signal=SIGKILL', 'netheal.service']);
   t.is(kill.code, 0, kill.stderr);
   const after = await until('a new active daemon', async () => {
-    const s = await show('netheal.service', 'ActiveState', 'MainPID', 'NRestarts', 'ActiveEnterTimestampMonotonic');
+    const s = await show('netheal.service', 'ActiveState', 'MainPID', 'NRestarts', 'ActiveEnterTimestampMonotonic', 'ExecMainStartTimestampMonotonic');
     return s.ActiveState === 'active' && s.MainPID !== before.MainPID && s.MainPID !== '0' ? s : null;
   }, 10000);
+  // systemd waits RestartSec before starting it again (never less: safe to assert under any
+  // load); how long node then takes to READY depends on the machine, so it is logged, and the
+  // wait above (10 s) only guards against a hang.
+  const startedMs = (Number(after.ExecMainStartTimestampMonotonic) - killedAt) / 1000;
   const tookMs = (Number(after.ActiveEnterTimestampMonotonic) - killedAt) / 1000;
-  t.log(`active again ${tookMs.toFixed(0)} ms after SIGKILL (RestartSec=${RESTART_SEC})`);
-  t.true(tookMs <= (RESTART_SEC + 1) * 1000, `took ${tookMs} ms`);
+  t.log(`started ${startedMs.toFixed(0)} ms and active again ${tookMs.toFixed(0)} ms after SIGKILL (RestartSec=${RESTART_SEC})`);
+  t.true(startedMs >= RESTART_SEC * 1000, `started after ${startedMs} ms`);
+  t.true(tookMs >= startedMs, 'active (READY) after it started');
   t.is(Number(after.NRestarts), Number(before.NRestarts) + 1);
 });
 
-test.serial('a hung event loop: the watchdog kills it and systemd restarts it', async (t) => {
-  if (skipIfNoBox(t)) return;
+boxTest('a hung event loop: the watchdog kills it and systemd restarts it', async (t) => {
   const before = await show('netheal.service', 'MainPID', 'NRestarts');
   const hungAt = monotonicUs();
   await inBox('systemctl', ['kill', '--kill-whom=main', '--signal=SIGUSR2', 'netheal.service']);
   const after = await until('the watchdog restart', async () => {
-    const s = await show('netheal.service', 'ActiveState', 'MainPID', 'NRestarts', 'ActiveEnterTimestampMonotonic');
+    const s = await show('netheal.service', 'ActiveState', 'MainPID', 'NRestarts', 'ActiveEnterTimestampMonotonic', 'ExecMainStartTimestampMonotonic');
     return s.ActiveState === 'active' && s.MainPID !== before.MainPID && s.MainPID !== '0' ? s : null;
   }, (WATCHDOG_SEC + RESTART_SEC + 10) * 1000);
   const tookMs = (Number(after.ActiveEnterTimestampMonotonic) - hungAt) / 1000;
@@ -216,8 +235,7 @@ test.serial('a hung event loop: the watchdog kills it and systemd restarts it', 
   t.regex(await journalUntil('netheal.service', /[Ww]atchdog timeout/), /[Ww]atchdog timeout/);
 });
 
-test.serial('SIGTERM: STOPPING=1, clean exit; logs carry journald priorities', async (t) => {
-  if (skipIfNoBox(t)) return;
+boxTest('SIGTERM: STOPPING=1, clean exit; logs carry journald priorities', async (t) => {
   const { MainPID } = await show('netheal.service', 'MainPID');
   const stop = await inBox('systemctl', ['stop', 'netheal.service']);
   t.is(stop.code, 0, stop.stderr);
@@ -244,8 +262,7 @@ test.serial('SIGTERM: STOPPING=1, clean exit; logs carry journald priorities', a
   t.regex((await inBox('systemctl', ['show', '-pLoadState', 'netheal.service'])).stdout, /LoadState=not-found/);
 });
 
-test.serial('the hardened unit (DynamicUser, CAP_NET_ADMIN only) does not break socket destruction and link-bounce', async (t) => {
-  if (skipIfNoBox(t)) return;
+boxTest('the hardened unit (DynamicUser, CAP_NET_ADMIN only) does not break socket destruction and link-bounce', async (t) => {
   // The bounce without its link hold-down, so that one carrier loss shows it works in the sandbox.
   fs.writeFileSync(path.join(box.dir, 'actions.json'), JSON.stringify({
     policy: { graceMs: 0 },
@@ -295,8 +312,7 @@ time.sleep(600)
   t.is(un.code, 0, un.stderr);
 });
 
-test.serial('the hardened unit with probes (DynamicUser, CAP_NET_ADMIN + CAP_NET_RAW): raw ICMP probes work in the sandbox', async (t) => {
-  if (skipIfNoBox(t)) return;
+boxTest('the hardened unit with probes (DynamicUser, CAP_NET_ADMIN + CAP_NET_RAW): raw ICMP probes work in the sandbox', async (t) => {
   fs.writeFileSync(path.join(box.dir, 'probe.json'), JSON.stringify({
     policy: { graceMs: 0 },
     interfaces: { vp0: { ladder: ['kill-sockets'], probe: { targets: ['10.78.0.2'], intervalMs: 100, timeoutMs: 100 } } },
@@ -328,8 +344,7 @@ test.serial('the hardened unit with probes (DynamicUser, CAP_NET_ADMIN + CAP_NET
   t.is((await inBox(process.execPath, [CLI, 'uninstall'])).code, 0);
 });
 
-test.serial('the hardened unit for another namespace (CAP_SYS_ADMIN, RestrictNamespaces=net): setns and actions work', async (t) => {
-  if (skipIfNoBox(t)) return;
+boxTest('the hardened unit for another namespace (CAP_SYS_ADMIN, RestrictNamespaces=net): setns and actions work', async (t) => {
   // Reuses the previous test's namespace "peer" inside the container, watching vp1 there.
   fs.writeFileSync(path.join(box.dir, 'netns.json'), JSON.stringify({
     netns: 'peer', policy: { graceMs: 0 },
@@ -353,8 +368,7 @@ test.serial('the hardened unit for another namespace (CAP_SYS_ADMIN, RestrictNam
   t.is((await inBox(process.execPath, [CLI, 'uninstall'])).code, 0);
 });
 
-test.serial('a service unit with --port comes back after a crash although its old sockets linger', async (t) => {
-  if (skipIfNoBox(t)) return;
+boxTest('a service unit with --port comes back after a crash although its old sockets linger', async (t) => {
   const install = await inBox(process.execPath, [CLI, 'install', '--service', 'echo-test', '--exec', `/usr/bin/python3 -u ${SHARED}/server.py`,
     '--port', String(PORT), '--restart', 'always', '--restart-sec', String(RESTART_SEC), '--port-wait', '5']);
   t.is(install.code, 0, install.stderr + install.stdout);
@@ -388,8 +402,7 @@ test.serial('a service unit with --port comes back after a crash although its ol
   await inBox('systemctl', ['stop', 'echo-test.service']);
 });
 
-test.serial('control: without the port hygiene the same crash leaves the service unable to bind', async (t) => {
-  if (skipIfNoBox(t)) return;
+boxTest('control: without the port hygiene the same crash leaves the service unable to bind', async (t) => {
   // The same service, but a unit without ExecStartPre/ExecStopPost: bind() fails on the orphan.
   const unit = `[Unit]\nDescription=control\n[Service]\nExecStart=/usr/bin/python3 -u ${SHARED}/server.py\nRestart=no\n`;
   fs.writeFileSync(path.join(box.dir, 'control.service'), unit);

@@ -1,6 +1,8 @@
 /** What every `netheal` subcommand shares: --netns/--json, output, errors and exit codes. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ExitCode, NethealError } from '../errors';
+import { ExitCode, NethealError, fromSystemError } from '../errors';
+import type { LinkControl } from '../monitor/link-control';
+import { resolveNetns } from '../netns';
 
 /** Options every subcommand takes. */
 export interface CommonOptions {
@@ -36,6 +38,34 @@ export function numberOption(name: string, min: number, max: number): (value: st
 }
 
 export { Option };
+
+/**
+ * Checks that the interface a flag names exists (in `netns`): a usage error (exit 2) naming
+ * the flag and the interface otherwise, the same for every subcommand (ping --interface,
+ * sockets --dev).
+ */
+export async function requireInterface(name: string, netns: string | undefined, flag: string): Promise<void> {
+  const path = resolveNetns(netns, '--netns');
+  let control: LinkControl;
+  try {
+    // Loaded here, not at the top: every subcommand loads this module, and only the two that
+    // take an interface need netlink (and the addon).
+    const { LinkControl: Control } = require('../monitor/link-control') as typeof import('../monitor/link-control');
+    control = new Control(path === undefined ? {} : { netns: path });
+  } catch (error) {
+    throw fromSystemError(error, 'open rtnetlink socket', path);
+  }
+  try {
+    await control.getLink(name);
+  } catch (error) {
+    if (error instanceof NethealError && error.code === 'NETHEAL_ERR_NO_DEVICE') {
+      throw new NethealError('NETHEAL_ERR_USAGE', `${flag}: no interface named ${JSON.stringify(name)}${path === undefined ? '' : ` in ${path}`}`);
+    }
+    throw error;
+  } finally {
+    control.close();
+  }
+}
 
 /** Writes a line to stdout. */
 export function out(line: string): void {

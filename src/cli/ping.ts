@@ -1,14 +1,16 @@
 /**
  * `netheal ping TARGET...`: probes targets with the Prober and prints one line per probe
  * (JSON lines with --json: {target, seq, status, rttMs, code, from}), then a summary like
- * ping's (on stderr with --json, so stdout stays pure JSON lines).
+ * ping's. With --json the summary is one JSON line per target on stdout
+ * ({summary: true, target, address, sent, received, lossPct, rttMs}) and the human text on
+ * stderr.
  */
 import { Command } from 'commander';
 import { isIP } from 'node:net';
 import { NethealError } from '../errors';
 import { LinkMonitor } from '../monitor/link-monitor';
 import { GatewaySource, ProbeResult, Prober, TargetStats } from '../monitor/prober';
-import { CommonOptions, action, intOption, numberOption, out, withCommonOptions } from './common';
+import { CommonOptions, action, intOption, numberOption, out, requireInterface, withCommonOptions } from './common';
 
 interface PingOptions extends CommonOptions {
   interval: number;
@@ -30,9 +32,25 @@ function humanLine(r: ProbeResult): string {
   }
 }
 
+/** Percent of the finished probes that got no reply, one decimal. */
+function lossPct(s: TargetStats, results: number): number {
+  return results === 0 ? 0 : Math.round((1 - s.received / results) * 1000) / 10;
+}
+
+/**
+ * The --json summary line of a target: {"summary":true, target, address, sent, received,
+ * lossPct, rttMs: {min, avg, max, p99, jitter} | null}.
+ */
+function summaryJson(s: TargetStats, results: number): string {
+  const rtt = s.rtt === null ? null : {
+    min: round(s.rtt.min), avg: round(s.rtt.avg), max: round(s.rtt.max), p99: round(s.rtt.p99), jitter: round(s.rtt.jitter),
+  };
+  return JSON.stringify({ summary: true, target: s.target, address: s.address, sent: s.sent, received: s.received, lossPct: lossPct(s, results), rttMs: rtt });
+}
+
 function summary(s: TargetStats, results: number): string {
   const lines = [`--- ${s.target}${s.address !== null && s.address !== s.target ? ` (${s.address})` : ''} ping statistics ---`];
-  const loss = results === 0 ? 0 : Math.round((1 - s.received / results) * 1000) / 10;
+  const loss = lossPct(s, results);
   lines.push(`${s.sent} transmitted, ${s.received} received, ${loss}% packet loss`);
   if (s.rtt !== null) {
     const r = s.rtt;
@@ -57,6 +75,7 @@ export function registerPing(program: Command): void {
         }
       }
       if (new Set(targets).size !== targets.length) throw new NethealError('NETHEAL_ERR_USAGE', 'ping: a target is given twice');
+      if (options.interface !== undefined) await requireInterface(options.interface, options.netns, '--interface');
       let monitor: (GatewaySource & { close(): void }) | undefined;
       if (targets.some((t) => t.startsWith('gateway'))) {
         const m = new LinkMonitor(options.netns === undefined ? {} : { netns: options.netns });
@@ -117,9 +136,13 @@ export function registerPing(program: Command): void {
         prober.close();
         monitor?.close();
         const text = stats.map((s) => summary(s, results.get(s.target) ?? 0)).join('\n');
-        if (text !== '') {
-          if (json) process.stderr.write(`${text}\n`);
-          else out(text);
+        if (json) {
+          // stdout stays JSON lines: one summary line per target after the probes; the
+          // human summary goes to stderr.
+          for (const s of stats) out(summaryJson(s, results.get(s.target) ?? 0));
+          if (text !== '') process.stderr.write(`${text}\n`);
+        } else if (text !== '') {
+          out(text);
         }
         // Like ping: success when every target answered at least once.
         if (stats.length === targets.length && stats.every((s) => s.received > 0)) exitCode = 0;

@@ -12,7 +12,7 @@ import {
   parsePrefix,
   portStatus,
 } from '../monitor/sockets';
-import { CommonOptions, action, intOption, numberOption, out, printTable, withCommonOptions } from './common';
+import { CommonOptions, action, intOption, numberOption, out, printTable, requireInterface, withCommonOptions } from './common';
 
 interface FilterOptions extends CommonOptions {
   state?: SocketState[];
@@ -203,6 +203,7 @@ export function registerSockets(program: Command): void {
     .enablePositionalOptions()
     .action(action(async (options: FilterOptions & { owners?: boolean }) => {
       const filter = toFilter(options);
+      if (typeof filter.dev === 'string') await requireInterface(filter.dev, options.netns, '--dev');
       const diag = new Sockets({ netns: options.netns });
       try {
         const list = await diag.query(filter, { owners: options.owners === true });
@@ -222,6 +223,7 @@ export function registerSockets(program: Command): void {
       // count for kill too (else --netns would be dropped and kill would act on this namespace).
       const options = { ...(command.parent?.opts() as FilterOptions), ...own };
       const filter = toFilter(options);
+      if (typeof filter.dev === 'string') await requireInterface(filter.dev, options.netns, '--dev');
       const narrowing = ['state', 'sport', 'dport', 'src', 'dst', 'dev', 'uid'].some((k) => k in filter);
       if (!narrowing && options.all !== true) {
         throw new NethealError('NETHEAL_ERR_USAGE',

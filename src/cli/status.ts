@@ -1,11 +1,32 @@
 /** `netheal status`: the running daemon's view, read from its root-only status socket. */
 import { Command } from 'commander';
 import { DEFAULT_STATUS_SOCKET, readStatus } from '../daemon/status';
-import { action, out, printTable } from './common';
+import { ExitCode, NethealError } from '../errors';
+import { action, out, printTable, reportError } from './common';
 
 interface StatusOptions {
   json?: boolean;
+  check?: boolean;
   socket: string;
+}
+
+/**
+ * `netheal status` exit codes, by health (documented in README "Exit codes"):
+ * 0 every watched interface healthy; 1 degraded (one suspect or recovering, none down);
+ * 3 one down, or no daemon answers / its answer cannot be read.
+ */
+export const STATUS_EXIT = { OK: ExitCode.OK, DEGRADED: ExitCode.FAILURE, DOWN: ExitCode.STATUS_DOWN } as const;
+
+/** The verdict on a status document: the exit code and the one-line `--check` form. */
+export function statusVerdict(status: Pick<StatusDocument, 'interfaces'>): { code: number; line: string } {
+  const entries = Object.entries(status.interfaces ?? {});
+  const down = entries.some(([, s]) => s.state === 'down');
+  const degraded = entries.some(([, s]) => s.state !== 'healthy');
+  const [level, code] = down ? ['CRITICAL', STATUS_EXIT.DOWN] : degraded ? ['WARNING', STATUS_EXIT.DEGRADED] : ['OK', STATUS_EXIT.OK];
+  const what = entries.length === 0
+    ? 'no interfaces watched'
+    : entries.map(([name, s]) => `${name} ${s.state}${s.state !== 'healthy' && s.reasons.length > 0 ? ` (${s.reasons.join(', ')})` : ''}`).join(', ');
+  return { code, line: `${level}: ${what}` };
 }
 
 interface StatusDocument {
@@ -31,11 +52,28 @@ export function registerStatus(program: Command): void {
     .description('show what the running daemon sees and did (health, evidence, probes, actions, damping, budget)')
     .option('--json', 'machine-readable JSON output')
     .option('--socket <path>', 'the daemon\'s status socket', DEFAULT_STATUS_SOCKET)
+    .option('--check', 'print one line (OK: / WARNING: / CRITICAL: ...) for monitoring; the exit code says the same')
+    .addHelpText('after', '\nExit codes: 0 all interfaces healthy, 1 degraded (suspect or recovering),\n3 an interface is down or no daemon answers, 2 usage, 77 not root.')
     .action(action(async (options: StatusOptions) => {
-      const status = (await readStatus(options.socket)) as StatusDocument;
+      let status: StatusDocument;
+      try {
+        status = (await readStatus(options.socket)) as StatusDocument;
+      } catch (error) {
+        // Nothing answers, or the answer cannot be read: nothing is watching, as bad as down.
+        // A privilege problem stays 77: that is the caller's to fix, not the network's.
+        if (!(error instanceof NethealError) || error.code === 'NETHEAL_ERR_PRIVILEGE') throw error;
+        if (options.check === true) out(`CRITICAL: ${error.message}`);
+        else reportError(error);
+        return STATUS_EXIT.DOWN;
+      }
+      const verdict = statusVerdict(status);
+      if (options.check === true) {
+        out(verdict.line);
+        return verdict.code;
+      }
       if (options.json) {
         out(JSON.stringify(status));
-        return;
+        return verdict.code;
       }
       out(`netheal daemon pid ${status.pid}, up since ${status.startedAt}${status.netns ? `, namespace ${status.netns}` : ''}${status.dryRun ? ' (dry run)' : ''}`);
       out('');
@@ -63,5 +101,6 @@ export function registerStatus(program: Command): void {
       out('');
       out('Recent events:');
       for (const e of status.recentEvents.slice(-15)) out(`  ${e.time} ${e.kind.padEnd(7)} ${e.text}`);
+      return verdict.code;
     }));
 }

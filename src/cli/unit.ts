@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFIG_PATH, DaemonConfig, loadConfig, validateConfig } from '../daemon/config';
 import { NethealError } from '../errors';
-import { InstallReport, installUnit, uninstallUnit } from '../service/install';
+import { InstallReport, checkRoot, installUnit, uninstallUnit } from '../service/install';
 import { supervisorSection } from '../service/supervisor';
 import { systemdVersion } from '../service/systemd';
 import { NETHEAL_UNIT_NAME, nethealUnit, serviceUnit } from '../service/unit';
@@ -34,6 +34,16 @@ function collectEnv(value: string, previous: Record<string, string> = {}): Recor
   const eq = value.indexOf('=');
   if (eq <= 0) throw new InvalidArgumentError(`--env wants NAME=VALUE, got ${JSON.stringify(value)}`);
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+/** --root: an absolute path to an existing directory, refused as a usage error otherwise. */
+function rootOption(value: string): string {
+  try {
+    checkRoot(value, '--root');
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+  return value;
 }
 
 function readConfig(path: string | undefined): { path: string; config: DaemonConfig } {
@@ -105,7 +115,7 @@ export function registerUnit(program: Command): void {
     .description('write the unit, daemon-reload, enable --now; never overwrites a changed file without --force'))
     .option('--dry-run', 'say what would be done, do nothing')
     .option('--force', 'replace a unit file that differs')
-    .option('--root <dir>', 'offline root (systemctl --root): write ROOT/etc/systemd/system, enable without starting')
+    .option('--root <dir>', 'offline root (systemctl --root), an absolute existing directory: write ROOT/etc/systemd/system, enable without starting', rootOption)
     .option('--no-enable', 'only write the file (and daemon-reload)')
     .option('--json', 'machine-readable JSON output')
     .action(action(async (flags: UnitFlags & { dryRun?: boolean; force?: boolean; root?: string; enable?: boolean; json?: boolean }) => {
@@ -119,7 +129,7 @@ export function registerUnit(program: Command): void {
     .option('--service <NAME>', 'the service unit (default netheal)')
     .option('--dry-run', 'say what would be done, do nothing')
     .option('--force', 'remove a unit that netheal did not generate')
-    .option('--root <dir>', 'offline root (systemctl --root)')
+    .option('--root <dir>', 'offline root (systemctl --root), an absolute existing directory', rootOption)
     .option('--json', 'machine-readable JSON output')
     .action(action(async (flags: { service?: string; dryRun?: boolean; force?: boolean; root?: string; json?: boolean }) => {
       const name = flags.service === undefined ? NETHEAL_UNIT_NAME : `${flags.service.replace(/\.service$/, '')}.service`;

@@ -41,6 +41,8 @@ export function registerWatch(program: Command): void {
       monitor.on('event', (event) => out(options.json ? JSON.stringify(event) : describeEvent(event)));
       monitor.on('error', (error) => process.stderr.write(`netheal: ${error.message}\n`));
       await monitor.start();
+      // On stderr, so stdout stays events only: from here on every change is printed.
+      process.stderr.write(`netheal: watching links, addresses and default routes${options.netns === undefined ? '' : ` in ${options.netns}`} (Ctrl-C to stop)\n`);
       // Run until a signal; close the monitor so nothing is left behind.
       await new Promise<void>((resolve) => {
         const stop = (): void => {

@@ -2,7 +2,7 @@
  * Prometheus metrics (prom-client), served on an opt-in listen address (loopback by
  * default). Names follow the conventions: netheal_<what>_<unit>, counters end in _total.
  */
-import { createServer, Server } from 'node:http';
+import { Server } from 'node:http';
 import { isIP } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { NethealError } from '../errors';
@@ -66,10 +66,23 @@ export function parseListen(listen: string, field = 'metrics.listen'): { host: s
   return { host, port };
 }
 
+/**
+ * The metrics endpoint's server: an `http.Server` whose `close()` also drops the connections
+ * still open (an idle keep-alive, a scraper that hangs mid-request), so closing it never
+ * waits on a client.
+ */
+export class MetricsServer extends Server {
+  override close(callback?: (error?: Error) => void): this {
+    super.close(callback);
+    this.closeAllConnections();
+    return this;
+  }
+}
+
 /** Serves GET /metrics; resolves once listening. */
-export async function serveMetrics(metrics: DaemonMetrics, listen: string): Promise<Server> {
+export async function serveMetrics(metrics: DaemonMetrics, listen: string): Promise<MetricsServer> {
   const { host, port } = parseListen(listen);
-  const server = createServer((request, response) => {
+  const server = new MetricsServer({ headersTimeout: 5000, requestTimeout: 10_000 }, (request, response) => {
     if (request.method !== 'GET' || (request.url ?? '').split('?')[0] !== '/metrics') {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
       return;

@@ -69,7 +69,7 @@ class DaemonLog {
   readonly records: Array<LogRecord & { receivedNs: bigint }> = [];
   private waiters: Array<{ match: (r: LogRecord) => boolean; resolve: (r: LogRecord | null) => void; timer: NodeJS.Timeout }> = [];
 
-  constructor(child: ChildProcess, private readonly print: (r: LogRecord) => void) {
+  constructor(child: ChildProcess, private readonly print: (r: LogRecord, receivedNs: bigint) => void) {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       let record: LogRecord;
       try {
@@ -77,8 +77,9 @@ class DaemonLog {
       } catch {
         return;
       }
-      this.records.push({ ...record, receivedNs: monotonicNs() });
-      this.print(record);
+      const receivedNs = monotonicNs();
+      this.records.push({ ...record, receivedNs });
+      this.print(record, receivedNs);
       for (const waiter of [...this.waiters]) {
         if (waiter.match(record)) {
           clearTimeout(waiter.timer);
@@ -146,6 +147,12 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
   const scratch = mkdtempSync(join(tmpdir(), 'netheal-lab-'));
   let daemon: ChildProcess | undefined;
   let driver: LinkMonitor | undefined;
+  // Also when interrupted (Ctrl-C, SIGTERM): the lab's signal handler destroys it, and no
+  // finally below runs then. The daemon is asked to stop; its files go.
+  lab.onDestroy(() => {
+    if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGTERM');
+    rmSync(scratch, { recursive: true, force: true });
+  });
   const start = monotonicNs();
   const at = (ns: bigint | string): string => `+${(ms(start, BigInt(ns)) / 1000).toFixed(3)}s`;
   try {
@@ -214,9 +221,12 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
     out(`netheal lab: while it runs: node lib/cli.js status --socket ${join(scratch, 'status.sock')}`);
     out('');
     daemon = spawn(process.execPath, [join(__dirname, '..', 'daemon.js'), '--config', configPath, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const log = new DaemonLog(daemon, (r) => {
-      const ns = r.monotonicNs ?? monotonicNs().toString();
-      if (r.to !== undefined || r.action !== undefined || r.alert !== undefined || /live|watching|destroyed/.test(r.msg)) out(`  ${at(ns)}  daemon: ${r.msg}`);
+    // Timeline lines carry when the lab read them, so they are in order: a record's own
+    // monotonicNs is sometimes the evidence's receipt (a transition), sometimes the log
+    // call's, and printing those made the timeline go back and forth. The detection times in
+    // the table still come from the records' monotonicNs.
+    const log = new DaemonLog(daemon, (r, receivedNs) => {
+      if (r.to !== undefined || r.action !== undefined || r.alert !== undefined || /live|watching|destroyed/.test(r.msg)) out(`  ${at(receivedNs)}  daemon: ${r.msg}`);
     });
     const live = await log.next((r) => /monitoring is live/.test(r.msg), 10000);
     if (process.env.NETHEAL_LAB_STATUS_FILE) {
@@ -335,8 +345,7 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
       if (daemon.exitCode === null) daemon.kill('SIGKILL');
     }
     driver?.close();
-    await lab.destroy();
-    rmSync(scratch, { recursive: true, force: true });
+    await lab.destroy(); // and the scratch directory (onDestroy above)
     out('netheal lab: namespaces removed.');
   }
 }

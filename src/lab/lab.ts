@@ -130,6 +130,7 @@ export class Lab {
   private readonly namespaces: string[] = [];
   private readonly taps = new Set<TapHandle>();
   private readonly children = new Set<ChildProcess>();
+  private readonly cleanups: Array<() => void> = [];
   private readonly binding: NativeBinding;
   private destroyed = false;
 
@@ -291,10 +292,26 @@ export class Lab {
     this.destroySync();
   }
 
+  /**
+   * Registers synchronous cleanup (scratch files, processes the lab's user started) to run
+   * when the lab is destroyed, first thing: by destroy(), at exit, or on SIGINT/SIGTERM/SIGHUP,
+   * when no finally block of the caller runs. Runs in reverse order of registration.
+   */
+  onDestroy(cleanup: () => void): void {
+    this.cleanups.push(cleanup);
+  }
+
   /** Synchronous cleanup, usable from an 'exit' handler. */
   destroySync(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    for (const cleanup of this.cleanups.reverse()) {
+      try {
+        cleanup();
+      } catch {
+        // Best effort: the namespaces below must go whatever happened here.
+      }
+    }
     for (const child of this.children) child.kill('SIGKILL');
     for (const tap of [...this.taps]) tap.close();
     for (const ns of this.namespaces.reverse()) {

@@ -19,11 +19,16 @@ import { encodeAddress, icmpErrorName, RESULT_RECORD, ResultFlag, ResultKind, SE
 import { NativeBinding, nativeBinding, NativeIcmpSocket } from '../native';
 import { resolveNetns } from '../netns';
 
+/** What the prober reads of a gateway source's events: their type ('default-route', 'resync'...). */
+export interface GatewaySourceEvent {
+  type: string;
+}
+
 /** Where the `gateway` target learns the default gateway: a LinkMonitor, structurally. */
 export interface GatewaySource {
   defaultRoutes(): Array<{ family: 4 | 6; gateway: string | null; ifindex: number | null }>;
-  on(event: 'event', fn: (e: any) => void): unknown;
-  off(event: 'event', fn: (e: any) => void): unknown;
+  on(event: 'event', fn: (e: GatewaySourceEvent) => void): unknown;
+  off(event: 'event', fn: (e: GatewaySourceEvent) => void): unknown;
 }
 
 /** Per-target timing and thresholds. */
@@ -129,6 +134,26 @@ export interface GroupStateEvent {
   quorum: number;
   targets: string[];
   monotonicNs: bigint;
+}
+
+/** Payload of `gateway-changed`: a `gateway` target's address followed the default route. */
+export interface GatewayChangedEvent {
+  target: string;
+  from: string | null;
+  to: string | null;
+}
+
+/** The Prober's events and their arguments (as LinkMonitorEvents for the LinkMonitor). */
+export interface ProberEvents {
+  'target-down': [TargetStateEvent];
+  'target-up': [TargetStateEvent];
+  'group-down': [GroupStateEvent];
+  'group-up': [GroupStateEvent];
+  /** Every probe's outcome; only computed while someone listens. */
+  probe: [ProbeResult];
+  'gateway-changed': [GatewayChangedEvent];
+  /** Socket errors and failed sends; emitted only while someone listens. */
+  error: [Error];
 }
 
 /** Statistics of a target over its window. */
@@ -299,7 +324,7 @@ function socketError(error: unknown, family: 4 | 6, mode: string, device: string
  * `group-down` and `group-up` ({@link GroupStateEvent}), `probe` ({@link ProbeResult}, only
  * computed while someone listens), `gateway-changed` ({target, from, to}), `error`.
  */
-export class Prober extends EventEmitter {
+export class Prober extends EventEmitter<ProberEvents> {
   private readonly binding: NativeBinding;
   private readonly netns: string | undefined;
   private readonly device: string | undefined;
@@ -320,8 +345,8 @@ export class Prober extends EventEmitter {
   private nextTag: number;
   private closed = false;
   private refed = true;
-  private readonly onGatewayEvent = (e: { type?: string }): void => {
-    if (e && (e.type === 'default-route' || e.type === 'resync')) this.followGateways();
+  private readonly onGatewayEvent = (e: GatewaySourceEvent): void => {
+    if (e?.type === 'default-route' || e?.type === 'resync') this.followGateways();
   };
 
   constructor(options: ProberOptions = {}) {
@@ -584,25 +609,52 @@ export class Prober extends EventEmitter {
     this.dirty.add(slot);
   }
 
+  // Sends each dirty slot's batch. The batch is taken off its slot before send(), so whatever
+  // send() does (fail some probes, or throw: the socket closed under us) the slot starts the
+  // next batch empty and holds no probe of this one, and every other slot is still flushed.
   private flush(): void {
-    for (const slot of this.dirty) {
-      const count = slot.count;
-      slot.count = 0;
-      if (count === 0) continue;
-      const failed = slot.socket.send(slot.records, count, slot.errnos);
-      if (failed > 0) {
-        for (let i = 0; i < count; i++) {
-          const errno = slot.errnos[i]!;
-          if (errno === 0) continue;
-          const probe = slot.probes[i]!;
-          if (probe.done) continue;
-          const name = errnoName(errno);
-          this.finish(probe, 'error', { kind: 'send-error', errno, code: errno, name }, null, null, null, errno, false);
-        }
-      }
-      slot.probes.length = 0;
-    }
+    const slots = [...this.dirty];
     this.dirty.clear();
+    for (const slot of slots) {
+      if (this.closed) return;
+      const count = slot.count;
+      const probes = slot.probes;
+      slot.count = 0;
+      slot.probes = [];
+      if (count === 0) continue;
+      let failed: number;
+      try {
+        failed = slot.socket.send(slot.records, count, slot.errnos);
+      } catch (error) {
+        this.batchFailed(probes.slice(0, count), error);
+        continue;
+      }
+      if (failed === 0) continue;
+      for (let i = 0; i < count && !this.closed; i++) {
+        const errno = slot.errnos[i]!;
+        if (errno === 0) continue;
+        const probe = probes[i]!;
+        if (probe.done) continue;
+        const name = errnoName(errno);
+        this.finish(probe, 'error', { kind: 'send-error', errno, code: errno, name }, null, null, null, errno, false);
+      }
+    }
+  }
+
+  // send() threw: none of the batch went out. Each probe is a send error now (not a timeout
+  // later), and the error goes to 'error' listeners.
+  private batchFailed(probes: Probe[], error: unknown): void {
+    const e = error as { errno?: unknown; code?: unknown; message?: unknown };
+    const errno = typeof e.errno === 'number' ? Math.abs(e.errno) : 0;
+    const name = typeof e.code === 'string' ? e.code : errno !== 0 ? errnoName(errno) : 'send-failed';
+    for (const probe of probes) {
+      if (this.closed) return;
+      if (probe.done) continue;
+      this.finish(probe, 'error', { kind: 'send-error', errno, code: errno, name }, null, null, null, errno, false);
+    }
+    if (this.closed || this.listenerCount('error') === 0) return;
+    const text = typeof e.message === 'string' ? e.message : String(error);
+    this.emit('error', error instanceof NethealError ? error : new NethealError('NETHEAL_ERR_KERNEL', `send ICMP probes: ${text}`, { cause: error, ...(errno !== 0 ? { errno } : {}) }));
   }
 
   // ---- results ------------------------------------------------------------------------

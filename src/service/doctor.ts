@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { detectManagers } from '../actions/manager';
 import { Sockets } from '../monitor/sockets';
-import { resolveNetns } from '../netns';
+import { requireNetnsEntry, resolveNetns } from '../netns';
 import { readNetstat, readSysctls, runIn } from './sysctl';
 
 /** How much a finding matters. */
@@ -233,6 +233,7 @@ function parseLimit(limits: string, name: string): string | null {
 /** Runs every check. Reads only; changes nothing. */
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
   const netnsPath = resolveNetns(options.netns, '--netns');
+  requireNetnsEntry(netnsPath, '--netns');
   const findings: Finding[] = [];
   const sysctls = await readSysctls([...DOCTOR_SYSCTLS], netnsPath);
   if (!sysctls.has('net.ipv4.tcp_migrate_req')) sysctls.delete('net.ipv4.tcp_migrate_req');

@@ -3,7 +3,7 @@ export { nethealUnit, serviceUnit, configNeeds, quoteExecArg, checkUnitName, NET
 export type { NethealUnitOptions, ServiceUnitOptions, ConfigNeeds, CapabilityNeed } from './unit';
 export { supervisorSection } from './supervisor';
 export type { SupervisorOptions } from './supervisor';
-export { installUnit, uninstallUnit, unitDirectory } from './install';
+export { installUnit, uninstallUnit, unitDirectory, checkRoot } from './install';
 export type { InstallOptions, UninstallOptions, InstallReport, InstallStep } from './install';
 export { systemdVersion, parseSystemdVersion } from './systemd';
 export { runDoctor, judgeSysctls, capabilitiesOf, TUNABLES, DOCTOR_SYSCTLS } from './doctor';

@@ -3,8 +3,8 @@
  * A unit file that differs from what would be written (edited by hand, or generated from
  * another config) is never overwritten without `force`.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { NethealError } from '../errors';
 import { CommandResult, describeFailure, runCommand } from '../actions/run';
 import { systemdBooted } from './systemd';
@@ -44,6 +44,25 @@ export interface InstallReport {
   dryRun: boolean;
 }
 
+/**
+ * Checks an offline root: an absolute path to an existing directory (an empty or relative
+ * root would write under the current directory, a file would fail half-way). Throws
+ * NETHEAL_ERR_USAGE naming `option`.
+ */
+export function checkRoot(root: string | undefined, option = 'root'): void {
+  if (root === undefined) return;
+  if (typeof root !== 'string' || !isAbsolute(root)) {
+    throw new NethealError('NETHEAL_ERR_USAGE', `${option} must be an absolute path to an existing directory, got ${JSON.stringify(root)}`);
+  }
+  let directory = false;
+  try {
+    directory = statSync(root).isDirectory();
+  } catch (error) {
+    throw new NethealError('NETHEAL_ERR_USAGE', `${option} must be an absolute path to an existing directory: ${root}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (!directory) throw new NethealError('NETHEAL_ERR_USAGE', `${option} must be an absolute path to an existing directory: ${root} is not a directory`);
+}
+
 /** The unit directory for an optional offline root. */
 export function unitDirectory(root?: string): string {
   return root === undefined ? '/etc/systemd/system' : join(root, 'etc/systemd/system');
@@ -70,6 +89,7 @@ async function systemctl(args: string[], root: string | undefined, steps: Instal
 /** Writes the unit (atomically), then daemon-reload and enable --now (or, offline, enable). */
 export async function installUnit(options: InstallOptions): Promise<InstallReport> {
   checkName(options.name);
+  checkRoot(options.root);
   const dryRun = options.dryRun === true;
   if (options.root === undefined && !dryRun && !systemdBooted()) {
     throw new NethealError('NETHEAL_ERR_SYSTEMD', 'systemd is not running here (no /run/systemd/system): use --root DIR for an offline root, or `netheal supervisor` for supervisord');
@@ -119,6 +139,7 @@ export interface UninstallOptions {
 /** disable --now, remove the file, daemon-reload. */
 export async function uninstallUnit(options: UninstallOptions): Promise<InstallReport> {
   checkName(options.name);
+  checkRoot(options.root);
   const dryRun = options.dryRun === true;
   const path = join(unitDirectory(options.root), options.name);
   const steps: InstallStep[] = [];

@@ -6,7 +6,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { NethealError } from '../errors';
-import { resolveNetns } from '../netns';
+import { requireNetnsEntry, resolveNetns } from '../netns';
 import { DOCTOR_SYSCTLS, Finding, TUNABLES, judgeSysctls } from './doctor';
 import { readNetstat, readSysctls, writeSysctls } from './sysctl';
 
@@ -88,6 +88,7 @@ export function renderTuneFile(settings: TuneSetting[], netns: string | null): s
 /** Plans (and with apply, writes and applies) the settings. */
 export async function tune(options: TuneOptions = {}): Promise<TuneReport> {
   const netnsPath = resolveNetns(options.netns, '--netns');
+  requireNetnsEntry(netnsPath, '--netns');
   const inNamespace = netnsPath !== undefined;
   // Every explicit value is checked before anything is read or written.
   const explicit = Object.entries(options.set ?? {});

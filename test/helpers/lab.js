@@ -1,3 +1,4 @@
+// @ts-check
 // Shared test topology: a `client` namespace whose up0 (192.0.2.2/24, default route via
 // 192.0.2.1) is joined by a veth to a `router` namespace's down0 (192.0.2.1/24). The lab is
 // destroyed when the test ends.

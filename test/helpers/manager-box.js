@@ -138,7 +138,7 @@ function availability(manager) {
  * a directory cached under the temp dir, keyed by the packages' versions. Returns the
  * directory that holds usr/ and etc/.
  */
-async function networkManagerTree(log = () => {}) {
+async function networkManagerTree(log = (/** @type {string} */ _message) => {}) {
   const sim = await sh('apt-get', ['install', '-s', '--no-install-recommends', 'network-manager']);
   const pkgs = [];
   for (const line of sim.stdout.split('\n')) {
@@ -263,7 +263,7 @@ class TcpConnection {
 
 class ManagerBox {
   /** Boots a container with `manager` configured and the gateway/far namespaces wired to it. */
-  static async boot(manager, { log = () => {} } = {}) {
+  static async boot(manager, { log = (/** @type {string} */ _message) => {} } = {}) {
     const box = new ManagerBox(manager, log);
     try {
       await box.start();

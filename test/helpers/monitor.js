@@ -38,11 +38,11 @@ function recorder(monitor) {
 // lost notifications (the ENOBUFS the kernel reports then): a resync whose losses are known.
 function lossyBinding() {
   const real = nativeBinding();
-  const control = {
+  const control = /** @type {any} */ ({
     deaf: false,
     dropped: [],
     lose() { throw new Error('no event socket yet'); },
-  };
+  });
   class NetlinkSocket {
     constructor(options, onData, onError) {
       if (!options.arena) return new real.NetlinkSocket(options, onData, onError);
@@ -56,7 +56,7 @@ function lossyBinding() {
       }, onError);
     }
   }
-  return { binding: { ...real, NetlinkSocket }, control };
+  return { binding: /** @type {import("../../lib/native").NativeBinding} */ (/** @type {unknown} */ ({ ...real, NetlinkSocket })), control };
 }
 
 /** Waits until check() (which may return a promise) holds, looking every `everyMs`; fails after timeoutMs. */
