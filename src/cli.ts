@@ -18,6 +18,7 @@ const GROUPS: Array<{ commands: string[]; load: () => Register }> = [
   { commands: ['unit', 'install', 'uninstall', 'supervisor'], load: () => (require('./cli/unit') as typeof import('./cli/unit')).registerUnit },
   { commands: ['doctor', 'tune'], load: () => (require('./cli/doctor') as typeof import('./cli/doctor')).registerDoctor },
   { commands: ['status'], load: () => (require('./cli/status') as typeof import('./cli/status')).registerStatus },
+  { commands: ['hold', 'release'], load: () => (require('./cli/hold') as typeof import('./cli/hold')).registerHold },
 ];
 
 /**

@@ -12,6 +12,7 @@ import { LogFormat, createLogger, defaultLogFormat } from './daemon/logger';
 import { SystemdNotifier } from './daemon/notify';
 import { resolveNetns } from './netns';
 import { DEFAULT_STATUS_SOCKET } from './daemon/status';
+import { defaultStateDirectory } from './daemon/holds';
 
 interface DaemonFlags {
   config?: string;
@@ -28,7 +29,9 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
   const config: DaemonConfig = loadConfig(configPath, { optional: flags.config === undefined }) ?? validateConfig({});
   const logger = createLogger({ format: flags.logFormat ?? config.log.format ?? defaultLogFormat(), minLevel: flags.logLevel ?? config.log.level });
   const notifier = new SystemdNotifier();
-  const daemon = new Daemon({ config, netns: flags.netns, dryRun: flags.dryRun, logger, notifier, statusSocket: DEFAULT_STATUS_SOCKET });
+  const daemon = new Daemon({
+    config, netns: flags.netns, dryRun: flags.dryRun, logger, notifier, statusSocket: DEFAULT_STATUS_SOCKET, stateDirectory: defaultStateDirectory(),
+  });
   await daemon.start();
   logger.notice('monitoring is live', { pid: process.pid });
   if (process.env.NETHEAL_TEST_HANG_ON_SIGUSR2 === '1') {

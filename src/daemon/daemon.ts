@@ -24,6 +24,8 @@ import { Logger, createLogger } from './logger';
 import { SystemdNotifier } from './notify';
 import { DaemonMetrics, serveMetrics } from './metrics';
 import { serveStatus } from './status';
+import { controlSocketPath, serveControl } from './control';
+import { loadHolds, saveHolds } from './holds';
 import type { Server } from 'node:net';
 
 /** Options of {@link Daemon}. */
@@ -44,6 +46,11 @@ export interface DaemonOptions {
   stopGraceMs?: number;
   /** Status socket path when the config names none (the daemon entry passes the default). */
   statusSocket?: string;
+  /**
+   * Where the operator's holds are kept across reloads and restarts (the daemon entry passes
+   * systemd's StateDirectory=, default /var/lib/netheal). Without it holds live in memory.
+   */
+  stateDirectory?: string;
   /** Metrics registry to fill (default: a new one; served when `metrics.listen` is set). */
   metrics?: DaemonMetrics;
 }
@@ -103,6 +110,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** The start or reload in progress, for stop() to wait on. */
   private transition: Promise<void> | undefined;
   private statusServer: Server | undefined;
+  private controlServer: Server | undefined;
+  /** Interfaces under the operator's maintenance hold (kept across reloads, and on disk). */
+  private holds = new Set<string>();
   private metricsServer: Server | undefined;
   /** The metrics this daemon fills. */
   readonly metrics: DaemonMetrics;
@@ -170,8 +180,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const engine = this.engine;
     if (engine === undefined || engine.isClosed) return false;
     const ok = engine.hold(iface, held);
-    if (ok) this.logger.notice(`${iface}: ${held ? 'held for maintenance: netheal watches but never acts' : 'hold released'}`, { iface, hold: held });
-    return ok;
+    if (!ok) return false;
+    if (held) this.holds.add(iface);
+    else this.holds.delete(iface);
+    if (this.options.stateDirectory !== undefined) saveHolds(this.options.stateDirectory, this.holds);
+    this.logger.notice(`${iface}: ${held ? 'held for maintenance: netheal watches but never acts' : 'hold released'}`, { iface, hold: held });
+    return true;
   }
 
   /** The engine's view (health, evidence, ladder, damping, budget per interface). */
@@ -321,6 +335,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       actions: [...builtinExecutors(this.executorHost()), ...(this.options.actions ?? [])].map((a) => this.tracked(a)),
     });
     this.engine = engine;
+    if (this.options.stateDirectory !== undefined) this.holds = loadHolds(this.options.stateDirectory, (m) => this.logger.warning(m));
+    for (const name of this.holds) {
+      if (engine.hold(name, true)) this.logger.notice(`${name}: held for maintenance (kept from before): netheal watches but never acts`, { iface: name, hold: true });
+    }
     engine.on('health', (event) => this.onHealth(event));
     engine.on('action', (event) => this.onAction(event));
     engine.on('verify', (event) => {
@@ -373,14 +391,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }, () => undefined);
     }
     const statusPath = config.status?.socket ?? this.options.statusSocket;
-    if (statusPath !== undefined) this.statusServer = await serveStatus(statusPath, () => this.status());
+    if (statusPath !== undefined) {
+      this.statusServer = await serveStatus(statusPath, () => this.status());
+      this.controlServer = await serveControl(controlSocketPath(statusPath), async (request) => {
+        if (!this.watched.includes(request.iface)) return { ok: false, error: `iface: ${request.iface} is not watched (watched: ${this.watched.join(', ') || 'none'})` };
+        this.hold(request.iface, request.command === 'hold');
+        return { ok: true, iface: request.iface, hold: request.command === 'hold', persisted: this.options.stateDirectory !== undefined };
+      });
+    }
     if (config.metrics !== undefined) this.metricsServer = await serveMetrics(this.metrics, config.metrics.listen);
     this.logger.notice(`watching ${this.watched.join(', ') || 'nothing'}${this.netnsPath ? ` in ${this.netnsPath}` : ''}${this.options.dryRun ? ' (dry run)' : ''}`);
   }
 
   private async teardown(): Promise<void> {
-    const servers = [this.statusServer, this.metricsServer].filter((x): x is Server => x !== undefined);
+    const servers = [this.statusServer, this.controlServer, this.metricsServer].filter((x): x is Server => x !== undefined);
     this.statusServer = undefined;
+    this.controlServer = undefined;
     this.metricsServer = undefined;
     await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
     this.prober?.close();

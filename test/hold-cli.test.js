@@ -1,0 +1,92 @@
+// @ts-check
+// `netheal hold` / `release` against the real daemon process in a namespace lab: under a hold
+// an admin-down is watched and reported but not undone, the hold outlives a kill -9 and a
+// restart (state directory), and a release lets the daemon heal the interface at once.
+'use strict';
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, execFile } = require('node:child_process');
+const readline = require('node:readline');
+const { clientRouter } = require('./helpers/lab');
+const { Lab } = require('../lib/lab/lab');
+
+const DAEMON = require.resolve('../lib/daemon.js');
+const CLI = require.resolve('../lib/cli.js');
+
+function cli(args) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 30000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? error.code : 0, stdout, stderr }));
+  });
+}
+
+/** Starts the daemon process; resolves once it logs that monitoring is live. */
+async function startDaemon(t, configFile, stateDir) {
+  const child = spawn(process.execPath, [DAEMON, '--config', configFile, '--log-format', 'json'], {
+    env: { ...process.env, STATE_DIRECTORY: stateDir }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  /** @type {any[]} */
+  const logs = [];
+  const waiters = [];
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    logs.push(JSON.parse(line));
+    for (const w of [...waiters]) if (w.match(logs[logs.length - 1])) { waiters.splice(waiters.indexOf(w), 1); w.resolve(logs[logs.length - 1]); }
+  });
+  /** @param {(l: any) => boolean} match */
+  const next = (match, timeoutMs = 10000) => new Promise((resolve, reject) => {
+    const seen = logs.find(match);
+    if (seen) return resolve(seen);
+    const w = { match, resolve };
+    waiters.push(w);
+    setTimeout(() => reject(new Error(`timed out; log: ${logs.map((l) => l.msg).join(' | ')}`)), timeoutMs).unref();
+  });
+  await next((l) => l.msg === 'monitoring is live');
+  return { child, logs, next };
+}
+
+test('hold keeps netheal\'s hands off across a kill -9 and a restart; release heals at once', async (t) => {
+  const { lab, client } = await clientRouter(t);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-hold-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const socket = path.join(dir, 'status.sock');
+  const stateDir = path.join(dir, 'state');
+  const configFile = path.join(dir, 'config.json');
+  fs.writeFileSync(configFile, JSON.stringify({
+    netns: Lab.path(client), policy: { graceMs: 0 }, status: { socket },
+    interfaces: { up0: {} }, managers: { networkScriptsDir: dir },
+  }));
+  let daemon = await startDaemon(t, configFile, stateDir);
+
+  const unknown = await cli(['hold', 'eth9', '--socket', socket]);
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /eth9 is not watched/);
+
+  const held = await cli(['hold', 'up0', '--socket', socket]);
+  t.is(held.code, 0, held.stderr);
+  t.regex(held.stdout, /up0: held/);
+  t.deepEqual(JSON.parse(fs.readFileSync(path.join(stateDir, 'holds.json'), 'utf8')), { version: 1, holds: ['up0'] });
+
+  // Killed without a chance to say anything, then started again: the hold is still there.
+  daemon.child.kill('SIGKILL');
+  await new Promise((resolve) => daemon.child.once('exit', resolve));
+  daemon = await startDaemon(t, configFile, stateDir);
+  await daemon.next((l) => l.hold === true && /kept from before/.test(l.msg));
+  await lab.setLink(client, 'up0', false);
+  await daemon.next((l) => l.alert === 'held' || /held for maintenance/.test(l.msg ?? ''));
+  const status = JSON.parse((await cli(['status', '--json', '--socket', socket])).stdout);
+  t.true(status.interfaces.up0.hold);
+  t.is(status.interfaces.up0.state, 'down');
+  t.false(daemon.logs.some((l) => l.iface === 'up0' && typeof l.action === 'string' && l.result !== undefined && l.result !== 'skipped'), 'nothing ran under the hold');
+  t.false(/** @type {any[]} */ (await lab.ipJson(client, 'link', 'show', 'up0'))[0].flags.includes('UP'), 'left down as the operator left it');
+
+  const released = await cli(['release', 'up0', '--socket', socket]);
+  t.is(released.code, 0, released.stderr);
+  await daemon.next((l) => l.iface === 'up0' && l.action === 'link-up' && l.result === 'ok');
+  await daemon.next((l) => l.iface === 'up0' && l.to === 'healthy');
+  t.true(/** @type {any[]} */ (await lab.ipJson(client, 'link', 'show', 'up0'))[0].flags.includes('UP'), 'healed after the release');
+  t.deepEqual(JSON.parse(fs.readFileSync(path.join(stateDir, 'holds.json'), 'utf8')).holds, []);
+});
