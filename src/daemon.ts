@@ -32,8 +32,60 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
   const daemon = new Daemon({
     config, netns: flags.netns, dryRun: flags.dryRun, logger, notifier, statusSocket: DEFAULT_STATUS_SOCKET, stateDirectory: defaultStateDirectory(),
   });
-  await daemon.start();
-  logger.notice('monitoring is live', { pid: process.pid });
+  // The signal handlers go in before start(): a SIGHUP that arrives while the daemon starts
+  // is queued behind the start (Node's default for SIGHUP would kill us, exit 129), and a
+  // SIGTERM stops it once started.
+  const started = daemon.start();
+  let finish: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => { finish = resolve; });
+  let reloading: Promise<void> = started.then(() => undefined, () => undefined);
+  const onHup = (): void => {
+    reloading = reloading.then(async () => {
+      if (daemon.stopped) return;
+      let next: DaemonConfig;
+      try {
+        next = loadConfig(configPath) ?? validateConfig({});
+        // A namespace that does not exist (any more) is refused here, not half-applied.
+        resolveNetns(flags.netns ?? next.netns, flags.netns !== undefined ? '--netns' : 'netns');
+      } catch (error) {
+        // A bad file never replaces a good running config.
+        logger.error(`reload refused, keeping the running configuration: ${(error as Error).message}`);
+        notifier.status(`reload refused: ${(error as Error).message}`);
+        return;
+      }
+      try {
+        await daemon.reload(next);
+        logger.notice('configuration reloaded');
+      } catch (error) {
+        logger.error(`reload failed: ${(error as Error).message}`);
+        if (daemon.stopped) {
+          // Nothing runs any more: exit non-zero so the service manager restarts us.
+          process.off('SIGHUP', onHup);
+          finish(ExitCode.FAILURE);
+        }
+      }
+    });
+  };
+  const onStop = (signal: NodeJS.Signals): void => {
+    process.off('SIGHUP', onHup);
+    logger.notice(`${signal}: stopping`);
+    void reloading.then(() => daemon.stop()).then(() => finish(ExitCode.OK), (error) => {
+      logger.error(`stop failed: ${(error as Error).message}`);
+      finish(ExitCode.FAILURE);
+    });
+  };
+  process.on('SIGHUP', onHup);
+  process.once('SIGTERM', onStop);
+  process.once('SIGINT', onStop);
+  try {
+    await started;
+  } catch (error) {
+    process.off('SIGHUP', onHup);
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+    throw error;
+  }
+  if (!daemon.stopped) logger.notice('monitoring is live', { pid: process.pid });
   if (process.env.NETHEAL_TEST_HANG_ON_SIGUSR2 === '1') {
     // Test-only (test/systemd.test.js): SIGUSR2 hangs the event loop, so WATCHDOG=1 stops and
     // systemd's watchdog must kill and restart us. Never set it in production.
@@ -43,47 +95,7 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
       }
     });
   }
-
-  return new Promise<number>((resolve) => {
-    let reloading = Promise.resolve();
-    const onHup = (): void => {
-      reloading = reloading.then(async () => {
-        let next: DaemonConfig;
-        try {
-          next = loadConfig(configPath) ?? validateConfig({});
-          // A namespace that does not exist (any more) is refused here, not half-applied.
-          resolveNetns(flags.netns ?? next.netns, flags.netns !== undefined ? '--netns' : 'netns');
-        } catch (error) {
-          // A bad file never replaces a good running config.
-          logger.error(`reload refused, keeping the running configuration: ${(error as Error).message}`);
-          notifier.status(`reload refused: ${(error as Error).message}`);
-          return;
-        }
-        try {
-          await daemon.reload(next);
-          logger.notice('configuration reloaded');
-        } catch (error) {
-          logger.error(`reload failed: ${(error as Error).message}`);
-          if (daemon.stopped) {
-            // Nothing runs any more: exit non-zero so the service manager restarts us.
-            process.off('SIGHUP', onHup);
-            resolve(ExitCode.FAILURE);
-          }
-        }
-      });
-    };
-    const onStop = (signal: NodeJS.Signals): void => {
-      process.off('SIGHUP', onHup);
-      logger.notice(`${signal}: stopping`);
-      void reloading.then(() => daemon.stop()).then(() => resolve(ExitCode.OK), (error) => {
-        logger.error(`stop failed: ${(error as Error).message}`);
-        resolve(ExitCode.FAILURE);
-      });
-    };
-    process.on('SIGHUP', onHup);
-    process.once('SIGTERM', onStop);
-    process.once('SIGINT', onStop);
-  });
+  return done;
 }
 
 async function main(argv: string[]): Promise<number> {

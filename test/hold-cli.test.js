@@ -90,3 +90,39 @@ test('hold keeps netheal\'s hands off across a kill -9 and a restart; release he
   t.true(/** @type {any[]} */ (await lab.ipJson(client, 'link', 'show', 'up0'))[0].flags.includes('UP'), 'healed after the release');
   t.deepEqual(JSON.parse(fs.readFileSync(path.join(stateDir, 'holds.json'), 'utf8')).holds, []);
 });
+
+test('a SIGHUP while the daemon starts is queued behind the start, never fatal', async (t) => {
+  const { client } = await clientRouter(t);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-hup-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const configFile = path.join(dir, 'config.json');
+  fs.writeFileSync(configFile, JSON.stringify({ netns: Lab.path(client), policy: { graceMs: 60000 }, status: { socket: path.join(dir, 'status.sock') }, interfaces: { up0: {} } }));
+  const child = spawn(process.execPath, [DAEMON, '--config', configFile, '--log-format', 'json'], {
+    env: { ...process.env, STATE_DIRECTORY: path.join(dir, 'state') }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  /** @type {string[]} */
+  const messages = [];
+  readline.createInterface({ input: child.stdout }).on('line', (line) => messages.push(JSON.parse(line).msg));
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
+  // As soon as the process catches SIGHUP (bit 1 of SigCgt), send one: the daemon is then
+  // still starting (its first dump and probes), the moment that used to kill it (exit 129).
+  const catchesHup = () => {
+    try {
+      const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      return m !== null && (BigInt(`0x${m[1]}`) & 1n) === 1n;
+    } catch {
+      return false;
+    }
+  };
+  while (!catchesHup()) await new Promise((resolve) => setImmediate(resolve));
+  const duringStart = !messages.includes('monitoring is live');
+  child.kill('SIGHUP');
+  const deadline = Date.now() + 15000;
+  while (!messages.includes('configuration reloaded') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.log(`SIGHUP sent ${duringStart ? 'during' : 'after'} the start`);
+  t.true(messages.includes('configuration reloaded'), messages.join(' | '));
+  t.true(messages.indexOf('monitoring is live') < messages.indexOf('configuration reloaded'), 'the reload waited for the start');
+  child.kill('SIGTERM');
+  t.is(await exited, 0);
+});

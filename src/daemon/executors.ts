@@ -129,20 +129,17 @@ function managerReapply(host: ExecutorHost): ActionExecutor {
     fixes: ['local-config', 'link'],
     afterMs: { 'local-config': MANAGER_CONFIRM_MS, link: LINK_HOLD_DOWN_MS },
     async applies(ctx) {
-      // networkd's intent changes only with the admin state (ActivationPolicy= takes the link
-      // down or up), which makes the daemon ask again: its last answer still holds for a lost
-      // address or route. NetworkManager's (`device disconnect` keeps the link up) and
-      // ifupdown's do not, so those are asked again since the fault began.
-      const known = host.lastClaims(ctx.iface)?.[0];
-      if (ctx.fault.class === 'local-config' && known?.owner === 'systemd-networkd' && known.wantUp === true) return true;
+      // Asked again since the fault began: the loss may be the owner's own doing (networkd
+      // applying ActivationPolicy=down removes the address before it takes the link down;
+      // NetworkManager's `device disconnect` keeps the link up). The query the fault set off
+      // is shared, so this costs no extra round.
       const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
       // Never re-apply what the owner took down on purpose (`nmcli device disconnect`).
       if (owner === null || owner.wantUp === false) return false;
       return ctx.fault.class === 'link' || owner.owner === 'systemd-networkd' || owner.owner === 'NetworkManager';
     },
     async run(ctx) {
-      const known = host.lastClaims(ctx.iface)?.[0];
-      const owner = known?.owner === 'systemd-networkd' && ctx.fault.class === 'local-config' ? known : await ownerOf(host, ctx.iface, faultAge(ctx));
+      const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
       if (owner === null) return { status: 'skipped', detail: 'no network manager owns the interface' };
       const result = await reapply(owner.owner, ctx.iface, { ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs });
       return {

@@ -20,8 +20,19 @@ while True:
 `;
 
 const CLIENT = `
-import socket, sys
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30, source_address=(sys.argv[3], 0))
+import socket, sys, time
+# A namespace just made may still be settling (the peer's neighbour entry, a busy machine):
+# try for a while, then say why.
+deadline = time.monotonic() + 10
+while True:
+    try:
+        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5, source_address=(sys.argv[3], 0))
+        break
+    except OSError as e:
+        if time.monotonic() > deadline:
+            print("failed " + str(e), flush=True)
+            sys.exit(1)
+        time.sleep(0.05)
 c.settimeout(None)
 print("connected", flush=True)
 f = c.makefile("rb")
@@ -64,7 +75,8 @@ async function tcpConnection(t, { clientNs, serverNs, serverAddress, clientAddre
   const client = nsexec(clientNs, CLIENT, [serverAddress, String(port), clientAddress]);
   const clientLine = lines(client);
   t.teardown(() => client.kill('SIGKILL'));
-  if ((await clientLine(5000)) !== 'connected') throw new Error('client did not connect');
+  const first = await clientLine(15000);
+  if (first !== 'connected') throw new Error(`client did not connect: ${first}`);
   return {
     /** Sends a line; the reply within `timeoutMs`: 'echo', 'eof', 'error ...' or null. */
     async exchange(timeoutMs = 3000) {
