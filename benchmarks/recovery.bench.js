@@ -637,6 +637,6 @@ async function run({ quick }) {
 
 module.exports = {
   name: 'recovery',
-  description: 'Issue #5: time to detect and to recover per fault class, the netheal daemon against the common ping || { ifdown; ifup; } bash loop (run for real in the lab, 3 s sleep, also scaled to 30 s); the daemon\'s idle RSS and CPU.',
+  description: 'Issues #5 and #12: time to detect and to recover per fault class, the netheal daemon against the common ping || { ifdown; ifup; } bash loop (run for real in the lab, 3 s sleep, also scaled to 30 s); per real manager (networkd, ifupdown, NetworkManager under a booted systemd): heal time, actions, manager commands, collateral; the daemon\'s idle RSS and CPU.',
   run,
 };
