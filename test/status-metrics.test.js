@@ -62,6 +62,12 @@ test('metrics: a carrier loss moves the counters and the histograms get samples'
   const health = [];
   daemon.on('health', (e) => health.push(e));
   await daemon.start();
+  // Every gauge has a sample from the start, before anything changed: alerts can use them.
+  const first = parsePrometheusTextFormat((await scrape(port)).body);
+  t.is(sample(first, 'netheal_link_carrier', { iface: 'up0' })?.value, '1');
+  t.is(sample(first, 'netheal_link_admin_up', { iface: 'up0' })?.value, '1');
+  t.is(sample(first, 'netheal_interface_health', { iface: 'up0', state: 'healthy' })?.value, '1');
+  t.is(sample(first, 'netheal_interface_fault', { iface: 'up0', class: 'link' })?.value, '0');
   /** The probe counter's value for one status. @param {string} status */
   const probes = async (status) => {
     const metric = /** @type {any} */ (daemon.metrics.registry.getSingleMetric('netheal_probes_total'));

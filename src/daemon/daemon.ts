@@ -380,6 +380,19 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     monitor.on('event', (event) => this.onMonitorEvent(event));
     monitor.on('error', (error) => this.logger.warning(`link monitor: ${error.message}`));
+    // Every gauge has a sample from the start: an alert on them must not wait for a change.
+    const snapshot = engine.snapshot();
+    for (const name of this.watched) {
+      const link = monitor.getLink(name);
+      if (link !== undefined) {
+        this.metrics.linkCarrier.set({ iface: name }, link.carrier ? 1 : 0);
+        this.metrics.linkAdminUp.set({ iface: name }, link.adminUp ? 1 : 0);
+      }
+      const state = snapshot.interfaces[name]?.state;
+      for (const s of ['healthy', 'suspect', 'down', 'recovering']) this.metrics.health.set({ iface: name, state: s }, s === state ? 1 : 0);
+      const fault = snapshot.interfaces[name]?.fault?.class ?? null;
+      for (const c of FAULT_CLASSES) this.metrics.fault.set({ iface: name, class: c }, c === fault ? 1 : 0);
+    }
     for (const name of this.watched) void this.refreshIntent(name);
 
     this.startProber(defaults);
@@ -392,7 +405,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     const statusPath = config.status?.socket ?? this.options.statusSocket;
     if (statusPath !== undefined) {
-      this.statusServer = await serveStatus(statusPath, () => this.status());
+      this.statusServer = await serveStatus(statusPath, () => this.status(), {
+        onError: (error) => this.logger.warning(`status socket: ${error.message}`),
+      });
       this.controlServer = await serveControl(controlSocketPath(statusPath), async (request) => {
         if (!this.watched.includes(request.iface)) return { ok: false, error: `iface: ${request.iface} is not watched (watched: ${this.watched.join(', ') || 'none'})` };
         this.hold(request.iface, request.command === 'hold');
