@@ -71,6 +71,14 @@ test('invalid configurations exit 78 naming the field, without a stack trace', a
   const dir = tmpdir(t);
   const notExecutable = path.join(dir, 'hook.sh');
   fs.writeFileSync(notExecutable, '#!/bin/sh\n', { mode: 0o644 });
+  const underTmp = path.join(dir, 'tmp-hook.sh');
+  fs.writeFileSync(underTmp, '#!/bin/sh\n', { mode: 0o755 });
+  const worldWritable = fs.mkdtempSync('/run/netheal-hooktest-');
+  t.teardown(() => fs.rmSync(worldWritable, { recursive: true, force: true }));
+  fs.chmodSync(worldWritable, 0o755);
+  const writableHook = path.join(worldWritable, 'hook.sh');
+  fs.writeFileSync(writableHook, '#!/bin/sh\n');
+  fs.chmodSync(writableHook, 0o777);
   /** @type {Array<[unknown, RegExp]>} */
   const cases = [
     [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 'fast' } } } }, /interfaces\.eth0\.probe\.intervalMs: Invalid input: expected number/],
@@ -78,6 +86,8 @@ test('invalid configurations exit 78 naming the field, without a stack trace', a
     [{ interfacez: {} }, /unknown key "interfacez"/],
     [{ interfaces: { eth0: { ladder: ['link-bounce'], budget: { maxActions: -1 } } } }, /interfaces\.eth0\.budget\.maxActions/],
     [{ interfaces: { eth0: { hook: { path: notExecutable } } } }, /interfaces\.eth0\.hook\.path: .* is not executable/],
+    [{ interfaces: { eth0: { hook: { path: underTmp } } } }, /interfaces\.eth0\.hook\.path: \/tmp is writable by others \(mode 1777\)/],
+    [{ interfaces: { eth0: { hook: { path: writableHook } } } }, /interfaces\.eth0\.hook\.path: .*hook\.sh is writable by others \(mode 777\)/],
     [{ interfaces: { eth0: { damping: { reuseThreshold: 5000 } } } }, /interfaces\.eth0\.damping\.reuseThreshold: must be below suppressThreshold/],
     [{ interfaces: { eth0: { ladder: ['link-bonce'] } } }, /interfaces\.eth0\.ladder\[0\]: unknown action "link-bonce"/],
     [{ interfaces: { eth0: { ladder: ['repair', 'frobnicate'] } } }, /interfaces\.eth0\.ladder\[1\]: unknown action "frobnicate"/],

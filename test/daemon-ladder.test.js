@@ -144,11 +144,15 @@ test('a path lost beyond the first hop: located, alerted, no bounce or re-apply;
 
 test('path loss at the first hop: the hook sees the located fault; the bounce cannot fix it and is skipped', async (t) => {
   const { lab, client, router } = await clientRouter(t);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-hook-'));
+  // Not under /tmp: a hook in a directory others can write to is refused (it runs as root).
+  const dir = fs.mkdtempSync('/run/netheal-hook-');
+  fs.chmodSync(dir, 0o755);
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const hook = path.join(dir, 'hook.sh');
   const seen = path.join(dir, 'seen.env');
-  fs.writeFileSync(hook, `#!/bin/sh\nenv | grep ^NETHEAL_ | sort > ${seen}\n`, { mode: 0o755 });
+  const whole = path.join(dir, 'whole.env');
+  const netns = path.join(dir, 'netns');
+  fs.writeFileSync(hook, `#!/bin/sh\nenv | grep ^NETHEAL_ | sort > ${seen}\nenv > ${whole}\nstat -L -c %i /proc/self/ns/net > ${netns}\n`, { mode: 0o755 });
   const { events } = await startDaemon(t, {
     netns: Lab.path(client), policy,
     interfaces: {
@@ -178,6 +182,11 @@ test('path loss at the first hop: the hook sees the located fault; the bounce ca
   t.regex(env, /^NETHEAL_STEP=3$/m);
   t.regex(env, /^NETHEAL_REASONS=.*probe-group-down/m);
   t.regex(env, new RegExp(`^NETHEAL_NETNS=${Lab.path(client)}$`, 'm'));
+  t.regex(env, /^NETHEAL_TIMEOUT_MS=5000$/m, 'the real limit: the hook\'s own 5 s, not the 30 s action timeout');
+  // It ran inside the watched namespace, with nothing of the daemon's environment.
+  t.is(fs.readFileSync(netns, 'utf8').trim(), String(fs.statSync(Lab.path(client)).ino));
+  const names = fs.readFileSync(whole, 'utf8').split('\n').filter(Boolean).map((l) => l.split('=')[0]).filter((n) => !n.startsWith('NETHEAL_'));
+  t.deepEqual(names.filter((n) => !['PATH', 'LANG', 'PWD', 'SHLVL', '_', 'OLDPWD'].includes(n)), [], 'only PATH and LANG besides NETHEAL_*');
   await lab.ip(router, 'route', 'del', 'blackhole', '192.0.2.2/32');
   await waitFor(events, (e) => e.type === 'health' && e.iface === 'up0' && e.to === 'healthy' && events.indexOf(e) > events.indexOf(down), 5000, 'healthy again');
 });

@@ -1,12 +1,18 @@
 /**
- * The operator's hook. It runs through the daemon's `hook` executor with the event in
- * NETHEAL_* environment variables (see actionEnvironment in src/policy/actions.ts) and a
- * time limit; here is the check that a configured hook can run at all.
+ * The operator's hook: the check that a configured hook can run, and may be trusted to run
+ * as the daemon (root), and its environment. It runs through the daemon's `hook` executor
+ * inside the watched namespace, with a time limit, killed as a whole process group.
  */
 import { accessSync, constants, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { NethealError } from '../errors';
 
-/** Checks at config time that `path` is an executable regular file; throws naming `field`. */
+/**
+ * Checks at config time that `path` is an executable regular file that nobody but root (or
+ * the daemon's own user) can change: the file and every directory above it owned by root
+ * or us, and writable by neither group nor others (sshd's StrictModes rule; a sticky 1777
+ * directory such as /tmp does not pass). Throws NETHEAL_ERR_CONFIG naming `field`.
+ */
 export function checkHookPath(path: string, field: string): void {
   let isFile = false;
   try {
@@ -16,4 +22,27 @@ export function checkHookPath(path: string, field: string): void {
     throw new NethealError('NETHEAL_ERR_CONFIG', `${field}: ${path} is not ${isFile ? 'executable' : 'an existing file'}`);
   }
   if (!isFile) throw new NethealError('NETHEAL_ERR_CONFIG', `${field}: ${path} is not a regular file`);
+  const me = process.getuid?.() ?? 0;
+  for (let at = path; ; at = dirname(at)) {
+    const st = statSync(at);
+    if (st.uid !== 0 && st.uid !== me) {
+      throw new NethealError('NETHEAL_ERR_CONFIG', `${field}: ${at} is owned by uid ${st.uid}: a hook runs as root, so it and every directory above it must belong to root`);
+    }
+    if ((st.mode & 0o022) !== 0) {
+      throw new NethealError('NETHEAL_ERR_CONFIG', `${field}: ${at} is writable by ${(st.mode & 0o002) !== 0 ? 'others' : 'its group'} (mode ${(st.mode & 0o7777).toString(8)}): anyone who can change it could run code as root`);
+    }
+    if (at === dirname(at)) break;
+  }
+}
+
+/**
+ * The hook's whole environment: the documented NETHEAL_* variables, PATH and LANG; nothing
+ * of the daemon's own (NOTIFY_SOCKET, credentials, ...).
+ */
+export function hookEnvironment(netheal: Record<string, string>): NodeJS.ProcessEnv {
+  return {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    LANG: process.env.LANG ?? 'C.UTF-8',
+    ...netheal,
+  };
 }

@@ -28,6 +28,8 @@ export interface ManagerEnvironment {
   networkScriptsDir?: string;
   /** Per-command time limit in ms (default 30 s). */
   timeoutMs?: number;
+  /** Kills a running command (its process group) and skips the rest when aborted. */
+  signal?: AbortSignal;
 }
 
 /** One manager's claim on an interface and its word on whether it wants it up. */
@@ -165,9 +167,10 @@ function ifupdownArgs(env: ManagerEnvironment): string[] {
 
 /** Asks `manager` to re-apply `iface`. Never throws for a failing command. */
 export async function reapply(manager: ManagerKind, iface: string, env: ManagerEnvironment = {}): Promise<ReapplyResult> {
-  const options = { netnsPath: env.netnsPath, timeoutMs: env.timeoutMs ?? 30000 };
+  const options = { netnsPath: env.netnsPath, timeoutMs: env.timeoutMs ?? 30000, signal: env.signal };
   const commands: CommandResult[] = [];
   const step = async (command: string, args: string[]): Promise<boolean> => {
+    if (env.signal?.aborted) return false;
     const result = await runCommand(command, args, options);
     commands.push(result);
     return result.exitCode === 0;
@@ -191,6 +194,7 @@ export async function reapply(manager: ManagerKind, iface: string, env: ManagerE
       ok = await step('ifup', [iface]);
       break;
   }
-  const last = commands[commands.length - 1]!;
+  const last = commands[commands.length - 1];
+  if (last === undefined) return { manager, ok: false, commands, detail: 'cancelled before any command ran' };
   return { manager, ok, commands, detail: ok ? commands.map((c) => c.command).join('; ') : describeFailure(last) };
 }

@@ -1,5 +1,5 @@
 /** Running helper commands (nmcli, ifup, hooks) with a time limit, inside a namespace if asked. */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 /** The outcome of a command; never throws for a failing command. */
 export interface CommandResult {
@@ -20,30 +20,56 @@ export interface RunOptions {
   netnsPath?: string;
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Kills the command's process group when aborted (the engine's time limit, a reload). */
+  signal?: AbortSignal;
 }
 
-/** Runs `command args...`, killed (SIGKILL) after `timeoutMs` (default 30 s). */
+/** What one stream may hold before the command is cut off. */
+const OUTPUT_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * Runs `command args...` in a process group of its own. After `timeoutMs` (default 30 s), or
+ * when `signal` aborts, the whole group is killed (SIGKILL): a hook's children die with it
+ * instead of living on under PID 1. Never throws for a failing command.
+ */
 export function runCommand(command: string, args: string[], options: RunOptions = {}): Promise<CommandResult> {
   const [file, argv] = options.netnsPath !== undefined
     ? ['nsenter', [`--net=${options.netnsPath}`, '--', command, ...args]]
     : [command, args];
   const started = process.hrtime.bigint();
   return new Promise((resolve) => {
-    execFile(file, argv, { timeout: options.timeoutMs ?? 30000, killSignal: 'SIGKILL', env: options.env ?? process.env, maxBuffer: 4 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const e = error as { killed?: boolean; signal?: string; code?: unknown } | null;
-        resolve({
-          command: [command, ...args].join(' '),
-          exitCode: e === null ? 0 : typeof e.code === 'number' ? e.code : null,
-          signal: e?.signal ?? null,
-          stdout: String(stdout),
-          stderr: String(stderr),
-          timedOut: e?.killed === true && e.signal === 'SIGKILL',
-          // nsenter exits 127 when the command is not found inside.
-          missing: e?.code === 'ENOENT' || (options.netnsPath !== undefined && e?.code === 127),
-          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-        });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    let settled = false;
+    const child = spawn(file, argv, { env: options.env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const killGroup = (): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => { timedOut = true; killGroup(); }, options.timeoutMs ?? 30000);
+    const onAbort = (): void => { timedOut = true; killGroup(); };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { if (stdout.length < OUTPUT_LIMIT) stdout += chunk; else killGroup(); });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { if (stderr.length < OUTPUT_LIMIT) stderr += chunk; else killGroup(); });
+    const finish = (exitCode: number | null, signal: string | null, missing: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      resolve({
+        command: [command, ...args].join(' '),
+        exitCode, signal, stdout, stderr, timedOut,
+        // nsenter exits 127 when the command is not found inside.
+        missing: missing || (options.netnsPath !== undefined && exitCode === 127),
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
       });
+    };
+    child.once('error', (error: NodeJS.ErrnoException) => finish(null, null, error.code === 'ENOENT'));
+    child.once('close', (code, signal) => finish(code, signal, false));
   });
 }
 

@@ -11,6 +11,7 @@ import { InterfaceConfiguration, bounceLink } from '../actions/link-bounce';
 import { ManagerEnvironment, OwnerClaim, reapply } from '../actions/manager';
 import { restoreBaseline, setLinkUp } from '../actions/repair';
 import { describeFailure, runCommand } from '../actions/run';
+import { hookEnvironment } from '../actions/hook';
 import { decodeAddress } from '../kernel/rtnetlink';
 import { SocketInfo, Sockets } from '../monitor/sockets';
 import { NativeBinding } from '../native';
@@ -141,7 +142,7 @@ function managerReapply(host: ExecutorHost): ActionExecutor {
     async run(ctx) {
       const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
       if (owner === null) return { status: 'skipped', detail: 'no network manager owns the interface' };
-      const result = await reapply(owner.owner, ctx.iface, { ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs });
+      const result = await reapply(owner.owner, ctx.iface, { ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs, signal: ctx.signal });
       return {
         status: result.ok ? 'ok' : 'failed', detail: `${owner.owner}: ${result.detail}`,
         data: { manager: owner.owner, commands: result.commands.map((c) => c.command) },
@@ -227,9 +228,15 @@ function hook(host: ExecutorHost): ActionExecutor {
     async run(ctx) {
       const config = host.hookOf(ctx.iface);
       if (config === undefined) return { status: 'skipped', detail: 'no hook configured' };
+      const limit = Math.min(config.timeoutMs, ctx.timeoutMs);
+      // Inside the watched namespace (an `ip link set $NETHEAL_IFACE down` must hit the
+      // watched device, not the host's of that name), with only the documented environment,
+      // its whole process group killed at the limit or when the engine aborts the step.
       const result = await runCommand(config.path, [], {
-        timeoutMs: Math.min(config.timeoutMs, ctx.timeoutMs),
-        env: { ...process.env, ...actionEnvironment(ctx), NETHEAL_NETNS: host.netnsPath ?? '' },
+        netnsPath: host.netnsPath,
+        timeoutMs: limit,
+        signal: ctx.signal,
+        env: hookEnvironment({ ...actionEnvironment(ctx), NETHEAL_TIMEOUT_MS: String(limit), NETHEAL_NETNS: host.netnsPath ?? '' }),
       });
       return result.exitCode === 0
         ? { status: 'ok', detail: `${config.path} exited 0`, data: { durationMs: result.durationMs, commands: [config.path] } }
