@@ -100,7 +100,7 @@ export const configSchema = z.strictObject({
     includeTimeWait: z.boolean().default(false),
     /**
      * Sockets on a removed address are destroyed once it has stayed away this long: a
-     * manager's remove-and-re-add (networkd: ~16 ms) or netheal's own repair must not trip it.
+     * manager's remove-and-re-add (networkd's reconfigure: 2-3 ms) or netheal's own repair must not trip it.
      */
     addressGoneMs: ms(0, 600_000).default(1_000),
     /** Sockets stuck on a dead path are destroyed once it has been dead this long. */

@@ -760,7 +760,7 @@ export interface PathCleanupOptions {
   /**
    * Confirmation window, ms (default 0): the sockets are destroyed only if the address has
    * not come back by then. An address that a manager removes and re-adds (networkd's
-   * `reconfigure`: ~16 ms), or that netheal's own repair puts back, leaves its sockets alive:
+   * `reconfigure`: 2-3 ms), or that netheal's own repair puts back, leaves its sockets alive:
    * TCP never noticed. 0 destroys at once.
    */
   confirmMs?: number;
