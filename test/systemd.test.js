@@ -141,7 +141,13 @@ time.sleep(600)
       if (box.proc.exitCode !== null) throw new Error('nspawn exited');
       const r = await sh('pgrep', ['-P', String(box.proc.pid)]);
       const pid = Number(r.stdout.trim().split('\n')[0]);
-      if (pid > 0 && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'systemd') return pid;
+      // nspawn's short-lived helper children come and go before init: one may vanish between
+      // pgrep and the read.
+      try {
+        if (pid > 0 && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'systemd') return pid;
+      } catch {
+        // gone already: look again
+      }
       return 0;
     }, 20000);
     await until('boot to finish', async () => {
