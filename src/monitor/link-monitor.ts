@@ -168,6 +168,11 @@ interface LinkRecord {
 
 /** Warm-up cycles (11 notifications each): enough for V8 to optimize the event path. */
 const WARM_UP_ROUNDS = 400;
+/**
+ * Route dump replies discarded in a row because links or addresses changed while they ran;
+ * the next one is applied regardless (and is itself followed by another dump).
+ */
+const MAX_ROUTE_DUMPS_DISCARDED = 8;
 /** Cycles per event-loop turn: a few milliseconds each, so an embedding service barely notices. */
 const WARM_UP_ROUNDS_PER_SLICE = 50;
 /** Compiled code is per isolate (process or worker) and shared by all monitors in it. */
@@ -439,6 +444,14 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private resyncRetry: NodeJS.Timeout | undefined;
   private routeDumpRunning = false;
   private routeDumpWanted = false;
+  /**
+   * Counts link and address changes read while a route dump runs (see mayCarryDefault). A
+   * dump whose count moved may predate a silent flush that the change caused: its reply is
+   * not applied (see refreshRoutes).
+   */
+  private routeChangeGen = 0;
+  /** Route dumps discarded in a row for changes during them (bounded: see refreshRoutes). */
+  private routeDumpsDiscarded = 0;
   /** The default routes' gateways' neighbour entries, by ifindex (see gatewayOf). */
   private gateways = new Map<number, GatewayNeighbour[]>();
   /** Counts neighbour dumps: a dump's result yields to notifications read since it began. */
@@ -760,10 +773,14 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
    * and flips RTNH_F_LINKDOWN on carrier changes, all without a notification; only routes
    * with a nexthop on the device, or using the address as their source, are touched. While a
    * route dump is in flight the table may be about to learn routes it does not know yet, so
-   * then every change counts (the dump is simply repeated).
+   * then every change counts: the dump is repeated, and its reply, which may predate the
+   * change, is not applied (routeChangeGen).
    */
   private mayCarryDefault(ifindex: number, address?: string): boolean {
-    if (this.routeDumpRunning) return true;
+    if (this.routeDumpRunning) {
+      this.routeChangeGen++; // the running dump's reply may predate it
+      return true;
+    }
     const watch = this.routeWatch;
     return watch.anyDevice || watch.devices.has(ifindex) || (address !== undefined && watch.sources.has(address));
   }
@@ -858,10 +875,24 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     if (client === undefined || this.state !== 'running') return;
     this.routeDumpRunning = true;
     this.routeDumpWanted = false;
+    const gen = this.routeChangeGen;
     dumpDefaultRoutes(client).then(
       ({ routes, watch, monotonicNs }) => {
         this.routeDumpRunning = false;
         if (this.state !== 'running') return;
+        // A link or address change read after the request went out (or while it waited for
+        // the socket) may have flushed routes that this reply still holds: the kernel filled
+        // the reply when it was asked, and the flush sends no RTM_DELROUTE. Applying it would
+        // report a dead route as restored until the next dump; dump again instead. Bounded,
+        // so that a storm of changes cannot keep the table from ever being updated (the dump
+        // that follows an applied one still corrects it).
+        if (gen !== this.routeChangeGen && this.routeDumpsDiscarded < MAX_ROUTE_DUMPS_DISCARDED) {
+          this.routeDumpsDiscarded++;
+          this.routeDumpWanted = false;
+          this.refreshRoutes();
+          return;
+        }
+        this.routeDumpsDiscarded = 0;
         const newGateway = this.applyRoutes(routes, watch, monotonicNs, this.held !== null ? 'resync' : 'netlink');
         // Routes first: a neighbour dump waits for the routes to settle (see refreshNeighbours).
         if (this.routeDumpWanted) this.refreshRoutes();
