@@ -158,29 +158,38 @@ function declare(manager, title, fn) {
 
 // ---- the cases ----
 
-async function lostConfiguration(t, manager, what) {
+/**
+ * Injects a fault the daemon must heal itself, waits for the configured state and for
+ * health, and records the timings: fault to detection, detection to configured (polled).
+ */
+async function injectAndHeal(t, manager, inject) {
   const { box, conn, record, iface } = await begin(t, manager);
   const faultAt = hrMs();
-  if (what === 'address') await box.delAddress();
-  else await box.delDefaultRoute();
+  await inject(box);
   const healed = await box.waitConfigured(HEAL_WITHIN_MS);
   const healthy = await box.waitHealthy(HEAL_WITHIN_MS);
   await sleep(200); // the last log lines
   const lines = box.logLines();
   const d2h = detectionToHealthy(lines, iface, faultAt);
   const tcp = await conn.exchange(5000);
+  const healMs = detectionToConfigured(d2h, faultAt, healed);
+  record.detectionToConfiguredMs = healMs === null ? null : Math.round(healMs);
   report(t, box, record, {
     faultToDetectionMs: d2h.detected && nsOf(d2h.detected) !== null ? +(nsOf(d2h.detected) - faultAt).toFixed(1) : null,
     faultToConfiguredMs: healed.ms && Math.round(healed.ms), detectionToHealthyMs: d2h.ms && Math.round(d2h.ms), tcpSurvived: tcp.ok,
   });
+  return { box, iface, lines, healed, healthy, d2h, tcp, healMs };
+}
+
+async function lostConfiguration(t, manager, what) {
+  const { box, iface, lines, healed, healthy, d2h, tcp, healMs } = await injectAndHeal(t, manager,
+    (b) => (what === 'address' ? b.delAddress() : b.delDefaultRoute()));
 
   t.true(healed.ok, `configured state back within ${HEAL_WITHIN_MS} ms: ${JSON.stringify(healed.state)}`);
   t.true(healthy.ok, `healthy: ${JSON.stringify(healthy.last?.reasons)}`);
   t.truthy(d2h.detected, 'the daemon saw the fault');
   // Healed = the configured state is back (healthy follows once the probes have answered
   // `recovery` times, which alone takes 3 x 100 ms here).
-  const healMs = detectionToConfigured(d2h, faultAt, healed);
-  record.detectionToConfiguredMs = healMs === null ? null : Math.round(healMs);
   t.true(healMs !== null && healMs <= DETECTION_TO_CONFIGURED_MS, `detection -> configured ${healMs} ms (limit ${DETECTION_TO_CONFIGURED_MS})`);
   const commands = box.managerCommands().map((c) => c.line);
   if (REAPPLY[manager] !== null) {
@@ -195,22 +204,7 @@ async function lostConfiguration(t, manager, what) {
 }
 
 async function adminDownByOther(t, manager) {
-  const { box, conn, record, iface } = await begin(t, manager);
-  const faultAt = hrMs();
-  await box.adminDown();
-  const healed = await box.waitConfigured(HEAL_WITHIN_MS);
-  const healthy = await box.waitHealthy(HEAL_WITHIN_MS);
-  await sleep(200);
-  const lines = box.logLines();
-  const d2h = detectionToHealthy(lines, iface, faultAt);
-  const tcp = await conn.exchange(5000);
-  report(t, box, record, {
-    faultToDetectionMs: d2h.detected && nsOf(d2h.detected) !== null ? +(nsOf(d2h.detected) - faultAt).toFixed(1) : null,
-    faultToConfiguredMs: healed.ms && Math.round(healed.ms), detectionToHealthyMs: d2h.ms && Math.round(d2h.ms), tcpSurvived: tcp.ok,
-  });
-
-  const healMs = detectionToConfigured(d2h, faultAt, healed);
-  record.detectionToConfiguredMs = healMs === null ? null : Math.round(healMs);
+  const { healed, healthy, tcp, healMs } = await injectAndHeal(t, manager, (b) => b.adminDown());
   t.true(healed.ok, `admin up with the declared address and default route within ${HEAL_WITHIN_MS} ms: ${JSON.stringify(healed.state)}`);
   t.true(healMs !== null && healMs <= DETECTION_TO_CONFIGURED_MS, `detection -> configured ${healMs} ms (limit ${DETECTION_TO_CONFIGURED_MS})`);
   t.true(healthy.ok, `healthy: ${JSON.stringify(healthy.last?.reasons)}`);

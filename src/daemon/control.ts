@@ -4,10 +4,11 @@
  * and `{"command":"release","iface":X}`. Kept apart from the status socket, which answers
  * every connection at once without reading.
  */
-import { chmodSync, unlinkSync } from 'node:fs';
-import { Server, Socket, createConnection } from 'node:net';
+import { unlinkSync } from 'node:fs';
+import { Server, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { NethealError } from '../errors';
+import { askDaemon } from './socket-client';
+import { listenPrivately } from './status';
 
 /** A request the daemon understands. */
 export interface ControlRequest {
@@ -91,52 +92,11 @@ export async function serveControl(path: string, handle: (request: ControlReques
     // none
   }
   const server = new ControlServer(handle);
-  await new Promise<void>((resolve, reject) => {
-    const mask = process.umask(0o177);
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      process.umask(mask);
-      reject(new NethealError('NETHEAL_ERR_STATUS_SOCKET', `control socket ${path}: cannot listen: ${error.code ?? error.message}`));
-    });
-    server.listen(path, () => {
-      process.umask(mask);
-      server.removeAllListeners('error');
-      server.on('error', () => undefined);
-      resolve();
-    });
-  });
-  chmodSync(path, 0o600);
+  await listenPrivately(server, path, 'control socket');
   return server;
 }
 
 /** Sends one request to the daemon's control socket and resolves with its answer. */
-export function sendControl(path: string, request: ControlRequest, timeoutMs = 5000): Promise<ControlAnswer> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(path);
-    let data = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new NethealError('NETHEAL_ERR_TIMEOUT', `the daemon at ${path} did not answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.setEncoding('utf8');
-    socket.once('connect', () => socket.write(`${JSON.stringify(request)}\n`));
-    socket.on('data', (chunk: string) => { data += chunk; });
-    socket.once('end', () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(data) as ControlAnswer);
-      } catch {
-        reject(new NethealError('NETHEAL_ERR_PROTOCOL', `the control socket ${path} sent something that is not JSON`));
-      }
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
-        reject(new NethealError('NETHEAL_ERR_NO_DAEMON', `no netheal daemon is running (nothing answers at ${path})`));
-      } else if (error.code === 'EACCES' || error.code === 'EPERM') {
-        reject(new NethealError('NETHEAL_ERR_PRIVILEGE', `cannot open ${path}: the control socket is root-only (run as root)`));
-      } else {
-        reject(new NethealError('NETHEAL_ERR_KERNEL', `cannot reach ${path}: ${error.code ?? error.message}`));
-      }
-    });
-  });
+export async function sendControl(path: string, request: ControlRequest, timeoutMs = 5000): Promise<ControlAnswer> {
+  return (await askDaemon(path, `${JSON.stringify(request)}\n`, timeoutMs, 'control socket')) as ControlAnswer;
 }

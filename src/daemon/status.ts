@@ -7,6 +7,7 @@ import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { Server, Socket, createConnection } from 'node:net';
 import { dirname } from 'node:path';
 import { NethealError } from '../errors';
+import { askDaemon } from './socket-client';
 
 /** Where the daemon listens unless the config says otherwise. */
 export const DEFAULT_STATUS_SOCKET = '/run/netheal/status.sock';
@@ -121,52 +122,32 @@ export async function serveStatus(path: string, status: () => unknown, options: 
     // none
   }
   const server = new StatusServer(status, options);
+  await listenPrivately(server, path, 'status socket', options.onError);
+  return server;
+}
+
+/**
+ * Listens on a root-only unix socket: created 0600 from the start (no window in which others
+ * could connect). Errors after listening go to `onError` (EMFILE on accept), if given.
+ */
+export async function listenPrivately(server: Server, path: string, what: string, onError?: (error: Error) => void): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    // Created 0600 from the start: no window in which others could connect.
     const mask = process.umask(0o177);
     server.once('error', (error: NodeJS.ErrnoException) => {
       process.umask(mask);
-      reject(new NethealError('NETHEAL_ERR_STATUS_SOCKET', `status socket ${path}: cannot listen: ${error.code ?? error.message}`));
+      reject(new NethealError('NETHEAL_ERR_STATUS_SOCKET', `${what} ${path}: cannot listen: ${error.code ?? error.message}`));
     });
     server.listen(path, () => {
       process.umask(mask);
       server.removeAllListeners('error');
-      server.on('error', (error: Error) => options.onError?.(error));
+      server.on('error', (error: Error) => onError?.(error));
       resolve();
     });
   });
   chmodSync(path, 0o600);
-  return server;
 }
 
 /** Reads the daemon's status document. */
 export function readStatus(path = DEFAULT_STATUS_SOCKET, timeoutMs = 5000): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(path);
-    let data = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new NethealError('NETHEAL_ERR_TIMEOUT', `the daemon at ${path} did not answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => { data += chunk; });
-    socket.once('end', () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(data));
-      } catch {
-        reject(new NethealError('NETHEAL_ERR_PROTOCOL', `the status socket ${path} sent something that is not JSON`));
-      }
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
-        reject(new NethealError('NETHEAL_ERR_NO_DAEMON', `no netheal daemon is running (nothing answers at ${path})`));
-      } else if (error.code === 'EACCES' || error.code === 'EPERM') {
-        reject(new NethealError('NETHEAL_ERR_PRIVILEGE', `cannot open ${path}: the status socket is root-only (run as root)`));
-      } else {
-        reject(new NethealError('NETHEAL_ERR_KERNEL', `cannot read ${path}: ${error.code ?? error.message}`));
-      }
-    });
-  });
+  return askDaemon(path, null, timeoutMs, 'status socket');
 }
