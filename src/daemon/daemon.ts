@@ -536,7 +536,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.remember('health', `${event.iface ?? `group ${event.group}`}: ${event.from} -> ${event.to}${event.reasons.length ? ` (${event.reasons.join(', ')})` : ''}`, event.iface);
     const subject = event.iface ?? `group ${event.group}`;
     const level = event.to === 'down' ? 'warning' : event.to === 'healthy' ? 'notice' : 'info';
-    const fault = event.iface === undefined ? undefined : this.engine?.snapshot().interfaces[event.iface]?.fault ?? null;
+    const fault = event.iface === undefined ? undefined : this.engine?.faultOf(event.iface) ?? null;
     this.logger.log(level, `${subject}: ${event.from} -> ${event.to}${fault ? ` [${fault.class}]` : ''}${event.reasons.length ? ` (${event.reasons.join(', ')})` : ''}`, {
       iface: event.iface, group: event.group, from: event.from, to: event.to, cause: event.cause, fault: fault === undefined ? undefined : fault?.class ?? null,
       evidence: event.evidence?.kind, via: detection.via ?? undefined, monotonicNs: detection.evidenceNs ?? process.hrtime.bigint().toString(),
@@ -553,7 +553,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private recordHealthMetrics(event: DetectionEvent): void {
     const iface = event.iface!;
     for (const state of ['healthy', 'suspect', 'down', 'recovering']) this.metrics.health.set({ iface, state }, state === event.to ? 1 : 0);
-    const fault = this.engine?.snapshot().interfaces[iface]?.fault?.class ?? null;
+    const fault = this.engine?.faultOf(iface)?.class ?? null;
     for (const c of FAULT_CLASSES) this.metrics.fault.set({ iface, class: c }, c === fault ? 1 : 0);
     const now = event.evidenceNs !== null ? BigInt(event.evidenceNs) : process.hrtime.bigint();
     let episode = this.episode.get(iface);
@@ -581,7 +581,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const commands = Array.isArray(event.result.data?.commands) ? event.result.data.commands as string[] : undefined;
     this.logger.log(event.result.status === 'skipped' ? 'info' : level, `${event.iface}: step ${event.step} ${event.kind}: ${event.result.status}${event.result.detail ? `: ${event.result.detail}` : ''}`, {
       iface: event.iface, step: event.step, action: event.kind, result: event.result.status, dryRun: event.dryRun,
-      fault: this.engine?.snapshot().interfaces[event.iface]?.fault?.class ?? null, commands,
+      fault: this.engine?.faultOf(event.iface)?.class ?? null, commands,
       destroyed: destroyed > 0 ? destroyed : undefined,
       durationMs: Math.round(event.durationMs), monotonicNs: process.hrtime.bigint().toString(),
     });
@@ -627,7 +627,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     const engine = this.engine;
     if (engine === undefined || engine.isClosed || !engine.interfaces.includes(iface)) return;
-    const known = engine.snapshot().interfaces[iface]?.evidence.intent;
+    const known = engine.intentOf(iface);
     if (known?.owner === intent.owner && known.wantUp === intent.wantUp) return;
     this.logger.info(`${iface}: owner ${intent.owner} wants it ${intent.wantUp === null ? '(unknown)' : intent.wantUp ? 'up' : 'down'} (${intent.source})`, { iface, owner: intent.owner, wantUp: intent.wantUp });
     this.observe({ kind: 'intent', iface, intent }, null, 'intent');

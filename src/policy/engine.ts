@@ -18,6 +18,7 @@ import type {
 import { EpisodeRunner } from './episode';
 import { Evidence, evidenceProblem } from './evidence';
 import { Fault, PATH_FAULTS } from './fault';
+import type { Intent } from './intent';
 import { GroupEvidence, HealthState, InterfaceEvidence, Problems, judge } from './health';
 import { GroupRecord, IfaceRecord, reasonsOf } from './record';
 
@@ -170,6 +171,20 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
   /** The current state of a watched interface, or undefined. */
   stateOf(iface: string): HealthState | undefined {
     return this.ifaces.get(iface)?.state;
+  }
+
+  /** Where the current fault of a watched interface is (null when none), or undefined. */
+  faultOf(iface: string): Fault | null | undefined {
+    const rec = this.ifaces.get(iface);
+    if (rec === undefined) return undefined;
+    return rec.fault === null ? null : { class: rec.fault.class, because: [...rec.fault.because] };
+  }
+
+  /** The owner's intent for a watched interface as last reported (null until known), or undefined. */
+  intentOf(iface: string): Intent | null | undefined {
+    const rec = this.ifaces.get(iface);
+    if (rec === undefined) return undefined;
+    return rec.evidence.intent === null ? null : { ...rec.evidence.intent };
   }
 
   /** The current state of a probe group seen in evidence, or undefined. */
