@@ -29,6 +29,16 @@ export function defaultLogFormat(env: NodeJS.ProcessEnv = process.env): LogForma
   return env.JOURNAL_STREAM ? 'journal' : 'text';
 }
 
+/**
+ * Control characters spelled out (`\x1b`, `\n`): kernel-supplied strings such as interface
+ * names may hold ESC, and a terminal or a log viewer must not interpret them, nor may a
+ * newline forge a record of its own.
+ */
+export function escapeControl(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
 function formatFields(fields: LogFields | undefined): string {
   if (fields === undefined) return '';
   const parts = Object.entries(fields)
@@ -49,9 +59,9 @@ export function createLogger(options: { format?: LogFormat; minLevel?: LogLevel;
       line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields });
     } else if (format === 'journal') {
       // One record per line: a newline inside would start an unprefixed record.
-      line = `<${LEVELS[level]}>${message}${formatFields(fields)}`.replace(/\n/g, ' ');
+      line = `<${LEVELS[level]}>${escapeControl(`${message}${formatFields(fields)}`)}`;
     } else {
-      line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(7)} ${message}${formatFields(fields)}`;
+      line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(7)} ${escapeControl(`${message}${formatFields(fields)}`)}`;
     }
     write(`${line}\n`);
   };
