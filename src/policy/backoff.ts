@@ -65,6 +65,11 @@ export class Backoff {
     return delay;
   }
 
+  /** Carries attempts over from before a reload or a restart (never fewer than counted now). */
+  restore(attempts: number): void {
+    if (Number.isInteger(attempts) && attempts > this.count) this.count = attempts;
+  }
+
   /** Forgets earlier attempts: the next one goes at once again. */
   reset(): void {
     this.count = 0;

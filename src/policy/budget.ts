@@ -55,6 +55,17 @@ export class ActionBudget {
     this.times.push(nowMs);
   }
 
+  /** Times (clock ms) of the actions that still count at `nowMs`, oldest first. */
+  spent(nowMs: number): number[] {
+    this.prune(nowMs);
+    return [...this.times];
+  }
+
+  /** Counts earlier actions (clock ms), e.g. carried over a reload or a restart. */
+  restore(times: readonly number[]): void {
+    this.times = [...this.times, ...times.filter((t) => Number.isFinite(t))].sort((a, b) => a - b);
+  }
+
   /** Returns an action counted at `atMs` (one that turned out not to apply). */
   refund(atMs: number): void {
     const i = this.times.lastIndexOf(atMs);

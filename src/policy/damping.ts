@@ -13,6 +13,14 @@ export interface FlapOutcome {
   suppressedUntilMs: number | null;
 }
 
+/** A damper's state, to carry over a reload or a restart. */
+export interface DampingState {
+  penalty: number;
+  updatedAtMs: number;
+  suppressedUntilMs: number | null;
+  flaps: number;
+}
+
 /**
  * Keeps the figure of merit of one interface. Each {@link FlapDamper.flap} adds
  * `penaltyPerFlap` to the penalty decayed as `p * 2^(-dt / halfLifeMs)`. A flap that brings
@@ -69,6 +77,28 @@ export class FlapDamper {
       this.until = until > nowMs ? until : null;
     }
     return { penalty, suppressed: this.until !== null, suppressedUntilMs: this.until };
+  }
+
+  /** The state to carry over a reload or a restart (clock ms). */
+  exportState(): DampingState {
+    return { penalty: this.penalty, updatedAtMs: this.updatedAt, suppressedUntilMs: this.until, flaps: this.flaps };
+  }
+
+  /**
+   * Takes over a carried state (clock ms, already moved onto this clock): the higher of the
+   * two penalties at `nowMs` and the later suppression win, so a carry-over never shortens
+   * a suppression. The ceiling of this damper's settings applies.
+   */
+  restoreState(state: DampingState, nowMs: number): void {
+    const carried = new FlapDamper(this.config);
+    carried.penalty = Math.max(0, state.penalty);
+    carried.updatedAt = state.updatedAtMs;
+    const penalty = Math.min(this.ceiling, Math.max(this.penaltyAt(nowMs), carried.penaltyAt(nowMs)));
+    this.penalty = penalty;
+    this.updatedAt = nowMs;
+    this.flaps += Math.max(0, Math.trunc(state.flaps));
+    const until = state.suppressedUntilMs;
+    if (until !== null && until > nowMs && (this.until === null || until > this.until)) this.until = until;
   }
 
   /** Whether the interface is suppressed at `nowMs` (a suppression ends at its due time). */

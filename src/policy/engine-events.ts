@@ -158,6 +158,43 @@ export interface PolicyEngineOptions {
   dryRun?: boolean;
   /** How many recent actions per interface `snapshot()` keeps (default 10). */
   keepActions?: number;
+  /**
+   * The safety state an earlier engine exported ({@link PolicyEngine.exportSafety}),
+   * `elapsedMs` ago: each interface takes over its budget spent, damping and backoff when
+   * first watched, so that it holds from the first evidence on. It only ever makes the engine
+   * more careful: spent actions still count (against this engine's budget settings), the
+   * higher penalty and the later suppression win. Its baselines follow with
+   * {@link PolicyEngine.restoreBaselines} once the evidence is seeded.
+   */
+  carried?: { safety: SafetyState; elapsedMs: number };
+}
+
+/**
+ * The safety state of one interface that must outlive its engine (a reload builds a new
+ * one; a restart a new process). Times are ages: milliseconds before the export.
+ */
+export interface InterfaceSafetyState {
+  /** Ages of the actions that still count against the budget. */
+  budgetSpentAgoMs: number[];
+  damping: {
+    penalty: number;
+    /** Age of the penalty's last update (it decays from there). */
+    updatedAgoMs: number;
+    /** How long the suppression had yet to run, null when not suppressed. */
+    suppressedForMs: number | null;
+    flaps: number;
+  };
+  /** Ladder climbs since the backoff last reset. */
+  backoffAttempts: number;
+  /** Actions run in the interface's lifetime. */
+  totalActions: number;
+  /** Global addresses of the last healthy state. */
+  baselineAddresses: string[];
+}
+
+/** What {@link PolicyEngine.exportSafety} returns and {@link PolicyEngine.restoreSafety} takes. JSON-safe. */
+export interface SafetyState {
+  interfaces: Record<string, InterfaceSafetyState>;
 }
 
 /** The ladder's activity on an interface. */

@@ -13,7 +13,8 @@ import { Clock, RandomSource, systemClock } from './clock';
 import { DEFAULT_GRACE_MS, InterfacePolicyConfig, PolicyConfig, resolveInterfacePolicy, validatePolicyConfig } from './config';
 import { FlapDamper } from './damping';
 import type {
-  AlertReason, GroupStatus, HealthCause, InterfaceStatus, PolicyEngineEvents, PolicyEngineOptions, PolicySnapshot,
+  AlertReason, GroupStatus, HealthCause, InterfaceSafetyState, InterfaceStatus, PolicyEngineEvents, PolicyEngineOptions,
+  PolicySnapshot, SafetyState,
 } from './engine-events';
 import { EpisodeRunner } from './episode';
 import { Evidence, evidenceProblem } from './evidence';
@@ -63,6 +64,8 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
   private readonly ifaces = new Map<string, IfaceRecord>();
   private readonly groups = new Map<string, GroupRecord>();
   private closed = false;
+  /** Safety state of an earlier engine, taken over by each interface when first watched. */
+  private readonly carried: PolicyEngineOptions['carried'];
   /** Runs the ladders; acts on this engine only through the host it is given. */
   private readonly episodes: EpisodeRunner;
 
@@ -80,6 +83,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `keepActions: must be an integer >= 0 (got ${options.keepActions})`);
     }
     this.graceEnd = this.clock.now() + (this.config.graceMs ?? DEFAULT_GRACE_MS);
+    this.carried = options.carried;
     const engine = this;
     this.episodes = new EpisodeRunner({
       clock: this.clock, dryRun: this.dryRun, verifier: this.verifier, graceEnd: this.graceEnd, keepActions: this.keepActions,
@@ -149,6 +153,8 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       stableTimer: null, alerted: new Set(), totalActions: 0, lastActions: [],
     };
     this.ifaces.set(iface, rec);
+    const carried = this.carried?.safety.interfaces[iface];
+    if (carried !== undefined) this.restoreCounters(rec, carried, this.carried!.elapsedMs);
     this.armStability(rec);
     return this;
   }
@@ -329,6 +335,65 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
   }
 
   /**
+   * The safety state of every watched interface (budget spent, damping, backoff, action
+   * count, baseline addresses), to carry over to the next engine (its `carried` option and
+   * {@link PolicyEngine.restoreBaselines}): over a reload, or on disk over a restart.
+   */
+  exportSafety(): SafetyState {
+    const now = this.clock.now();
+    const interfaces: Record<string, InterfaceSafetyState> = {};
+    for (const rec of this.ifaces.values()) {
+      const damping = rec.damper.exportState();
+      interfaces[rec.name] = {
+        budgetSpentAgoMs: rec.budget.spent(now).map((t) => now - t),
+        damping: {
+          penalty: damping.penalty,
+          updatedAgoMs: now - damping.updatedAtMs,
+          suppressedForMs: damping.suppressedUntilMs === null || damping.suppressedUntilMs <= now ? null : damping.suppressedUntilMs - now,
+          flaps: damping.flaps,
+        },
+        backoffAttempts: rec.backoff.attempts,
+        totalActions: rec.totalActions,
+        baselineAddresses: rec.evidence.baselineAddresses(),
+      };
+    }
+    return { interfaces };
+  }
+
+  /**
+   * Takes over the baseline addresses an earlier engine exported (see
+   * {@link PolicyEngineOptions.carried} for the rest of its safety state): call it once the
+   * evidence of the present is seeded. Baseline addresses missing now are a fault (unless
+   * their family was renumbered meanwhile), the one that was there before: not a new flap.
+   */
+  restoreBaselines(state: SafetyState): void {
+    this.assertOpen();
+    for (const [name, carried] of Object.entries(state.interfaces ?? {})) {
+      const rec = this.ifaces.get(name);
+      if (rec === undefined) continue;
+      rec.evidence.restoreBaseline(carried.baselineAddresses);
+      if (judge(this.problems(rec)) === 'down') rec.verdict = 'down';
+      this.reevaluate(rec, null);
+    }
+  }
+
+  /** Takes over budget spent, damping, backoff and action count, `elapsedMs` after their export. */
+  private restoreCounters(rec: IfaceRecord, carried: InterfaceSafetyState, elapsedMs: number): void {
+    const now = this.clock.now();
+    const shift = Math.max(0, elapsedMs);
+    rec.budget.restore(carried.budgetSpentAgoMs.map((age) => now - age - shift));
+    const d = carried.damping;
+    rec.damper.restoreState({
+      penalty: d.penalty,
+      updatedAtMs: now - d.updatedAgoMs - shift,
+      suppressedUntilMs: d.suppressedForMs === null ? null : now + d.suppressedForMs - shift,
+      flaps: d.flaps,
+    }, now);
+    rec.backoff.restore(carried.backoffAttempts);
+    rec.totalActions = Math.max(rec.totalActions, carried.totalActions);
+  }
+
+  /**
    * Stops deciding: cancels every wait and timer and aborts running actions (their signal
    * fires). Idempotent. observe()/watch() throw NETHEAL_ERR_CLOSED afterwards.
    */
@@ -410,7 +475,11 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     // bounce takes the link down itself) and for path faults inside the settle window of a
     // link incident (one blip, one flap).
     const settling = fault !== null && PATH_FAULTS.includes(fault.class) && this.clock.now() < rec.settleUntil;
-    if (judged === 'down' && rec.verdict !== 'down' && !(rec.phase === 'running' && rec.disrupting) && !settling) {
+    // While down for another fault (a probe group still dead after the last carrier blip), a
+    // link fault that begins is a flap too: a carrier storm must be damped however the
+    // probes fare.
+    const linkAgain = judged === 'down' && rec.verdict === 'down' && fault?.class === 'link' && before !== null && before.class !== 'link';
+    if (judged === 'down' && (rec.verdict !== 'down' || linkAgain) && !(rec.phase === 'running' && rec.disrupting) && !settling) {
       // An admin-down is a flap only if its owner did not want it: decided once the intent is known.
       if (rec.evidence.intentPending) rec.flapPending = true;
       else if (!rec.evidence.disabled) rec.damper.flap(this.clock.now());

@@ -145,6 +145,24 @@ export class InterfaceEvidence {
     for (const a of this.addresses) if (!isLinkLocal(a)) this.baseline.add(a);
   }
 
+  /** The baseline's addresses (global addresses of the last healthy state). */
+  baselineAddresses(): string[] {
+    return [...this.baseline].sort();
+  }
+
+  /**
+   * Carries a baseline over a restart: the addresses of `carried` join the baseline, except
+   * in a family that has a global address now that `carried` lacks (renumbered meanwhile).
+   */
+  restoreBaseline(carried: readonly string[]): void {
+    const present = [...this.addresses].filter((a) => !isLinkLocal(a));
+    for (const a of carried) {
+      if (isLinkLocal(a)) continue;
+      const renumbered = present.some((p) => familyOf(p) === familyOf(a) && !carried.includes(p));
+      if (!renumbered) this.baseline.add(a);
+    }
+  }
+
   /**
    * A new global address while a baseline address of its family is missing is a change of
    * address (a new DHCP lease, an operator's renumbering), not a loss: the baseline follows.
