@@ -26,6 +26,7 @@ import {
 } from '../kernel/rtnetlink';
 import { NativeBinding } from '../native';
 import { NetlinkClient } from '../monitor/netlink-client';
+import type { InterruptionJournal } from './interruption';
 
 /** Options of {@link bounceLink}. */
 export interface BounceOptions {
@@ -36,6 +37,8 @@ export interface BounceOptions {
   /** A snapshot from when the interface was healthy: replayed too. */
   knownGood?: InterfaceConfiguration;
   binding?: NativeBinding;
+  /** Where the bounce writes down how to undo its middle, should the process die there. */
+  journal?: InterruptionJournal;
 }
 
 /** What a bounce did. */
@@ -162,12 +165,23 @@ export async function bounceLink(iface: string, options: BounceOptions = {}): Pr
     const routes = mergeMessages(now.routes, options.knownGood?.routes);
     const addresses = mergeMessages(now.addresses, options.knownGood?.addresses);
 
-    await client.request(`RTM_NEWLINK ${iface} down`, (seq) => encodeSetLinkAdmin(seq, ifindex, false));
-    await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 200));
-    await client.request(`RTM_NEWLINK ${iface} up`, (seq) => encodeSetLinkAdmin(seq, ifindex, true));
-
-    const restored = await replayConfiguration(client, addresses, routes);
-    return { ifindex, ...restored };
+    // From here to the replay the interface is worse than before: write down how to undo
+    // it, so that a daemon killed in the middle repairs it when it starts again. An abort
+    // (a time limit, a reload) never stops a bounce half-way: the link always comes back up.
+    const journal = options.journal;
+    const entry = journal?.begin(iface, 'link-bounce', { kind: 'link-up-and-replay', configuration: { ifindex, routes, addresses } });
+    try {
+      try {
+        await client.request(`RTM_NEWLINK ${iface} down`, (seq) => encodeSetLinkAdmin(seq, ifindex, false));
+        await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 200));
+      } finally {
+        await client.request(`RTM_NEWLINK ${iface} up`, (seq) => encodeSetLinkAdmin(seq, ifindex, true));
+      }
+      const restored = await replayConfiguration(client, addresses, routes);
+      return { ifindex, ...restored };
+    } finally {
+      if (entry !== undefined) journal?.end(entry);
+    }
   } finally {
     client.close();
   }

@@ -9,6 +9,7 @@
  * - RHEL network-scripts: `ifdown IF; ifup IF` (on RHEL 8+ these are nmcli wrappers, and
  *   NetworkManager is then detected first anyway).
  */
+import type { InterruptionJournal } from './interruption';
 import { existsSync, readFileSync } from 'node:fs';
 import { CommandResult, describeFailure, runCommand } from './run';
 
@@ -30,6 +31,8 @@ export interface ManagerEnvironment {
   timeoutMs?: number;
   /** Kills a running command (its process group) and skips the rest when aborted. */
   signal?: AbortSignal;
+  /** Where a down/up re-apply writes down the `ifup` it owes, should the daemon die between. */
+  journal?: InterruptionJournal;
 }
 
 /** One manager's claim on an interface and its word on whether it wants it up. */
@@ -183,16 +186,24 @@ export async function reapply(manager: ManagerKind, iface: string, env: ManagerE
     case 'systemd-networkd':
       ok = await step('networkctl', ['reconfigure', iface]);
       break;
-    case 'ifupdown': {
-      const common = ifupdownArgs(env);
-      await step('ifdown', [...common, '--force', iface]);
-      ok = await step('ifup', [...common, iface]);
+    case 'ifupdown':
+    case 'network-scripts': {
+      // A down/up pair: once `ifdown` has run, `ifup` runs too, abort or not (an abort kills
+      // a running command; it never leaves the interface down). The journal remembers the
+      // `ifup` owed should the daemon die between the two.
+      const common = manager === 'ifupdown' ? ifupdownArgs(env) : [];
+      if (env.signal?.aborted) { ok = false; break; }
+      const entry = env.journal?.begin(iface, 'manager-reapply', { kind: 'ifup', args: [...common, iface] });
+      try {
+        commands.push(await runCommand('ifdown', [...common, ...(manager === 'ifupdown' ? ['--force'] : []), iface], options));
+        const up = await runCommand('ifup', [...common, iface], { ...options, signal: undefined });
+        commands.push(up);
+        ok = up.exitCode === 0;
+      } finally {
+        if (entry !== undefined) env.journal?.end(entry);
+      }
       break;
     }
-    case 'network-scripts':
-      await step('ifdown', [iface]);
-      ok = await step('ifup', [iface]);
-      break;
   }
   const last = commands[commands.length - 1];
   if (last === undefined) return { manager, ok: false, commands, detail: 'cancelled before any command ran' };

@@ -1,0 +1,104 @@
+/**
+ * The daemon's journal of disruptive steps under way (src/actions/interruption.ts says why),
+ * kept as journal.json in the state directory and written durably before each such step
+ * begins its disruptive part. At start the daemon reads what a dead predecessor left there
+ * (same boot, same namespace) and undoes it before it watches anything.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { z } from 'zod';
+import {
+  InterruptionJournal, StoredConfiguration, UndoPlan, loadConfiguration, storeConfiguration,
+} from '../actions/interruption';
+import { StateScope, readStateFile, sameScope, writeStateFile } from './state-files';
+
+const FILE = 'journal.json';
+const VERSION = 1;
+
+const storedMessage = z.object({ type: z.number().int(), flags: z.number().int(), payload: z.string() });
+const storedPlan = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('link-up-and-replay'),
+    configuration: z.object({ ifindex: z.number().int(), routes: z.array(storedMessage), addresses: z.array(storedMessage) }),
+  }),
+  z.object({ kind: z.literal('ifup'), args: z.array(z.string()) }),
+]);
+const storedEntry = z.object({
+  id: z.string(), iface: z.string(), action: z.string(), pid: z.number().int(), startedAt: z.string(), undo: storedPlan,
+});
+const journalFile = z.object({ version: z.literal(VERSION), scope: z.unknown(), entries: z.array(storedEntry) });
+
+type StoredPlan = { kind: 'link-up-and-replay'; configuration: StoredConfiguration } | { kind: 'ifup'; args: string[] };
+
+/** One step that began its disruptive part and has not ended. */
+export interface JournalEntry {
+  id: string;
+  iface: string;
+  action: string;
+  /** The daemon that wrote it. */
+  pid: number;
+  startedAt: string;
+  undo: UndoPlan;
+}
+
+const toStored = (plan: UndoPlan): StoredPlan => (plan.kind === 'ifup' ? plan : { kind: plan.kind, configuration: storeConfiguration(plan.configuration) });
+const fromStored = (plan: StoredPlan): UndoPlan => (plan.kind === 'ifup' ? plan : { kind: plan.kind, configuration: loadConfiguration(plan.configuration) });
+
+/** The file-backed {@link InterruptionJournal} (in memory only without a directory). */
+export class ActionJournal implements InterruptionJournal {
+  private readonly entries = new Map<string, { iface: string; action: string; pid: number; startedAt: string; undo: StoredPlan }>();
+
+  constructor(private readonly dir: string | undefined, private readonly scope: StateScope) {}
+
+  begin(iface: string, action: string, undo: UndoPlan): string {
+    const id = randomUUID();
+    this.entries.set(id, { iface, action, pid: process.pid, startedAt: new Date().toISOString(), undo: toStored(undo) });
+    try {
+      this.save();
+    } catch (error) {
+      // Without the entry a crash in the middle could not be undone: do not begin.
+      this.entries.delete(id);
+      throw new Error(`cannot write ${join(this.dir ?? '', FILE)} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): not starting ${action} on ${iface}`);
+    }
+    return id;
+  }
+
+  end(id: string): void {
+    if (!this.entries.delete(id)) return;
+    try {
+      this.save();
+    } catch {
+      // The step is over; a stale entry is undone harmlessly at the next start (its replay
+      // adds only what is missing).
+    }
+  }
+
+  /**
+   * What a dead predecessor left undone in this scope (another boot's or namespace's entries
+   * describe nothing that exists now). A corrupt journal is reported and ignored.
+   */
+  leftovers(warn: (message: string) => void): JournalEntry[] {
+    if (this.dir === undefined) return [];
+    const raw = readStateFile(this.dir, FILE, warn);
+    if (raw === undefined) return [];
+    const parsed = journalFile.safeParse(raw);
+    if (!parsed.success) {
+      warn(`${join(this.dir, FILE)}: ignored, not a journal: ${parsed.error.issues[0]?.path.join('.') || '(top)'}: ${parsed.error.issues[0]?.message}`);
+      return [];
+    }
+    if (!sameScope(this.scope, parsed.data.scope)) return [];
+    return parsed.data.entries.map((e) => ({ ...e, undo: fromStored(e.undo as StoredPlan) }));
+  }
+
+  /** Forgets the predecessor's entries (once undone) and writes this daemon's own. */
+  reset(): void {
+    this.save();
+  }
+
+  private save(): void {
+    if (this.dir === undefined) return;
+    writeStateFile(this.dir, FILE, {
+      version: VERSION, scope: this.scope, entries: [...this.entries].map(([id, e]) => ({ id, ...e })),
+    });
+  }
+}
