@@ -348,7 +348,9 @@ async function idleCost({ seconds, dir }) {
     };
     const configPath = path.join(dir, 'idle-config.json');
     fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
-    daemon = spawn(process.execPath, [DAEMON, '--config', configPath, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    daemon = spawn(process.execPath, [DAEMON, '--config', configPath, '--log-format', 'json'], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STATE_DIRECTORY: path.join(dir, 'state') },
+    });
     let stderr = '';
     daemon.stderr.on('data', (c) => { stderr += c; });
     const logLines = [];

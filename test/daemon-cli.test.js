@@ -137,7 +137,7 @@ for (const kind of ['abstract', 'path']) {
     const good = { netns: Lab.path(ns), interfaces: { veth0: {} }, policy: { graceMs: 60000 } };
     fs.writeFileSync(configFile, JSON.stringify(good));
     const child = spawn(process.execPath, [DAEMON, '--config', configFile, '--log-format', 'json'], {
-      env: { ...process.env, NOTIFY_SOCKET: address, WATCHDOG_USEC: '400000' }, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NOTIFY_SOCKET: address, WATCHDOG_USEC: '400000', STATE_DIRECTORY: path.join(dir, 'state') }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     const logs = [];
     readline.createInterface({ input: child.stdout }).on('line', (line) => logs.push(JSON.parse(line)));

@@ -26,6 +26,12 @@ import { DaemonMetrics, serveMetrics } from './metrics';
 import { serveStatus } from './status';
 import { controlSocketPath, serveControl } from './control';
 import { loadHolds, saveHolds } from './holds';
+import { ActionJournal } from './action-journal';
+import { loadSafety, saveSafety } from './safety-store';
+import { StateScope, currentScope, monotonicMs } from './state-files';
+import { undoInterrupted } from '../actions/interruption';
+import { decodeRoute } from '../kernel/rtnetlink';
+import type { SafetyState } from '../policy/engine-events';
 import type { Server } from 'node:net';
 
 /** Options of {@link Daemon}. */
@@ -47,8 +53,10 @@ export interface DaemonOptions {
   /** Status socket path when the config names none (the daemon entry passes the default). */
   statusSocket?: string;
   /**
-   * Where the operator's holds are kept across reloads and restarts (the daemon entry passes
-   * systemd's StateDirectory=, default /var/lib/netheal). Without it holds live in memory.
+   * Where the state that must outlive the process is kept (the daemon entry passes systemd's
+   * StateDirectory=, default /var/lib/netheal): the operator's holds, the safety state
+   * (budget, damping, backoff, the last healthy configuration) and the journal of disruptive
+   * steps under way. Without it all of this lives in memory only (kept across reloads).
    */
   stateDirectory?: string;
   /** Metrics registry to fill (default: a new one; served when `metrics.listen` is set). */
@@ -103,7 +111,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly ownerQueries = new Map<string, { startedAt: number; claims: Promise<OwnerClaim[]> }>();
   /** The last answered query of each interface's owners. */
   private readonly ownerAnswers = new Map<string, OwnerClaim[]>();
-  private readonly running = new Set<Promise<unknown>>();
+  /** Running actions, by interface: one at a time per interface, across reloads too. */
+  private readonly running = new Map<Promise<unknown>, string>();
+  /** The journal of disruptive steps under way, for the namespace watched. */
+  private journal: ActionJournal | undefined;
+  private scope: StateScope | undefined;
+  /** The safety state the previous engine left (a reload), with when it was taken. */
+  private carried: { safety: SafetyState; atMs: number; graceLeftMs: number } | undefined;
+  private saveTimer: NodeJS.Timeout | undefined;
+  private saveFailed = false;
   private evidenceNs: string | null = null;
   private evidenceVia: string | null = null;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -229,12 +245,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const previous = this.config;
     const run = async (): Promise<void> => {
       await this.waitForActions('reload');
+      this.carryOver();
       await this.teardown();
       this.config = config;
       try {
         await this.build();
       } catch (error) {
         this.logger.error(`reload failed, going back to the previous configuration: ${(error as Error).message}`);
+        this.carryOver();
         await this.teardown();
         this.config = previous;
         try {
@@ -270,6 +288,59 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.state = 'stopped';
   }
 
+  /** Takes the engine's safety state for the next one (a reload), and saves it. */
+  private carryOver(): void {
+    const engine = this.engine;
+    if (engine === undefined || engine.isClosed) return;
+    const snapshot = engine.snapshot();
+    this.carried = { safety: engine.exportSafety(), atMs: monotonicMs(), graceLeftMs: Math.max(0, snapshot.graceEndsAtMs - snapshot.atMs) };
+    this.saveNow();
+  }
+
+  /** Writes the safety state soon (at most once a second: a flap storm must not hammer the disk). */
+  private scheduleSave(): void {
+    if (this.options.stateDirectory === undefined || this.saveTimer !== undefined) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.saveNow();
+    }, 1000);
+    this.saveTimer.unref();
+  }
+
+  /** Writes the safety state now (before an action changes anything, at reload and stop). */
+  private saveNow(): void {
+    if (this.saveTimer !== undefined) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    const dir = this.options.stateDirectory;
+    const engine = this.engine;
+    if (dir === undefined || engine === undefined || engine.isClosed || this.scope === undefined) return;
+    try {
+      saveSafety(dir, this.scope, engine.exportSafety(), this.knownGood);
+      this.saveFailed = false;
+    } catch (error) {
+      // Said once per failure streak: a full or read-only disk must not flood the log.
+      if (!this.saveFailed) this.logger.warning(`cannot save the safety state in ${dir}: ${(error as Error).message}; a restart would forget it`);
+      this.saveFailed = true;
+    }
+  }
+
+  /**
+   * Undoes what a dead predecessor's disruptive step left half-done (the journal it wrote
+   * before it began): sets the link up, puts back the addresses and routes the kernel
+   * flushed, runs the `ifup` it owed. Before anything else watches the interface.
+   */
+  private async undoLeftovers(journal: ActionJournal): Promise<void> {
+    const leftovers = journal.leftovers((m) => this.logger.warning(m)).filter((e) => e.pid !== process.pid);
+    for (const entry of leftovers) {
+      const result = await undoInterrupted(entry.iface, entry.undo, { netnsPath: this.netnsPath, binding: this.options.binding });
+      this.remember('action', `undo interrupted ${entry.action}: ${result.detail}`, entry.iface);
+      this.logger.log(result.ok ? 'notice' : 'error', `${entry.iface}: undid the ${entry.action} interrupted by the death of pid ${entry.pid} (${entry.startedAt}): ${result.ok ? '' : 'failed: '}${result.detail}`, {
+        iface: entry.iface, action: entry.action, undo: entry.undo.kind, result: result.ok ? 'ok' : 'failed',
+      });
+    }
+    journal.reset();
+  }
+
   /** Lets running actions finish, up to stopGraceMs. */
   private async waitForActions(why: string): Promise<void> {
     if (this.running.size === 0) return;
@@ -277,7 +348,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.logger.notice(`${why}: waiting up to ${limit} ms for ${this.running.size} running action(s)`);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.allSettled([...this.running]),
+      Promise.allSettled([...this.running.keys()]),
       new Promise((resolve) => { timer = setTimeout(resolve, limit); }),
     ]);
     clearTimeout(timer);
@@ -290,12 +361,32 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const netns = this.options.netns ?? config.netns;
     this.netnsPath = resolveNetns(netns, this.options.netns !== undefined ? '--netns' : 'netns');
     const binding = this.options.binding;
+    // What a dead predecessor left half-done is undone first, so that the monitor's first
+    // dump already sees the interface as it should be.
+    const scope = currentScope(this.netnsPath);
+    this.scope = scope;
+    const journal = new ActionJournal(this.options.stateDirectory, scope);
+    this.journal = journal;
+    await this.undoLeftovers(journal);
     const monitor = new LinkMonitor({
       netns: this.netnsPath, binding,
       carrierSync: this.carrierSyncOption(),
     });
     this.monitor = monitor;
     await monitor.start();
+    // The safety state: the previous engine's (a reload), else what an earlier daemon of this
+    // boot and namespace saved (a restart).
+    let carried: { safety: SafetyState; elapsedMs: number; graceMs?: number } | undefined;
+    if (this.carried !== undefined) {
+      carried = { safety: this.carried.safety, elapsedMs: monotonicMs() - this.carried.atMs, graceMs: this.carried.graceLeftMs };
+    } else if (this.options.stateDirectory !== undefined) {
+      const saved = loadSafety(this.options.stateDirectory, scope, (m) => this.logger.warning(m));
+      if (saved !== undefined) {
+        carried = saved;
+        for (const [name, configuration] of saved.knownGood) if (!this.knownGood.has(name)) this.knownGood.set(name, configuration);
+      }
+    }
+    this.carried = undefined;
     this.sockets = new Sockets({ netns: this.netnsPath, binding });
     if (!this.options.dryRun) {
       // Sockets on an address that disappeared can never work again: clear them at once.
@@ -327,8 +418,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (monitor.getLink(name) === undefined) this.logger.warning(`interface ${name} does not exist (yet)`, { iface: name });
     }
 
+    const policyConfig = policyConfigOf(config);
+    // A reload does not start the start-up grace period over: it goes on where it was.
+    if (carried?.graceMs !== undefined) policyConfig.graceMs = Math.min(policyConfig.graceMs ?? carried.graceMs, carried.graceMs);
     const engine = new PolicyEngine({
-      config: policyConfigOf(config),
+      config: policyConfig,
+      carried: carried === undefined ? undefined : { safety: carried.safety, elapsedMs: carried.elapsedMs },
       interfaces: this.watched,
       dryRun: this.options.dryRun,
       clock: this.options.clock,
@@ -355,6 +450,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.logger.warning(`${event.iface}: ${event.reason}: ${event.detail}`, { iface: event.iface, alert: event.reason });
     });
     engine.on('error', (error) => this.logger.error(`policy engine: ${error.message}`));
+    for (const event of ['health', 'action', 'alert'] as const) engine.on(event, () => this.scheduleSave());
 
     // Seed the engine with the state as it is now, then follow events. Required addresses
     // go first, then the other addresses and the routes, the carrier last: judged on partial
@@ -377,6 +473,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     for (const name of this.watched) {
       const link = monitor.getLink(name);
       if (link !== undefined) this.observe({ kind: 'carrier', iface: name, up: link.carrier, adminUp: link.adminUp }, null);
+    }
+    // A default route the last healthy state had and the kernel lacks now was lost while no
+    // engine watched (before a reload or a restart): say so, so that it is repaired.
+    for (const name of this.watched) {
+      for (const family of [4, 6] as const) {
+        const hadDefault = this.knownGood.get(name)?.routes.some((m) => {
+          const route = decodeRoute(m);
+          return route !== null && route.family === family && route.dstLen === 0;
+        });
+        if (hadDefault === true && monitor.activeDefaultRoute(family) === null && monitor.getLink(name) !== undefined) {
+          this.observe({ kind: 'default-route', family, present: false, iface: name }, null);
+        }
+      }
+    }
+    if (carried !== undefined) {
+      engine.restoreBaselines(carried.safety);
+      const kept = Object.keys(carried.safety.interfaces).filter((name) => this.watched.includes(name));
+      if (kept.length > 0) this.logger.info(`safety state kept for ${kept.join(', ')} (budget, damping, backoff, baseline)`);
     }
     monitor.on('event', (event) => this.onMonitorEvent(event));
     monitor.on('error', (error) => this.logger.warning(`link monitor: ${error.message}`));
@@ -419,6 +533,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private async teardown(): Promise<void> {
+    this.saveNow();
     const servers = [this.statusServer, this.controlServer, this.metricsServer].filter((x): x is Server => x !== undefined);
     this.statusServer = undefined;
     this.controlServer = undefined;
@@ -654,9 +769,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       ...(executor.verifiable !== undefined ? { verifiable: executor.verifiable } : {}),
       ...(executor.disruptive !== undefined ? { disruptive: executor.disruptive } : {}),
       ...(executor.applies ? { applies: (ctx) => executor.applies!(ctx) } : {}),
-      run(ctx) {
-        const promise = executor.run(ctx);
-        running.add(promise);
+      run: (ctx) => {
+        // The budget spent is on disk before the action changes anything.
+        this.saveNow();
+        // One action per interface at a time, also across a reload: an action of the engine
+        // before it (aborted, or not abortable, like a bounce half-way) finishes first.
+        const earlier = [...running].filter(([, iface]) => iface === ctx.iface).map(([p]) => p);
+        const promise = earlier.length === 0 ? executor.run(ctx) : Promise.allSettled(earlier).then(() => {
+          ctx.signal.throwIfAborted();
+          return executor.run(ctx);
+        });
+        running.set(promise, ctx.iface);
         const done = (): void => { running.delete(promise); };
         promise.then(done, done);
         return promise;
@@ -683,6 +806,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       includeTimeWait: this.config.killSockets.includeTimeWait,
       pathDeadMs: this.config.killSockets.pathDeadMs,
       managers: this.managerEnvironment(),
+      journal: this.journal!,
       claimsOf: (iface: string, maxAgeMs: number) => this.claimsOf(iface, maxAgeMs),
       lastClaims: (iface: string) => this.ownerAnswers.get(iface),
       addressesOf: (iface: string) => this.monitor?.getLink(iface)?.addresses.map((a) => ({ address: a.address, prefixlen: a.prefixlen, family: a.family })) ?? [],
@@ -697,6 +821,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (this.engine?.stateOf(iface) !== 'healthy' || this.monitor?.getLink(iface) === undefined) return;
     try {
       this.knownGood.set(iface, await readConfiguration(iface, { netnsPath: this.netnsPath, binding: this.options.binding }));
+      this.scheduleSave();
     } catch (error) {
       this.logger.debug(`could not snapshot ${iface}: ${(error as Error).message}`);
     }

@@ -11,7 +11,8 @@ import { InterfaceConfiguration, bounceLink } from '../actions/link-bounce';
 import { ManagerEnvironment, OwnerClaim, reapply } from '../actions/manager';
 import { restoreBaseline, setLinkUp } from '../actions/repair';
 import { describeFailure, runCommand } from '../actions/run';
-import { hookEnvironment } from '../actions/hook';
+import { checkHookPath, hookEnvironment, hookPrograms } from '../actions/hook';
+import type { InterruptionJournal } from '../actions/interruption';
 import { decodeAddress } from '../kernel/rtnetlink';
 import { SocketInfo, Sockets } from '../monitor/sockets';
 import { NativeBinding } from '../native';
@@ -25,6 +26,8 @@ export interface ExecutorHost {
   /** How long a path must stay dead before its stuck sockets are destroyed (ms). */
   pathDeadMs: number;
   managers: ManagerEnvironment;
+  /** Where disruptive steps write down how to undo their middle (src/actions/interruption.ts). */
+  journal: InterruptionJournal;
   /**
    * The managers' claims on an interface, from a query started at most `maxAgeMs` ago (one
    * in flight counts): an episode's steps share the query the fault itself set off.
@@ -142,7 +145,9 @@ function managerReapply(host: ExecutorHost): ActionExecutor {
     async run(ctx) {
       const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
       if (owner === null) return { status: 'skipped', detail: 'no network manager owns the interface' };
-      const result = await reapply(owner.owner, ctx.iface, { ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs, signal: ctx.signal });
+      const result = await reapply(owner.owner, ctx.iface, {
+        ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs, signal: ctx.signal, journal: host.journal,
+      });
       return {
         status: result.ok ? 'ok' : 'failed', detail: `${owner.owner}: ${result.detail}`,
         data: { manager: owner.owner, commands: result.commands.map((c) => c.command) },
@@ -205,7 +210,7 @@ function linkBounce(host: ExecutorHost): ActionExecutor {
     async run(ctx) {
       const downMs = typeof ctx.options.downMs === 'number' ? ctx.options.downMs : 200;
       const result = await bounceLink(ctx.iface, {
-        netnsPath: host.netnsPath, downMs, knownGood: host.knownGood(ctx.iface), binding: host.binding,
+        netnsPath: host.netnsPath, downMs, knownGood: host.knownGood(ctx.iface), binding: host.binding, journal: host.journal,
       });
       return {
         status: result.failures.length === 0 ? 'ok' : 'failed',
@@ -229,21 +234,50 @@ function hook(host: ExecutorHost): ActionExecutor {
       const config = host.hookOf(ctx.iface);
       if (config === undefined) return { status: 'skipped', detail: 'no hook configured' };
       const limit = Math.min(config.timeoutMs, ctx.timeoutMs);
-      // Inside the watched namespace (an `ip link set $NETHEAL_IFACE down` must hit the
-      // watched device, not the host's of that name), with only the documented environment,
-      // its whole process group killed at the limit or when the engine aborts the step.
-      const result = await runCommand(config.path, [], {
-        netnsPath: host.netnsPath,
-        timeoutMs: limit,
-        signal: ctx.signal,
-        env: hookEnvironment({ ...actionEnvironment(ctx), NETHEAL_TIMEOUT_MS: String(limit), NETHEAL_NETNS: host.netnsPath ?? '' }),
-      });
-      return result.exitCode === 0
-        ? { status: 'ok', detail: `${config.path} exited 0`, data: { durationMs: result.durationMs, commands: [config.path] } }
-        : { status: 'failed', detail: describeFailure(result), data: { exitCode: result.exitCode, commands: [config.path] } };
+      let programs: string[];
+      try {
+        programs = hookPrograms(config.path);
+      } catch (error) {
+        return { status: 'failed', detail: `${config.path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+      }
+      if (programs.length === 0) return { status: 'skipped', detail: `${config.path} holds no hook to run` };
+      const failures: string[] = [];
+      let durationMs = 0;
+      let exitCode: number | null = null;
+      for (const program of programs) {
+        // Checked again right before it runs: a hooks directory may have gained a file since.
+        try {
+          checkHookPath(program, 'hook');
+        } catch (error) {
+          failures.push(`${program}: refused: ${(error as Error).message.replace(/^hook: /, '')}`);
+          continue;
+        }
+        // The step's limit is shared by the hooks of a directory, in turn.
+        const left = Math.max(1, Math.round(limit - durationMs));
+        // Inside the watched namespace (an `ip link set $NETHEAL_IFACE down` must hit the
+        // watched device, not the host's of that name), with only the documented environment,
+        // its whole process group killed at the limit or when the engine aborts the step.
+        const result = await runCommand(program, [], {
+          netnsPath: host.netnsPath,
+          timeoutMs: left,
+          signal: ctx.signal,
+          env: hookEnvironment({ ...actionEnvironment(ctx), NETHEAL_TIMEOUT_MS: String(left), NETHEAL_NETNS: host.netnsPath ?? '' }),
+        });
+        durationMs += result.durationMs;
+        exitCode = result.exitCode;
+        if (result.exitCode !== 0) failures.push(`${program}: ${describeFailure(result)}`);
+        if (ctx.signal.aborted || result.timedOut) break;
+      }
+      const ran = programs.length === 1 ? programs[0]! : `${programs.length} hooks in ${config.path}`;
+      return failures.length === 0
+        ? { status: 'ok', detail: `${ran} exited 0`, data: { durationMs, commands: programs } }
+        : { status: 'failed', detail: programs.length === 1 ? describeFailureText(failures[0]!, programs[0]!) : failures.join('; '), data: { exitCode, commands: programs } };
     },
   };
 }
+
+/** A single hook's failure as it always read ("exit 3", not "/path: exit 3"). */
+const describeFailureText = (failure: string, program: string): string => (failure.startsWith(`${program}: `) ? failure.slice(program.length + 2) : failure);
 
 /** The built-in executors, in the default ladder's order. */
 export function builtinExecutors(host: ExecutorHost): ActionExecutor[] {

@@ -65,9 +65,15 @@ export function readStateFile(dir: string, name: string, warn: (message: string)
   }
 }
 
-/** Writes `value` as `name` in `dir` atomically and durably (mode 0600; the directory 0700). */
+/** Writes `value` as `name` in `dir` atomically and durably (mode 0600; a new directory 0700). */
 export function writeStateFile(dir: string, name: string, value: unknown): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // The directory itself may be made, never its parents: a state directory whose parent is
+  // gone (a lab's scratch directory removed while its daemon stops) must not be resurrected.
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
   const file = join(dir, name);
   const temporary = `${file}.${process.pid}.tmp`;
   const fd = openSync(temporary, 'w', 0o600);

@@ -220,7 +220,10 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
     out(`netheal lab: starting the daemon: node lib/daemon.js --config ${configPath} --log-format json`);
     out(`netheal lab: while it runs: node lib/cli.js status --socket ${join(scratch, 'status.sock')}`);
     out('');
-    daemon = spawn(process.execPath, [join(__dirname, '..', 'daemon.js'), '--config', configPath, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Its state directory is the lab's too: a throw-away lab leaves nothing in /var/lib/netheal.
+    daemon = spawn(process.execPath, [join(__dirname, '..', 'daemon.js'), '--config', configPath, '--log-format', 'json'], {
+      stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, STATE_DIRECTORY: join(scratch, 'state') },
+    });
     // Timeline lines carry when the lab read them, so they are in order: a record's own
     // monotonicNs is sometimes the evidence's receipt (a transition), sometimes the log
     // call's, and printing those made the timeline go back and forth. The detection times in

@@ -565,7 +565,9 @@ class ManagerBox {
     const started = hrMs();
     await this.mustInBox('systemd-run', [`--unit=${this.unit}`, '--collect', '--quiet',
       `--property=StandardOutput=append:${BOX}/daemon-${n}.log`, `--property=StandardError=append:${BOX}/daemon-${n}.log`,
-      `--setenv=PATH=${this.daemonPath}`, NODE, `${NH}/lib/daemon.js`, '--config', '/etc/netheal/config.json']);
+      // Each test's daemon starts afresh: a state directory of its own, so that the flaps and
+      // actions of the previous test (same boot, same namespace) are not carried over.
+      `--setenv=PATH=${this.daemonPath}`, `--setenv=STATE_DIRECTORY=/run/netheal-state-${n}`, NODE, `${NH}/lib/daemon.js`, '--config', '/etc/netheal/config.json']);
     await this.until('the daemon to be live', async () => {
       if (this.logLines().some((l) => l.msg === 'monitoring is live')) return true;
       const s = await this.inBox('systemctl', ['is-active', this.unit]);
