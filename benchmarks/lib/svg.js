@@ -1,6 +1,6 @@
 'use strict';
 /**
- * Minimal SVG charts for benchmarks/RESULTS.md and the README: empirical CDFs on a log-scale
+ * Minimal SVG charts for benchmarks/RESULTS.md and docs/benchmarks.md: empirical CDFs on a log-scale
  * x axis, and grouped horizontal bars on a log scale. Plain strings, no dependency.
  */
 

@@ -1,4 +1,4 @@
-/** `netheal links`: the links of a namespace with their addresses (the README's JSON contract). */
+/** `netheal links`: the links of a namespace with their addresses (the JSON contract in docs/cli.md). */
 import { Command } from 'commander';
 import { NETLINK_ROUTE } from '../kernel/netlink';
 import { Link, dumpNetworkState } from '../monitor/link-monitor';

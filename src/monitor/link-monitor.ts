@@ -15,7 +15,7 @@
  * - carrier-sync: for devices whose carrier-down the kernel's linkwatch delays by up to 1 s
  *   (unstacked devices: NICs, tun/tap, bridges), a per-device RTM_GETLINK on a short interval
  *   flushes the pending change (Linux >= 6.8, linkwatch_sync_dev).
- * Events follow the README's `netheal watch` contract, plus `via` (which path saw it).
+ * Events follow the `netheal watch` contract (docs/cli.md), plus `via` (which path saw it).
  */
 import { EventEmitter } from 'node:events';
 import { NethealError, fromSystemError } from '../errors';
@@ -74,7 +74,7 @@ export interface LinkAddress {
   prefixlen: number;
 }
 
-/** A link as in the README's `netheal links` contract. */
+/** A link as in the `netheal links` contract (docs/cli.md). */
 export interface Link {
   ifindex: number;
   name: string;
