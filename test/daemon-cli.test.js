@@ -26,30 +26,40 @@ function runDaemon(args, options = {}) {
   });
 }
 
-// A unix datagram receiver (Node's dgram has no AF_UNIX): python3 prints each datagram as JSON.
+// A unix datagram receiver (Node's dgram has no AF_UNIX): python3 prints each datagram as JSON
+// with the kernel's stamp of its sending (SO_TIMESTAMPNS: af_unix stamps a datagram when it is
+// queued), so that intervals are the sender's, however late this receiver gets to read them.
 function notifyReceiver(t, address) {
   const script = `
-import socket, sys, json
+import socket, struct, sys, json
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+SO_TIMESTAMPNS = 35  # (x86-64 and arm64; python names no constant for it)
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 a = sys.argv[1]
 s.bind(('\\0' + a[1:]) if a.startswith('@') else a)
 print('ready', flush=True)
 while True:
-    print(json.dumps(s.recv(4096).decode()), flush=True)
+    data, anc, _, _ = s.recvmsg(4096, 64)
+    ns = 0
+    for level, kind, raw in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = struct.unpack('qq', raw[:16])
+            ns = sec * 1000000000 + nsec
+    print(json.dumps([data.decode(), str(ns)]), flush=True)
 `;
   const child = spawn('python3', ['-c', script, address], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => child.kill());
   const messages = [];
-  /** Receipt of each message (process.hrtime.bigint()), index for index with `messages`. */
+  /** When each message was sent (the kernel's stamp, ns), index for index with `messages`. */
   const times = [];
   const waiters = [];
   const lines = readline.createInterface({ input: child.stdout });
   const ready = new Promise((resolve) => lines.once('line', resolve));
   lines.on('line', (line) => {
     if (line === 'ready') return;
-    const message = JSON.parse(line);
+    const [message, sentNs] = JSON.parse(line);
     messages.push(message);
-    times.push(process.hrtime.bigint());
+    times.push(BigInt(sentNs));
     for (const w of [...waiters]) if (w.match(message)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(message); }
   });
   return {
@@ -148,8 +158,8 @@ for (const kind of ['abstract', 'path']) {
     // The status is the engine's verdict from the monitor's first dump: READY came after it.
     t.regex(ready, /STATUS=veth0 healthy/);
     await receiver.next((m) => m === 'WATCHDOG=1');
-    // The next three pings, by their arrival: none early (timers do not fire early, so this
-    // holds under any load), and typically at half of WATCHDOG_USEC (400 ms), well within it.
+    // The next three pings, by when they were sent: none early (timers do not fire early, so
+    // this holds under any load), and typically at half of WATCHDOG_USEC (400 ms), well within it.
     const pingCount = () => receiver.messages.filter((m) => m === 'WATCHDOG=1').length;
     const target = pingCount() + 3;
     await receiver.next(() => pingCount() >= target);

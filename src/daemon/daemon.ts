@@ -386,7 +386,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         for (const [name, configuration] of saved.knownGood) if (!this.knownGood.has(name)) this.knownGood.set(name, configuration);
       }
     }
-    this.carried = undefined;
     this.sockets = new Sockets({ netns: this.netnsPath, binding });
     if (!this.options.dryRun) {
       // Sockets on an address that disappeared can never work again: clear them at once.
@@ -529,6 +528,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       });
     }
     if (config.metrics !== undefined) this.metricsServer = await serveMetrics(this.metrics, config.metrics.listen);
+    // Taken over: a failed build keeps it for the configuration built again after it.
+    this.carried = undefined;
     this.logger.notice(`watching ${this.watched.join(', ') || 'nothing'}${this.netnsPath ? ` in ${this.netnsPath}` : ''}${this.options.dryRun ? ' (dry run)' : ''}`);
   }
 

@@ -71,7 +71,8 @@ async function tcpConnection(t, { clientNs, serverNs, serverAddress, clientAddre
   const server = nsexec(serverNs, SERVER, [serverAddress, String(port)]);
   const serverLine = lines(server);
   t.teardown(() => server.kill('SIGKILL'));
-  if ((await serverLine(5000)) !== 'listening') throw new Error('echo server did not start');
+  // A deadline for a stuck start only: python's start-up takes seconds on a loaded machine.
+  if ((await serverLine(30000)) !== 'listening') throw new Error('echo server did not start within 30 s');
   const client = nsexec(clientNs, CLIENT, [serverAddress, String(port), clientAddress]);
   const clientLine = lines(client);
   t.teardown(() => client.kill('SIGKILL'));
