@@ -11,6 +11,7 @@ const path = require('node:path');
 const { spawn, execFile } = require('node:child_process');
 const readline = require('node:readline');
 const { clientRouter } = require('./helpers/lab');
+const { startDaemonProcess } = require('./helpers/daemon-process');
 const { Lab } = require('../lib/lab/lab');
 
 const DAEMON = require.resolve('../lib/daemon.js');
@@ -23,30 +24,7 @@ function cli(args) {
   });
 }
 
-/** Starts the daemon process; resolves once it logs that monitoring is live. */
-async function startDaemon(t, configFile, stateDir) {
-  const child = spawn(process.execPath, [DAEMON, '--config', configFile, '--log-format', 'json'], {
-    env: { ...process.env, STATE_DIRECTORY: stateDir }, stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.teardown(() => child.kill('SIGKILL'));
-  /** @type {any[]} */
-  const logs = [];
-  const waiters = [];
-  readline.createInterface({ input: child.stdout }).on('line', (line) => {
-    logs.push(JSON.parse(line));
-    for (const w of [...waiters]) if (w.match(logs[logs.length - 1])) { waiters.splice(waiters.indexOf(w), 1); w.resolve(logs[logs.length - 1]); }
-  });
-  /** @param {(l: any) => boolean} match */
-  const next = (match, timeoutMs = 10000) => new Promise((resolve, reject) => {
-    const seen = logs.find(match);
-    if (seen) return resolve(seen);
-    const w = { match, resolve };
-    waiters.push(w);
-    setTimeout(() => reject(new Error(`timed out; log: ${logs.map((l) => l.msg).join(' | ')}`)), timeoutMs).unref();
-  });
-  await next((l) => l.msg === 'monitoring is live');
-  return { child, logs, next };
-}
+const startDaemon = startDaemonProcess;
 
 test('hold keeps netheal\'s hands off across a kill -9 and a restart; release heals at once', async (t) => {
   const { lab, client } = await clientRouter(t);

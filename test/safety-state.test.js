@@ -11,15 +11,13 @@ const test = /** @type {any} */ (require('ava')); // its types describe the ESM 
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
-const readline = require('node:readline');
 const { clientRouter } = require('./helpers/lab');
+const { startDaemonProcess } = require('./helpers/daemon-process');
 const { Lab } = require('../lib/lab/lab');
 const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
 
-const DAEMON = require.resolve('../lib/daemon.js');
 
 /** A scratch directory a root hook may live in (not under /tmp: others can write there). */
 function rootOnlyDir(t, prefix) {
@@ -29,31 +27,7 @@ function rootOnlyDir(t, prefix) {
   return dir;
 }
 
-/** Starts the daemon process; resolves once it logs that monitoring is live. */
-async function startDaemon(t, configFile, stateDir) {
-  const child = spawn(process.execPath, [DAEMON, '--config', configFile, '--log-format', 'json'], {
-    env: { ...process.env, STATE_DIRECTORY: stateDir }, stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.teardown(() => child.kill('SIGKILL'));
-  /** @type {any[]} */
-  const logs = [];
-  /** @type {{ match: (l: any) => boolean, resolve: (l: any) => void }[]} */
-  const waiters = [];
-  readline.createInterface({ input: child.stdout }).on('line', (line) => {
-    const record = JSON.parse(line);
-    logs.push(record);
-    for (const w of [...waiters]) if (w.match(record)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(record); }
-  });
-  /** @param {(l: any) => boolean} match */
-  const next = (match, timeoutMs = 15000) => new Promise((resolve, reject) => {
-    const seen = logs.find(match);
-    if (seen) return resolve(seen);
-    waiters.push({ match, resolve });
-    setTimeout(() => reject(new Error(`timed out; log: ${logs.map((l) => l.msg).join(' | ')}`)), timeoutMs).unref();
-  });
-  await next((l) => l.msg === 'monitoring is live');
-  return { child, logs, next };
-}
+const startDaemon = startDaemonProcess;
 
 /** Resolves when `check()` holds (a condition on the kernel's or a file's state, re-read every 20 ms). */
 async function until(check, what, timeoutMs = 15000) {
