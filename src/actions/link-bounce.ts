@@ -25,7 +25,7 @@ import {
   decodeLink,
 } from '../kernel/rtnetlink';
 import { NativeBinding } from '../native';
-import { NetlinkClient } from '../monitor/netlink-client';
+import { NetlinkClient } from '../kernel/netlink-client';
 
 /** Options of {@link bounceLink}. */
 export interface BounceOptions {

@@ -13,7 +13,7 @@ import { restoreBaseline, setLinkUp } from '../actions/repair';
 import { describeFailure, runCommand } from '../actions/run';
 import { hookEnvironment } from '../actions/hook';
 import { decodeAddress } from '../kernel/rtnetlink';
-import { SocketInfo, Sockets } from '../monitor/sockets';
+import { SocketInfo, Sockets } from '../kernel/sockets';
 import { NativeBinding } from '../native';
 
 /** What the executors need from the daemon. */

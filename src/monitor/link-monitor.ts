@@ -64,7 +64,7 @@ import {
 } from '../kernel/rtnetlink';
 import { NativeBinding, NativeNetlinkSocket, monotonicNs, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
-import { NetlinkClient } from './netlink-client';
+import { NetlinkClient } from '../kernel/netlink-client';
 import { warmUpCycle, warmUpDefaultRoute } from './warm-up';
 
 /** An address of a link, as in the `links` contract. */
