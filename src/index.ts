@@ -2,7 +2,9 @@
  * netheal as a library: the monitor, prober, socket and policy pieces.
  * Every object that opens a socket has close() and leaves no fd or handle behind.
  */
-export * from './errors';
+// ProtocolError (in ./errors with its siblings) stays out of the library's names, as before.
+export { ExitCode, ErrorCodes, NethealError, KernelError, errnoName, fromSystemError } from './errors';
+export type { ErrorCode } from './errors';
 export { resolveNetns } from './netns';
 export { monotonicNs } from './native';
 export type { NativeBinding } from './native';

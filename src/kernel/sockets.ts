@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { KernelError, NethealError, errnoName, fromSystemError } from '../errors';
+import { NethealError, errnoName, fromSystemError } from '../errors';
 import {
   AF_INET,
   AF_INET6,
@@ -34,7 +34,7 @@ import {
   parseCookie,
   sockIdAddress,
 } from './inet-diag';
-import { NETLINK_SOCK_DIAG, ProtocolError } from './netlink';
+import { NETLINK_SOCK_DIAG } from './netlink';
 import { parseIp } from './rtnetlink';
 import { NativeBinding, NativeSockDestroyer, SockDestroyResult, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
@@ -271,18 +271,6 @@ export async function findSocketOwners(inodes: Iterable<number>): Promise<Map<nu
   return owners;
 }
 
-
-/** Maps a rejection of the native destroyer to a NethealError. */
-function destroyError(error: unknown): NethealError {
-  const e = error as { code?: unknown; message?: unknown; errno?: unknown; kernel?: unknown };
-  const text = typeof e.message === 'string' ? e.message : String(error);
-  if (e.code === 'ETIMEDOUT') return new NethealError('NETHEAL_ERR_TIMEOUT', text, { cause: error });
-  if (e.code === 'NETHEAL_ERR_CLOSED') return new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed', { cause: error });
-  if (e.code === 'NETHEAL_ERR_PROTOCOL') return new ProtocolError(text);
-  // A dump the kernel refused (NLMSG_ERROR), like NetlinkClient reports it.
-  if (e.kernel === true && typeof e.errno === 'number') return new KernelError('SOCK_DIAG_BY_FAMILY', Math.abs(e.errno), 0);
-  return fromSystemError(error, 'SOCK_DESTROY');
-}
 
 /** One errno per socket into a DestroyResult; `info(i)` describes socket i (failures only). */
 function summarize(errnos: Int32Array, info: (index: number) => SocketInfo, lastAckNs: bigint): DestroyResult {
@@ -540,7 +528,7 @@ export class Sockets {
     try {
       done = await destroyer.dumpDestroy(specs.map((spec) => spec.encode(0)), this.windowFor(destroyer), this.threads, this.timeoutMs);
     } catch (error) {
-      throw destroyError(error);
+      throw fromSystemError(error, 'SOCK_DESTROY');
     }
     if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
     // Socket i came from the dump whose running count first exceeds i.
@@ -562,7 +550,7 @@ export class Sockets {
     try {
       done = await destroyer.destroy(encodeDestroys(sockets), this.windowFor(destroyer), this.threads, this.timeoutMs);
     } catch (error) {
-      throw destroyError(error);
+      throw fromSystemError(error, 'SOCK_DESTROY');
     }
     if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
     return summarize(done.errnos, (i) => toSocketInfo(sockets[i]!.protocol, sockets[i]!.message), done.lastAckNs);
