@@ -1,8 +1,9 @@
 /**
  * Sockets: list, filter and destroy TCP/UDP sockets over NETLINK_SOCK_DIAG (inet_diag,
  * SOCK_DESTROY), in the current namespace or the one named by `netns`. Filtering is pushed
- * into the kernel (state bitmask, inet_diag bytecode); destroys go out many per sendmsg() on
- * worker threads, each with its own netlink socket (native/sock_destroy.cc), off the event loop.
+ * into the kernel (state bitmask, inet_diag bytecode; filters are checked and compiled by
+ * socket-filter.ts); destroys go out many per sendmsg() on worker threads, each with its own
+ * netlink socket (native/sock_destroy.cc), off the event loop.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
