@@ -7,16 +7,18 @@
 /** @type {import('ava').TestFn} */
 const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
 const { runCommand, describeFailure } = require('../lib/actions/run');
 
 const EXECUTORS = require.resolve('../lib/daemon/executors');
 
-/** A directory with an executable hook whose `#!` names `interpreter`. */
+/**
+ * A directory with an executable hook whose `#!` names `interpreter`. Not under /tmp: a hook
+ * in a directory others can write to is refused before it runs (it runs as root).
+ */
 function hookWith(t, interpreter) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-hook-spawn-'));
+  const dir = fs.mkdtempSync('/run/netheal-hook-spawn-');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const hook = path.join(dir, 'hook.sh');
   fs.writeFileSync(hook, `#!${interpreter.replace('DIR', dir)}\nexit 0\n`, { mode: 0o755 });
