@@ -27,7 +27,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
-const { LinkControl } = require('../lib/monitor/link-control');
+const { LinkControl } = require('../lib/kernel/link-control');
 const { summarize, round, ratio, cdf } = require('./lib/stats');
 const clock = require('./lib/clock');
 

@@ -19,7 +19,7 @@
 const { spawn } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
 const { Prober } = require('../lib/monitor/prober');
-const { NetlinkClient } = require('../lib/monitor/netlink-client');
+const { NetlinkClient } = require('../lib/kernel/netlink-client');
 const { encodeMessage, encodeAttribute, NLM_F_REQUEST, NLM_F_ACK } = require('../lib/kernel/netlink');
 const { summarize, round, ratio, cdf } = require('./lib/stats');
 

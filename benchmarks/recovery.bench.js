@@ -43,7 +43,7 @@ const { spawn, execFileSync } = require('node:child_process');
 const { createInterface } = require('node:readline');
 const { Lab, pacedFlaps } = require('../lib/lab/lab');
 const { runLab } = require('../lib/lab/demo');
-const { LinkControl } = require('../lib/monitor/link-control');
+const { LinkControl } = require('../lib/kernel/link-control');
 const { summarize, round, ratio } = require('./lib/stats');
 const clock = require('./lib/clock');
 

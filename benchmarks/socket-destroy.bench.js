@@ -209,7 +209,7 @@ async function wipe(Sockets, net, factories) {
 }
 
 async function bulkDestroy(lab, net, quick) {
-  const { Sockets } = require('../lib/monitor/sockets');
+  const { Sockets } = require('../lib/kernel/sockets');
   const half = quick ? 1000 : 5000;
   const rounds = quick ? 1 : 3;
   const filter = { state: ['established', 'time-wait'], sport: 8080 };
@@ -300,7 +300,7 @@ async function bulkDestroy(lab, net, quick) {
 }
 
 async function listing(lab, net, quick) {
-  const { Sockets } = require('../lib/monitor/sockets');
+  const { Sockets } = require('../lib/kernel/sockets');
   const total = quick ? 10000 : 100000;
   // Eight server ports keep each client-port sequence short, so few TIME_WAITs get taken over.
   const ports = [8000, 8001, 8002, 8003, 8004, 8005, 8006, 8007];
@@ -333,7 +333,8 @@ async function listing(lab, net, quick) {
 }
 
 async function addressLoss(lab, net, quick, sizes = {}) {
-  const { Sockets, PathCleanup } = require('../lib/monitor/sockets');
+  const { Sockets } = require('../lib/kernel/sockets');
+  const { PathCleanup } = require('../lib/actions/path-cleanup');
   const { LinkMonitor } = require('../lib/monitor/link-monitor');
   const count = sizes.count ?? (quick ? 300 : 1000);
   const repeats = sizes.repeats ?? (quick ? 5 : 20);

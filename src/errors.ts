@@ -104,21 +104,52 @@ export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `errno ${errno}`;
 }
 
+/** Raised when kernel bytes do not decode (truncated or malformed message). */
+export class ProtocolError extends NethealError {
+  constructor(message: string, details: { cause?: unknown } = {}) {
+    super('NETHEAL_ERR_PROTOCOL', message, details);
+    this.name = 'ProtocolError';
+  }
+}
+
 /**
- * Turns an Error thrown by the native addon (with errno/code/syscall) into a NethealError with
- * a message that says what to do. `what` names the operation ("open netlink socket").
+ * The one mapping from an error of the native addon (or a Node system error) to a
+ * NethealError, with a message that says what to do. `what` names the operation ("open
+ * netlink socket"), `netns` the namespace it was asked to enter.
+ *
+ * The addon's errors come in the shapes native/common.h makes:
+ * - a failed syscall (code = errno name, errno, syscall): EPERM/EACCES become
+ *   NETHEAL_ERR_PRIVILEGE naming the capability, a failed open/setns of a namespace
+ *   NETHEAL_ERR_NETNS, anything else NETHEAL_ERR_KERNEL;
+ * - the same with `kernel: true`: the kernel refused a request (NLMSG_ERROR), a KernelError
+ *   whose request is the syscall field;
+ * - a failure of a whole call, not of one syscall (code but no syscall; the message names the
+ *   operation already): ETIMEDOUT becomes NETHEAL_ERR_TIMEOUT, NETHEAL_ERR_PROTOCOL a
+ *   ProtocolError, any other registered NETHEAL_ERR_* code (NETHEAL_ERR_CLOSED, ...) a
+ *   NethealError of that code.
+ * A NethealError is returned as it is.
  */
 export function fromSystemError(error: unknown, what: string, netns?: string): NethealError {
   if (error instanceof NethealError) return error;
-  const e = error as { code?: string; errno?: number; syscall?: string; message?: string };
+  const e = (typeof error === 'object' && error !== null ? error : {}) as
+    { code?: unknown; errno?: unknown; syscall?: unknown; message?: unknown; kernel?: unknown };
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const syscall = typeof e.syscall === 'string' ? e.syscall : undefined;
   const errno = typeof e.errno === 'number' ? Math.abs(e.errno) : undefined;
-  const base = { errno, syscall: e.syscall, cause: error };
-  if (e.code === 'EPERM' || e.code === 'EACCES') {
-    const capability = e.syscall === 'setns' ? 'CAP_SYS_ADMIN' : 'CAP_NET_ADMIN';
-    return new NethealError('NETHEAL_ERR_PRIVILEGE', `${what}: ${e.syscall ?? 'operation'} not permitted: needs ${capability}`, base);
+  const text = typeof e.message === 'string' ? e.message : String(error);
+  if (e.kernel === true && errno !== undefined) return new KernelError(syscall ?? what, errno, 0);
+  if (syscall === undefined && code !== undefined) {
+    if (code === 'ETIMEDOUT') return new NethealError('NETHEAL_ERR_TIMEOUT', text, { cause: error });
+    if (code === 'NETHEAL_ERR_PROTOCOL') return new ProtocolError(text, { cause: error });
+    if (code in ErrorCodes) return new NethealError(code as ErrorCode, `${what}: ${text}`, { cause: error });
   }
-  if (netns !== undefined && (e.syscall === 'open' || e.syscall === 'setns')) {
-    return new NethealError('NETHEAL_ERR_NETNS', `${what}: cannot enter network namespace ${netns}: ${e.code ?? e.message}`, base);
+  const base = { errno, syscall, cause: error };
+  if (code === 'EPERM' || code === 'EACCES') {
+    const capability = syscall === 'setns' ? 'CAP_SYS_ADMIN' : 'CAP_NET_ADMIN';
+    return new NethealError('NETHEAL_ERR_PRIVILEGE', `${what}: ${syscall ?? 'operation'} not permitted: needs ${capability}`, base);
   }
-  return new NethealError('NETHEAL_ERR_KERNEL', `${what}: ${e.message ?? String(error)}`, base);
+  if (netns !== undefined && (syscall === 'open' || syscall === 'setns')) {
+    return new NethealError('NETHEAL_ERR_NETNS', `${what}: cannot enter network namespace ${netns}: ${code ?? text}`, base);
+  }
+  return new NethealError('NETHEAL_ERR_KERNEL', `${what}: ${typeof e.message === 'string' ? e.message : String(error)}`, base);
 }

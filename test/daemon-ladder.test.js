@@ -272,7 +272,7 @@ test('ifupdown back end: a lost address is put back by netlink, ifdown is respec
 
 test('a flap storm ends in suppression, not a bounce storm', async (t) => {
   const { lab, client, router } = await clientRouter(t);
-  const { LinkControl } = require('../lib/monitor/link-control');
+  const { LinkControl } = require('../lib/kernel/link-control');
   const { events } = await startDaemon(t, {
     netns: Lab.path(client), policy,
     interfaces: { up0: { ladder: ['link-bounce'], verifyTimeoutMs: 300 } },

@@ -14,7 +14,7 @@ const { Lab } = require('../lib/lab/lab');
 const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
-const { LinkControl } = require('../lib/monitor/link-control');
+const { LinkControl } = require('../lib/kernel/link-control');
 
 const STORM_MS = 60000;
 

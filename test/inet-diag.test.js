@@ -8,7 +8,8 @@ const test = /** @type {any} */ (require('ava')); // its types describe the ESM 
 const fc = require('fast-check');
 const d = require('../lib/kernel/inet-diag');
 const { parseMessages, ProtocolError, parseAttributes } = require('../lib/kernel/netlink');
-const { toSocketInfo, socketId, validateFilter, parsePrefix } = require('../lib/monitor/sockets');
+const { toSocketInfo, socketId } = require('../lib/kernel/sockets');
+const { validateFilter, parsePrefix } = require('../lib/kernel/socket-filter');
 const fixtures = require('./fixtures/inet-diag-replies.json');
 
 test('recorded replies decode to what the kernel said (every TCP state, UDP, v4, v6)', (t) => {
@@ -18,9 +19,9 @@ test('recorded replies decode to what the kernel said (every TCP state, UDP, v4,
     t.is(rest.length, 0);
     t.is(message.type, d.SOCK_DIAG_BY_FAMILY);
     const decoded = d.decodeInetDiagMessage(message);
-    const info = toSocketInfo(/** @type {import('../lib/monitor/sockets').SocketProtocol} */ (protocol), decoded);
+    const info = toSocketInfo(/** @type {import('../lib/kernel/socket-filter').SocketProtocol} */ (protocol), decoded);
     t.is(decoded.family, expect.family);
-    t.is(info.state, /** @type {import('../lib/monitor/sockets').SocketState} */ (expect.state));
+    t.is(info.state, /** @type {import('../lib/kernel/sockets').SocketState} */ (expect.state));
     t.is(info.sport, expect.sport);
     t.is(info.dport, expect.dport);
     t.is(info.src, expect.src);
@@ -304,7 +305,7 @@ function fakeBinding(errnoFor) {
 }
 
 test('EOPNOTSUPP is reported once and clearly; EPERM raises NETHEAL_ERR_PRIVILEGE naming CAP_NET_ADMIN (kernel-shaped fake)', async (t) => {
-  const { Sockets } = require('../lib/monitor/sockets');
+  const { Sockets } = require('../lib/kernel/sockets');
   // Kernel before 6.0: TIME_WAIT cannot be destroyed, the rest can.
   const old = new Sockets({ binding: fakeBinding((req) => (req[0] === d.AF_INET && fixtures.messages.length && isTimeWait(req) ? 95 : 0)) });
   function isTimeWait(req) {

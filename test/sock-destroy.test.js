@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 const { Lab } = require('../lib/lab/lab');
-const { Sockets, socketId } = require('../lib/monitor/sockets');
+const { Sockets, socketId } = require('../lib/kernel/sockets');
 const { nativeBinding } = require('../lib/native');
 const d = require('../lib/kernel/inet-diag');
 const { parseMessages } = require('../lib/kernel/netlink');
@@ -212,7 +212,7 @@ test.serial('in worker threads: a destroy completes; a worker terminated mid-fli
   const baseline = fds();
   const code = `
     const { parentPort, workerData } = require('node:worker_threads');
-    const { Sockets } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'monitor', 'sockets'))});
+    const { Sockets } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'kernel', 'sockets'))});
     const sockets = new Sockets({ netns: workerData.netns });
     parentPort.postMessage({ started: true });
     sockets.destroy({ dport: workerData.port }).then((r) => {

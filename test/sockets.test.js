@@ -11,7 +11,8 @@ const { execFile } = require('node:child_process');
 const { writeFileSync } = require('node:fs');
 const os = require('node:os');
 const { Lab } = require('../lib/lab/lab');
-const { Sockets, PathCleanup } = require('../lib/monitor/sockets');
+const { Sockets } = require('../lib/kernel/sockets');
+const { PathCleanup } = require('../lib/actions/path-cleanup');
 
 const CLI = path.join(__dirname, '..', 'lib', 'cli.js');
 const PEER = path.join(__dirname, 'fixtures', 'sock-peer.js');
@@ -149,7 +150,7 @@ test('every reachable TCP state, UDP, IPv4 and IPv6 agree with ss; kernel-side f
     // Filters run in the kernel (state mask, bytecode) select exactly what ss's listing says.
     const sockets = new Sockets({ netns: ns });
     try {
-      /** @type {Array<[import('../lib/monitor/sockets').SocketFilter, (s: any) => boolean]>} */
+      /** @type {Array<[import('../lib/kernel/socket-filter').SocketFilter, (s: any) => boolean]>} */
       const cases = [
         [{ state: ['fin-wait-1', 'closing', 'syn-sent'] }, (s) => ['fin-wait-1', 'closing', 'syn-sent'].includes(s.state)],
         [{ sport: 7000 }, (s) => s.sport === 7000],

@@ -25,7 +25,7 @@ import {
   decodeLink,
 } from '../kernel/rtnetlink';
 import { NativeBinding } from '../native';
-import { NetlinkClient } from '../monitor/netlink-client';
+import { NetlinkClient } from '../kernel/netlink-client';
 import type { InterruptionJournal } from './interruption';
 
 /** Options of {@link bounceLink}. */

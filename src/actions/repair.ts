@@ -7,7 +7,7 @@
 import { NETLINK_ROUTE, NetlinkMessage } from '../kernel/netlink';
 import { encodeSetLinkAdmin } from '../kernel/rtnetlink';
 import { NativeBinding } from '../native';
-import { NetlinkClient } from '../monitor/netlink-client';
+import { NetlinkClient } from '../kernel/netlink-client';
 import { InterfaceConfiguration, ReplayResult, lookupIfindex, replayConfiguration } from './link-bounce';
 
 /** Where to act. */

@@ -1,5 +1,5 @@
 /** Running helper commands (nmcli, ifup, hooks) with a time limit, inside a namespace if asked. */
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 
 /** The outcome of a command; never throws for a failing command. */
 export interface CommandResult {
@@ -11,6 +11,11 @@ export interface CommandResult {
   timedOut: boolean;
   /** The binary was not found (ENOENT). */
   missing: boolean;
+  /**
+   * Why the command could not be started, as an errno name (EMFILE, EACCES, ENOENT, ...);
+   * null when it ran. Then exitCode and signal are null.
+   */
+  spawnError: string | null;
   durationMs: number;
 }
 
@@ -42,20 +47,9 @@ export function runCommand(command: string, args: string[], options: RunOptions 
     let stderr = '';
     let timedOut = false;
     let settled = false;
-    const child = spawn(file, argv, { env: options.env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    const killGroup = (): void => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    const timer = setTimeout(() => { timedOut = true; killGroup(); }, options.timeoutMs ?? 30000);
+    let timer: NodeJS.Timeout | undefined;
     const onAbort = (): void => { timedOut = true; killGroup(); };
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { if (stdout.length < OUTPUT_LIMIT) stdout += chunk; else killGroup(); });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { if (stderr.length < OUTPUT_LIMIT) stderr += chunk; else killGroup(); });
-    const finish = (exitCode: number | null, signal: string | null, missing: boolean): void => {
+    const finish = (exitCode: number | null, signal: string | null, spawnError: NodeJS.ErrnoException | null): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -64,18 +58,41 @@ export function runCommand(command: string, args: string[], options: RunOptions 
         command: [command, ...args].join(' '),
         exitCode, signal, stdout, stderr, timedOut,
         // nsenter exits 127 when the command is not found inside.
-        missing: missing || (options.netnsPath !== undefined && exitCode === 127),
+        missing: spawnError?.code === 'ENOENT' || (options.netnsPath !== undefined && exitCode === 127),
+        spawnError: spawnError === null ? null : spawnError.code ?? 'unknown error',
         durationMs: Number(process.hrtime.bigint() - started) / 1e6,
       });
     };
-    child.once('error', (error: NodeJS.ErrnoException) => finish(null, null, error.code === 'ENOENT'));
-    child.once('close', (code, signal) => finish(code, signal, false));
+    let child: ChildProcess;
+    try {
+      child = spawn(file, argv, { env: options.env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (error) {
+      // Node throws for some failures to start (E2BIG, ...) and emits 'error' for others.
+      finish(null, null, error as NodeJS.ErrnoException);
+      return;
+    }
+    // First: a failed start (EMFILE, EACCES, ENOENT) arrives as 'error' on the next tick,
+    // and after EMFILE the child has no stdout or stderr at all.
+    child.once('error', (error: NodeJS.ErrnoException) => finish(null, null, error));
+    child.once('close', (code, signal) => finish(code, signal, null));
+    const killGroup = (): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    timer = setTimeout(() => { timedOut = true; killGroup(); }, options.timeoutMs ?? 30000);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { if (stdout.length < OUTPUT_LIMIT) stdout += chunk; else killGroup(); });
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { if (stderr.length < OUTPUT_LIMIT) stderr += chunk; else killGroup(); });
   });
 }
 
 /** A short human description of a failed command. */
 export function describeFailure(result: CommandResult): string {
-  if (result.missing) return `${result.command}: not installed`;
+  if (result.missing) return `${result.command}: not installed${result.spawnError === null ? '' : ` (spawn ${result.spawnError})`}`;
+  if (result.spawnError !== null) return `${result.command}: failed: spawn ${result.spawnError}`;
   if (result.timedOut) return `${result.command}: killed after its time limit`;
   const why = result.stderr.trim().split('\n').slice(-1)[0] ?? '';
   return `${result.command}: exit ${result.exitCode ?? result.signal}${why ? `: ${why}` : ''}`;

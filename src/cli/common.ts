@@ -1,7 +1,7 @@
 /** What every `netheal` subcommand shares: --netns/--json, output, errors and exit codes. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, NethealError, fromSystemError } from '../errors';
-import type { LinkControl } from '../monitor/link-control';
+import type { LinkControl } from '../kernel/link-control';
 import { resolveNetns } from '../netns';
 
 /** Options every subcommand takes. */
@@ -50,7 +50,7 @@ export async function requireInterface(name: string, netns: string | undefined, 
   try {
     // Loaded here, not at the top: every subcommand loads this module, and only the two that
     // take an interface need netlink (and the addon).
-    const { LinkControl: Control } = require('../monitor/link-control') as typeof import('../monitor/link-control');
+    const { LinkControl: Control } = require('../kernel/link-control') as typeof import('../kernel/link-control');
     control = new Control(path === undefined ? {} : { netns: path });
   } catch (error) {
     throw fromSystemError(error, 'open rtnetlink socket', path);

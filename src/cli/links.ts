@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { NETLINK_ROUTE } from '../kernel/netlink';
 import { Link, dumpNetworkState } from '../monitor/link-monitor';
-import { NetlinkClient } from '../monitor/netlink-client';
+import { NetlinkClient } from '../kernel/netlink-client';
 import { fromSystemError } from '../errors';
 import { resolveNetns } from '../netns';
 import { CommonOptions, action, out, printTable, withCommonOptions } from './common';

@@ -2,16 +2,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ExitCode, NethealError } from '../errors';
 import { STATE_NAMES, SocketState } from '../kernel/inet-diag';
-import {
-  DestroyResult,
-  PortStatus,
-  SocketFilter,
-  SocketInfo,
-  SocketProtocol,
-  Sockets,
-  parsePrefix,
-  portStatus,
-} from '../monitor/sockets';
+import { SocketFilter, SocketProtocol, parsePrefix } from '../kernel/socket-filter';
+import { DestroyResult, SocketInfo, Sockets } from '../kernel/sockets';
+import { PortStatus, portStatus } from '../service/port-status';
 import { CommonOptions, action, intOption, numberOption, out, printTable, requireInterface, withCommonOptions } from './common';
 
 interface FilterOptions extends CommonOptions {

@@ -14,7 +14,7 @@ import { describeFailure, runCommand } from '../actions/run';
 import { checkHookPath, hookEnvironment, hookPrograms } from '../actions/hook';
 import type { InterruptionJournal } from '../actions/interruption';
 import { decodeAddress } from '../kernel/rtnetlink';
-import { SocketInfo, Sockets } from '../monitor/sockets';
+import { SocketInfo, Sockets } from '../kernel/sockets';
 import { NativeBinding } from '../native';
 
 /** What the executors need from the daemon. */

@@ -3,7 +3,7 @@
  * Pure functions over Buffers; every walk is bounds-checked and throws {@link ProtocolError}
  * on bytes that do not decode, never reads past the end.
  */
-import { NethealError } from '../errors';
+import { ProtocolError } from '../errors';
 
 /** Message types (linux/netlink.h). */
 export const NLMSG_NOOP = 1;
@@ -35,13 +35,8 @@ const NLA_HDRLEN = 4;
 /** nla_type carries NLA_F_NESTED and NLA_F_NET_BYTEORDER in its top bits. */
 export const NLA_TYPE_MASK = 0x3fff;
 
-/** Raised when kernel bytes do not decode. */
-export class ProtocolError extends NethealError {
-  constructor(message: string) {
-    super('NETHEAL_ERR_PROTOCOL', message);
-    this.name = 'ProtocolError';
-  }
-}
+/** Raised when kernel bytes do not decode (defined with the other error classes). */
+export { ProtocolError };
 
 /** One netlink message; `payload` is a view into the datagram (no copy). */
 export interface NetlinkMessage {

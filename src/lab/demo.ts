@@ -17,9 +17,9 @@ import { NETLINK_ROUTE, NetlinkMessage } from '../kernel/netlink';
 import {
   RTM_NEWADDR, RTM_NEWROUTE, decodeAddress, decodeRoute, encodeDeletion, encodeGetAddresses, encodeGetRoutes, isDefaultRoute, AF_INET,
 } from '../kernel/rtnetlink';
-import { LinkControl } from '../monitor/link-control';
+import { LinkControl } from '../kernel/link-control';
 import { LinkMonitor } from '../monitor/link-monitor';
-import { NetlinkClient } from '../monitor/netlink-client';
+import { NetlinkClient } from '../kernel/netlink-client';
 import { monotonicNs } from '../native';
 import { NethealError } from '../errors';
 import { Lab, TapHandle, pacedFlaps } from './lab';

@@ -11,7 +11,7 @@ import { ChildProcess, execFile, execFileSync, spawn, SpawnOptions } from 'node:
 import { readdirSync } from 'node:fs';
 import { NethealError } from '../errors';
 import { NativeBinding, nativeBinding } from '../native';
-import type { LinkControl } from '../monitor/link-control';
+import type { LinkControl } from '../kernel/link-control';
 
 const NETNS_DIR = '/run/netns';
 const NAME_PATTERN = /^nh-(\d+)-\d+-/;

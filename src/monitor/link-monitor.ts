@@ -16,21 +16,21 @@
  *   (unstacked devices: NICs, tun/tap, bridges), a per-device RTM_GETLINK on a short interval
  *   flushes the pending change (Linux >= 6.8, linkwatch_sync_dev).
  * Events follow the `netheal watch` contract (docs/cli.md), plus `via` (which path saw it).
+ *
+ * The table itself, and every event it reports, is the NetworkTable (network-table.ts): this
+ * module reads the kernel, decides when to dump and resync, and feeds the table.
  */
 import { EventEmitter } from 'node:events';
 import { NethealError, fromSystemError } from '../errors';
 import {
-  NETLINK_ROUTE, NLMSG_ERROR, NLMSG_HDRLEN, NetlinkMessage, ProtocolError, align4, checkTrailing, messageLength, parseMessages,
+  NETLINK_ROUTE, NLMSG_ERROR, NLMSG_HDRLEN, NetlinkMessage, align4, checkTrailing, messageLength, parseMessages,
 } from '../kernel/netlink';
 import {
   AF_INET,
   AF_INET6,
   AF_UNSPEC,
-  AddressMessage,
   IFF_LOOPBACK,
   LinkMessage,
-  NTF_PROXY,
-  NUD_NONE,
   RTM_DELADDR,
   RTM_DELLINK,
   RTM_DELNEIGH,
@@ -39,17 +39,13 @@ import {
   RTM_NEWLINK,
   RTM_NEWNEIGH,
   RTM_NEWROUTE,
-  RTNH_F_DEAD,
-  RTNH_F_LINKDOWN,
   RTNLGRP_IPV4_IFADDR,
   RTNLGRP_IPV4_ROUTE,
   RTNLGRP_IPV6_IFADDR,
   RTNLGRP_IPV6_ROUTE,
   RTNLGRP_LINK,
   RTNLGRP_NEIGH,
-  RouteMessage,
   decodeAddress,
-  decodeLink,
   decodeLinkAt,
   decodeRoute,
   encodeGetAddresses,
@@ -58,86 +54,20 @@ import {
   encodeGetNeighbours,
   encodeGetRoutes,
   isDefaultRoute,
-  neighbourDstAt,
-  nudStateName,
-  parseIp,
 } from '../kernel/rtnetlink';
 import { NativeBinding, NativeNetlinkSocket, monotonicNs, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
-import { NetlinkClient } from './netlink-client';
+import { NetlinkClient } from '../kernel/netlink-client';
+import {
+  DefaultRoute, GatewayNeighbour, Link, MonitorEvent, NetworkState, NetworkTable, RouteWatch, Via, defaultRoutesOf,
+  gatewayNeighbours, gatewayStatesOf, networkStateOf, toDefaultRoute, watchOf,
+} from './network-table';
 import { warmUpCycle, warmUpDefaultRoute } from './warm-up';
 
-/** An address of a link, as in the `links` contract. */
-export interface LinkAddress {
-  family: 4 | 6;
-  address: string;
-  prefixlen: number;
-}
-
-/** A link as in the `netheal links` contract (docs/cli.md). */
-export interface Link {
-  ifindex: number;
-  name: string;
-  /** IFLA_INFO_KIND as `ip -d` names it (veth, bridge, tun, ...); null for plain devices. */
-  kind: string | null;
-  adminUp: boolean;
-  carrier: boolean;
-  /** Lower-case as the kernel names it: up, down, lowerlayerdown, dormant, unknown, ... */
-  operstate: string;
-  mtu: number | null;
-  mac: string | null;
-  /** ifindex of the master (bridge, bond), or null. */
-  master: number | null;
-  addresses: LinkAddress[];
-}
-
-/** The fields of a Link that `changed` may name. */
-export type LinkField = Exclude<keyof Link, 'addresses' | 'ifindex'>;
-const LINK_FIELDS: LinkField[] = ['name', 'kind', 'adminUp', 'carrier', 'operstate', 'mtu', 'mac', 'master'];
-
-/** Which path saw an event. */
-export type Via = 'netlink' | 'carrier-sync' | 'resync';
-
-/** A default route of the main table. */
-export interface DefaultRoute {
-  family: 4 | 6;
-  gateway: string | null;
-  ifindex: number | null;
-  metric: number;
-  /** RTNH_F_LINKDOWN / RTNH_F_DEAD: present but unable to carry traffic. */
-  linkdown: boolean;
-}
-
-interface EventBase {
-  /** CLOCK_MONOTONIC (ns) at receipt of the datagram that revealed it, as a decimal string. */
-  monotonicNs: string;
-  via: Via;
-}
-export interface LinkEvent extends EventBase { type: 'link'; link: Link; changed: Array<LinkField | 'ifindex'> }
-export interface LinkRemovedEvent extends EventBase { type: 'link-removed'; ifindex: number; name: string }
-export interface AddressEvent extends EventBase {
-  type: 'address'; action: 'added' | 'removed'; ifindex: number; family: 4 | 6; address: string; prefixlen: number;
-}
-export interface DefaultRouteEvent extends EventBase {
-  type: 'default-route'; action: 'lost' | 'restored'; family: 4 | 6; gateway: string | null; ifindex: number | null;
-}
-/**
- * The neighbour (ARP/NDP) entry of a default route's gateway changed state ('changed', with
- * the new state) or is gone ('removed', state 'none'). Emitted only for gateways of the
- * current default routes, and only when the state differs from the last one emitted.
- */
-export interface NeighbourEvent extends EventBase {
-  type: 'neighbour'; action: 'changed' | 'removed'; ifindex: number; family: 4 | 6; address: string;
-  /**
-   * NUD state, lower-case: incomplete, reachable, stale, delay, probe, failed, noarp,
-   * permanent, none. (The kernel notifies no entry into incomplete or delay: those two are
-   * seen only by a dump.)
-   */
-  state: string;
-}
-export interface ResyncEvent { type: 'resync'; reason: string; monotonicNs: string; via: 'resync' }
-/** Everything a LinkMonitor emits, as `netheal watch` prints it. */
-export type MonitorEvent = LinkEvent | LinkRemovedEvent | AddressEvent | DefaultRouteEvent | NeighbourEvent | ResyncEvent;
+export type {
+  AddressEvent, DefaultRoute, DefaultRouteEvent, Link, LinkAddress, LinkEvent, LinkField, LinkRemovedEvent, MonitorEvent,
+  NeighbourEvent, NetworkState, ResyncEvent, RouteWatch, Via,
+} from './network-table';
 
 /** Options of {@link LinkMonitor}. */
 export interface LinkMonitorOptions {
@@ -161,11 +91,6 @@ export interface LinkMonitorOptions {
   binding?: NativeBinding;
 }
 
-interface LinkRecord {
-  link: Link;
-  raw: LinkMessage;
-}
-
 /** Warm-up cycles (11 notifications each): enough for V8 to optimize the event path. */
 const WARM_UP_ROUNDS = 400;
 /**
@@ -180,113 +105,20 @@ let warmUpState: 'cold' | 'running' | 'done' = 'cold';
 
 const EVENT_GROUPS = [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_NEIGH];
 
-/** sizeof(struct ndmsg). */
-const NDMSG_LEN = 12;
-
-/** The neighbour entry of a default route's gateway, as tracked. */
-interface GatewayNeighbour {
-  ifindex: number;
-  family: 4 | 6;
-  address: string;
-  /** The address as NDA_DST carries it (4 or 16 bytes): compared in place. */
-  bytes: Buffer;
-  /** `${ifindex}|${address}`, for dump results. */
-  key: string;
-  /** ndm_state (NUD_*) of the kernel's entry; null while there is none (or none is known). */
-  state: number | null;
-  /** The neighbour dump generation current when a notification last named it. */
-  notifiedGen: number;
-}
-
-/** The gateways of default routes (each device and address once), by ifindex, state unknown. */
-function gatewayNeighbours(routes: DefaultRoute[]): Map<number, GatewayNeighbour[]> {
-  const table = new Map<number, GatewayNeighbour[]>();
-  for (const route of routes) {
-    if (route.gateway === null || route.ifindex === null) continue;
-    const key = `${route.ifindex}|${route.gateway}`;
-    let list = table.get(route.ifindex);
-    if (list === undefined) table.set(route.ifindex, (list = []));
-    if (list.some((entry) => entry.key === key)) continue;
-    list.push({
-      ifindex: route.ifindex, family: route.family, address: route.gateway, bytes: parseIp(route.gateway), key,
-      state: null, notifiedGen: -1,
-    });
-  }
-  return table;
-}
-
 /**
- * The gateway of `table` that the ndmsg at p[start, end) names, or undefined: proxy entries,
- * bridge FDB entries (family AF_BRIDGE), other devices and other addresses are turned away
- * from the header and NDA_DST, read in place. Allocates nothing; throws ProtocolError when a
- * message on a gateway's device does not decode.
- */
-function gatewayOf(p: Buffer, start: number, end: number, table: Map<number, GatewayNeighbour[]>): GatewayNeighbour | undefined {
-  if (end - start < NDMSG_LEN) throw new ProtocolError(`ndmsg: payload of ${end - start} bytes, need ${NDMSG_LEN}`);
-  const family = p[start]!;
-  if ((family !== AF_INET && family !== AF_INET6) || (p[start + 10]! & NTF_PROXY) !== 0) return undefined;
-  const entries = table.get(p.readInt32LE(start + 4));
-  if (entries === undefined) return undefined;
-  const at = neighbourDstAt(p, start, end);
-  if (at < 0) return undefined;
-  const size = (p[at]! | (p[at + 1]! << 8)) - 4;
-  for (const entry of entries) {
-    const bytes = entry.bytes;
-    if (bytes.length !== size || entry.family !== (family === AF_INET ? 4 : 6)) continue;
-    let i = 0;
-    while (i < size && p[at + 4 + i] === bytes[i]) i++;
-    if (i === size) return entry;
-  }
-  return undefined;
-}
-
-/**
- * The kernel's state (ndm_state) of each gateway of `table` that has a neighbour entry, by
+ * The kernel's state (ndm_state) of each gateway of `gateways` that has a neighbour entry, by
  * key: one RTM_GETNEIGH dump per gateway device, filtered to it by the kernel.
  */
-async function dumpGatewayNeighbours(client: NetlinkClient, table: Map<number, GatewayNeighbour[]>):
+async function dumpGatewayNeighbours(client: NetlinkClient, gateways: Map<number, GatewayNeighbour[]>):
   Promise<{ states: Map<string, number>; monotonicNs: bigint | null }> {
   const states = new Map<string, number>();
   let stamp: bigint | null = null;
-  for (const ifindex of table.keys()) {
+  for (const ifindex of gateways.keys()) {
     const reply = await client.dump(`RTM_GETNEIGH dump (ifindex ${ifindex})`, (seq) => encodeGetNeighbours(seq, AF_UNSPEC, ifindex));
     stamp = reply.monotonicNs;
-    for (const message of reply.messages) {
-      if (message.type !== RTM_NEWNEIGH) continue;
-      const p = message.payload;
-      const gateway = gatewayOf(p, 0, p.length, table);
-      if (gateway !== undefined) states.set(gateway.key, p.readUInt16LE(8));
-    }
+    gatewayStatesOf(reply.messages, gateways, states);
   }
   return { states, monotonicNs: stamp };
-}
-
-function addressKey(a: { ifindex: number; family: number; address: string; prefixlen: number }): string {
-  return `${a.ifindex}|${a.family}|${a.address}/${a.prefixlen}`;
-}
-
-function routeKey(r: DefaultRoute | null): string {
-  return r === null ? '' : `${r.gateway}|${r.ifindex}|${r.metric}`;
-}
-
-/** The route the kernel would use: the lowest metric among the usable default routes. */
-function bestDefault(routes: DefaultRoute[], family: 4 | 6): DefaultRoute | null {
-  let best: DefaultRoute | null = null;
-  for (const r of routes) {
-    if (r.family !== family || r.linkdown) continue;
-    if (best === null || r.metric < best.metric) best = r;
-  }
-  return best;
-}
-
-function toDefaultRoute(route: RouteMessage): DefaultRoute {
-  return {
-    family: route.family,
-    gateway: route.gateway,
-    ifindex: route.ifindex,
-    metric: route.metric,
-    linkdown: (route.flags & (RTNH_F_LINKDOWN | RTNH_F_DEAD)) !== 0,
-  };
 }
 
 /**
@@ -299,110 +131,29 @@ export function needsCarrierSync(raw: LinkMessage): boolean {
   return raw.iflink === null || raw.iflink === raw.ifindex;
 }
 
-/**
- * What a change must touch to alter a default route without a notification (see
- * LinkMonitor.mayCarryDefault): the devices of the default routes' nexthops, their preferred
- * source addresses (removing one flushes the routes using it, on any device, silently before
- * Linux 6.7), and whether some route's devices are unknown (multipath, nexthop objects).
- */
-export interface RouteWatch {
-  devices: Set<number>;
-  sources: Set<string>;
-  anyDevice: boolean;
-}
-
-function watchOf(routes: RouteMessage[]): RouteWatch {
-  const watch: RouteWatch = { devices: new Set(), sources: new Set(), anyDevice: false };
-  for (const route of routes) {
-    if (route.ifindex === null || route.moreNexthops) watch.anyDevice = true;
-    else watch.devices.add(route.ifindex);
-    if (route.prefsrc !== null) watch.sources.add(route.prefsrc);
-  }
-  return watch;
-}
-
-/** Snapshot of a namespace: links (with addresses) and default routes. */
-export interface NetworkState {
-  links: Map<number, LinkRecord>;
-  addresses: Map<string, AddressMessage>;
-  defaultRoutes: DefaultRoute[];
-  routeWatch: RouteWatch;
-  monotonicNs: bigint;
-}
-
 /** Dumps links, addresses and routes over `client` (each dump retried if interrupted). */
 export async function dumpNetworkState(client: NetlinkClient): Promise<NetworkState> {
   const linkReply = await client.dump('RTM_GETLINK dump', encodeGetLinks);
   const addressReply = await client.dump('RTM_GETADDR dump', encodeGetAddresses);
-  const routes = await dumpDefaultRoutes(client);
-  const links = new Map<number, LinkRecord>();
-  for (const message of linkReply.messages) {
-    if (message.type !== RTM_NEWLINK) continue;
-    const raw = decodeLink(message);
-    if (raw.family !== AF_UNSPEC) continue;
-    links.set(raw.ifindex, { raw, link: publicLink(raw, []) });
-  }
-  const addresses = new Map<string, AddressMessage>();
-  for (const message of addressReply.messages) {
-    if (message.type !== RTM_NEWADDR) continue;
-    const address = decodeAddress(message);
-    if (address !== null) addresses.set(addressKey(address), address);
-  }
-  for (const address of addresses.values()) {
-    links.get(address.ifindex)?.link.addresses.push({ family: address.family, address: address.address, prefixlen: address.prefixlen });
-  }
-  return { links, addresses, defaultRoutes: routes.routes, routeWatch: routes.watch, monotonicNs: routes.monotonicNs };
+  const routes = await dumpRoutes(client);
+  return networkStateOf({ links: linkReply.messages, addresses: addressReply.messages, routes: routes.messages, monotonicNs: routes.monotonicNs });
 }
 
-async function dumpDefaultRoutes(client: NetlinkClient): Promise<{ routes: DefaultRoute[]; watch: RouteWatch; monotonicNs: bigint }> {
-  const raw: RouteMessage[] = [];
+/** Dumps the IPv4 and IPv6 routes. */
+async function dumpRoutes(client: NetlinkClient): Promise<{ messages: NetlinkMessage[]; monotonicNs: bigint }> {
+  const messages: NetlinkMessage[] = [];
   let stamp = 0n;
   for (const family of [AF_INET, AF_INET6]) {
     const reply = await client.dump(`RTM_GETROUTE dump (family ${family})`, (seq) => encodeGetRoutes(seq, family));
     stamp = reply.monotonicNs;
-    for (const message of reply.messages) {
-      if (message.type !== RTM_NEWROUTE) continue;
-      const route = decodeRoute(message);
-      if (route !== null && isDefaultRoute(route)) raw.push(route);
-    }
+    messages.push(...reply.messages);
   }
-  return { routes: raw.map(toDefaultRoute), watch: watchOf(raw), monotonicNs: stamp };
+  return { messages, monotonicNs: stamp };
 }
 
-function publicLink(raw: LinkMessage, addresses: LinkAddress[]): Link {
-  return {
-    ifindex: raw.ifindex,
-    name: raw.name,
-    kind: raw.kind,
-    adminUp: raw.adminUp,
-    carrier: raw.carrier,
-    operstate: raw.operstate,
-    mtu: raw.mtu,
-    mac: raw.mac,
-    master: raw.master,
-    addresses,
-  };
-}
-
-/**
- * The LINK_FIELDS that differ, in that order. Spelled out rather than looped over by key:
- * this runs on every link event, and fixed-name reads are what V8 compiles best.
- */
-function changedFields(a: Link, b: Link): LinkField[] {
-  const changed: LinkField[] = [];
-  if (a.name !== b.name) changed.push('name');
-  if (a.kind !== b.kind) changed.push('kind');
-  if (a.adminUp !== b.adminUp) changed.push('adminUp');
-  if (a.carrier !== b.carrier) changed.push('carrier');
-  if (a.operstate !== b.operstate) changed.push('operstate');
-  if (a.mtu !== b.mtu) changed.push('mtu');
-  if (a.mac !== b.mac) changed.push('mac');
-  if (a.master !== b.master) changed.push('master');
-  return changed;
-}
-
-function cloneLink(link: Link): Link {
-  return { ...link, addresses: link.addresses.map((a) => ({ ...a })) };
+async function dumpDefaultRoutes(client: NetlinkClient): Promise<{ routes: DefaultRoute[]; watch: RouteWatch; monotonicNs: bigint }> {
+  const { messages, monotonicNs } = await dumpRoutes(client);
+  return { ...defaultRoutesOf(messages), monotonicNs };
 }
 
 /** Typed events of a LinkMonitor. */
@@ -428,11 +179,8 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private events: NativeNetlinkSocket | undefined;
   private eventsPort = -1;
   private client: NetlinkClient | undefined;
-  private links = new Map<number, LinkRecord>();
-  private addresses = new Map<string, AddressMessage>();
-  private routes: DefaultRoute[] = [];
-  private routeWatch: RouteWatch = watchOf([]);
-  private best: Record<4 | 6, DefaultRoute | null> = { 4: null, 6: null };
+  /** Links, addresses, default routes, gateway neighbours: what the events report on. */
+  private readonly table = new NetworkTable((event) => this.emitEvent(event));
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
   /** While a dump is running, notifications wait here, then are applied in order. */
   private held: Array<{ datagrams: Buffer[]; stamps: BigUint64Array }> | null = null;
@@ -452,10 +200,6 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private routeChangeGen = 0;
   /** Route dumps discarded in a row for changes during them (bounded: see refreshRoutes). */
   private routeDumpsDiscarded = 0;
-  /** The default routes' gateways' neighbour entries, by ifindex (see gatewayOf). */
-  private gateways = new Map<number, GatewayNeighbour[]>();
-  /** Counts neighbour dumps: a dump's result yields to notifications read since it began. */
-  private neighbourGen = 0;
   private neighbourDumpRunning = false;
   private neighbourDumpWanted = false;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -510,16 +254,9 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       this.client = new NetlinkClient({ protocol: NETLINK_ROUTE, netns: this.netns, binding: this.binding });
       this.held = [];
       const snapshot = await dumpNetworkState(this.client);
-      const gateways = gatewayNeighbours(snapshot.defaultRoutes);
-      const { states } = await dumpGatewayNeighbours(this.client, gateways);
+      const { states } = await dumpGatewayNeighbours(this.client, gatewayNeighbours(snapshot.defaultRoutes));
       if ((this.state as string) === 'closed') return;
-      this.links = snapshot.links;
-      this.addresses = snapshot.addresses;
-      this.routes = snapshot.defaultRoutes;
-      this.routeWatch = snapshot.routeWatch;
-      this.best = { 4: bestDefault(this.routes, 4), 6: bestDefault(this.routes, 6) };
-      for (const list of gateways.values()) for (const entry of list) entry.state = states.get(entry.key) ?? null;
-      this.gateways = gateways;
+      this.table.load(snapshot, states);
       this.state = 'running';
       this.releaseHeld();
       this.scheduleCarrierSync();
@@ -534,26 +271,22 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
 
   /** The links as they are now (copies). */
   linkTable(): Link[] {
-    return [...this.links.values()].map((r) => cloneLink(r.link)).sort((a, b) => a.ifindex - b.ifindex);
+    return this.table.linkTable();
   }
 
   /** One link by ifindex or name (a copy), or undefined. */
   getLink(key: number | string): Link | undefined {
-    for (const record of this.links.values()) {
-      if (record.link.ifindex === key || record.link.name === key) return cloneLink(record.link);
-    }
-    return undefined;
+    return this.table.getLink(key);
   }
 
   /** Default routes of the main table as last dumped (usable or not). */
   defaultRoutes(): DefaultRoute[] {
-    return this.routes.map((r) => ({ ...r }));
+    return this.table.defaultRoutes();
   }
 
   /** The usable default route the kernel would pick for a family, or null. */
   activeDefaultRoute(family: 4 | 6): DefaultRoute | null {
-    const best = this.best[family];
-    return best === null ? null : { ...best };
+    return this.table.activeDefaultRoute(family);
   }
 
   /**
@@ -562,16 +295,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
    * one, or the kernel has no entry for it.
    */
   neighbourState(ifindex: number, address: string): string | null {
-    const entries = this.gateways.get(ifindex);
-    if (entries === undefined) return null;
-    let bytes: Buffer;
-    try {
-      bytes = parseIp(address);
-    } catch {
-      return null;
-    }
-    for (const entry of entries) if (entry.bytes.equals(bytes)) return entry.state === null ? null : nudStateName(entry.state);
-    return null;
+    return this.table.neighbourState(ifindex, address);
   }
 
   /** Keeps / stops keeping the process alive while the monitor is open (default: keeps). */
@@ -689,7 +413,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       if (type === RTM_NEWLINK || type === RTM_DELLINK) {
         if (this.applyLink(type, buffer, offset, length, stamp)) routesSuspect = true;
       } else if (type === RTM_NEWNEIGH || type === RTM_DELNEIGH) {
-        if (this.gateways.size !== 0) this.applyNeighbour(type, buffer, offset + NLMSG_HDRLEN, offset + length, stamp);
+        if (this.table.hasGateways()) this.applyNeighbour(type, buffer, offset + NLMSG_HDRLEN, offset + length, stamp);
       } else if (this.applyMessage({
         type,
         flags: buffer.readUInt16LE(offset + 6),
@@ -714,15 +438,15 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     let raw: LinkMessage;
     try {
       // The device as last decoded lends its strings when the bytes match (no new strings).
-      const known = length >= NLMSG_HDRLEN + 8 ? this.links.get(buffer.readInt32LE(offset + NLMSG_HDRLEN + 4)) : undefined;
-      raw = decodeLinkAt(buffer, offset + NLMSG_HDRLEN, offset + length, known?.raw);
+      const known = length >= NLMSG_HDRLEN + 8 ? this.table.linkMessage(buffer.readInt32LE(offset + NLMSG_HDRLEN + 4)) : undefined;
+      raw = decodeLinkAt(buffer, offset + NLMSG_HDRLEN, offset + length, known);
     } catch (error) {
       this.undecodable(error as Error);
       return false;
     }
     if (raw.family !== AF_UNSPEC) return false; // AF_BRIDGE port info (and nomaster), not the device
     if (type === RTM_DELLINK) {
-      this.removeLink(raw.ifindex, stamp, 'netlink');
+      this.table.removeLink(raw.ifindex, stamp, 'netlink');
       return this.mayCarryDefault(raw.ifindex);
     }
     // Our carrier-sync replies carry our port id; other processes' requests carry theirs.
@@ -743,23 +467,13 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private applyNeighbour(type: number, buffer: Buffer, start: number, end: number, stamp: bigint): void {
     let entry: GatewayNeighbour | undefined;
     try {
-      entry = gatewayOf(buffer, start, end, this.gateways);
+      entry = this.table.gatewayAt(buffer, start, end);
     } catch (error) {
       this.undecodable(error as Error);
       return;
     }
     if (entry === undefined) return;
-    entry.notifiedGen = this.neighbourGen;
-    this.setNeighbour(entry, type === RTM_DELNEIGH ? null : buffer.readUInt16LE(start + 8), stamp, 'netlink');
-  }
-
-  private setNeighbour(entry: GatewayNeighbour, state: number | null, stamp: bigint, via: Via): void {
-    if (entry.state === state) return;
-    entry.state = state;
-    this.emitEvent({
-      type: 'neighbour', action: state === null ? 'removed' : 'changed', ifindex: entry.ifindex, family: entry.family,
-      address: entry.address, state: nudStateName(state ?? NUD_NONE), monotonicNs: stamp.toString(), via,
-    });
+    this.table.updateNeighbour(entry, type === RTM_DELNEIGH ? null : buffer.readUInt16LE(start + 8), stamp, 'netlink');
   }
 
   private undecodable(error: Error): void {
@@ -781,8 +495,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       this.routeChangeGen++; // the running dump's reply may predate it
       return true;
     }
-    const watch = this.routeWatch;
-    return watch.anyDevice || watch.devices.has(ifindex) || (address !== undefined && watch.sources.has(address));
+    return this.table.touchesDefaultRoute(ifindex, address);
   }
 
   /**
@@ -797,7 +510,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
         case RTM_DELADDR: {
           const address = decodeAddress(message);
           if (address === null) return false;
-          return this.updateAddress(address, message.type === RTM_NEWADDR, stamp, 'netlink') && this.mayCarryDefault(address.ifindex, address.address);
+          return this.table.updateAddress(address, message.type === RTM_NEWADDR, stamp, 'netlink') && this.mayCarryDefault(address.ifindex, address.address);
         }
         case RTM_NEWROUTE:
         case RTM_DELROUTE: {
@@ -818,48 +531,10 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     }
   }
 
+  /** A link message for the table; carrier-sync follows a changed link. */
   private updateLink(raw: LinkMessage, stamp: bigint, via: Via): boolean {
-    const previous = this.links.get(raw.ifindex);
-    const addresses = previous?.link.addresses ?? [];
-    const link = publicLink(raw, addresses);
-    this.links.set(raw.ifindex, { raw, link });
-    const changed: Array<LinkField | 'ifindex'> = previous === undefined ? ['ifindex', ...LINK_FIELDS] : changedFields(previous.link, link);
-    if (changed.length === 0) return false;
-    this.emitEvent({ type: 'link', link: cloneLink(link), changed, monotonicNs: stamp.toString(), via });
+    if (!this.table.updateLink(raw, stamp, via)) return false;
     this.scheduleCarrierSync();
-    return true;
-  }
-
-  private removeLink(ifindex: number, stamp: bigint, via: Via): void {
-    const previous = this.links.get(ifindex);
-    if (previous === undefined) return;
-    // Addresses still on the device are reported removed first. The kernel sends their
-    // RTM_DELADDR before RTM_DELLINK, so this is for a resync after lost notifications:
-    // nothing else would tell whoever holds sockets on them (issue #14).
-    for (const address of this.addresses.values()) if (address.ifindex === ifindex) this.updateAddress(address, false, stamp, via);
-    this.links.delete(ifindex);
-    this.emitEvent({ type: 'link-removed', ifindex, name: previous.link.name, monotonicNs: stamp.toString(), via });
-  }
-
-  private updateAddress(address: AddressMessage, present: boolean, stamp: bigint, via: Via): boolean {
-    const key = addressKey(address);
-    if (present === this.addresses.has(key)) return false;
-    const record = this.links.get(address.ifindex);
-    const entry = { family: address.family, address: address.address, prefixlen: address.prefixlen };
-    if (present) {
-      this.addresses.set(key, address);
-      record?.link.addresses.push(entry);
-    } else {
-      this.addresses.delete(key);
-      if (record !== undefined) {
-        record.link.addresses = record.link.addresses.filter((a) => !(a.family === entry.family && a.address === entry.address && a.prefixlen === entry.prefixlen));
-      }
-    }
-    this.emitEvent({
-      type: 'address', action: present ? 'added' : 'removed', ifindex: address.ifindex,
-      family: address.family, address: address.address, prefixlen: address.prefixlen,
-      monotonicNs: stamp.toString(), via,
-    });
     return true;
   }
 
@@ -893,7 +568,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
           return;
         }
         this.routeDumpsDiscarded = 0;
-        const newGateway = this.applyRoutes(routes, watch, monotonicNs, this.held !== null ? 'resync' : 'netlink');
+        const newGateway = this.table.setDefaultRoutes(routes, watch, monotonicNs, this.held !== null ? 'resync' : 'netlink');
         // Routes first: a neighbour dump waits for the routes to settle (see refreshNeighbours).
         if (this.routeDumpWanted) this.refreshRoutes();
         if (newGateway || this.neighbourDumpWanted) this.refreshNeighbours();
@@ -907,48 +582,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     );
   }
 
-  /** Takes a new set of default routes; true when it names a gateway not tracked before. */
-  private applyRoutes(routes: DefaultRoute[], watch: RouteWatch, stamp: bigint, via: Via): boolean {
-    this.routes = routes;
-    this.routeWatch = watch;
-    const added = this.trackGateways(routes);
-    for (const family of [4, 6] as const) {
-      const before = this.best[family];
-      const after = bestDefault(routes, family);
-      if (routeKey(before) === routeKey(after)) continue;
-      this.best[family] = after;
-      const monotonicNs = stamp.toString();
-      // A changed gateway is the old one lost and the new one restored.
-      if (before !== null) {
-        this.emitEvent({ type: 'default-route', action: 'lost', family, gateway: before.gateway, ifindex: before.ifindex, monotonicNs, via });
-      }
-      if (after !== null) {
-        this.emitEvent({ type: 'default-route', action: 'restored', family, gateway: after.gateway, ifindex: after.ifindex, monotonicNs, via });
-      }
-    }
-    return added;
-  }
-
   // ---- gateway neighbours ----
-
-  /**
-   * Follows the routes' gateways: entries still named keep their state, new ones start
-   * unknown (null), the others are forgotten without an event. True when one is new.
-   */
-  private trackGateways(routes: DefaultRoute[]): boolean {
-    const next = gatewayNeighbours(routes);
-    let added = false;
-    for (const [ifindex, list] of next) {
-      const known = this.gateways.get(ifindex);
-      for (let i = 0; i < list.length; i++) {
-        const same = known?.find((entry) => entry.key === list[i]!.key);
-        if (same !== undefined) list[i] = same;
-        else added = true;
-      }
-    }
-    this.gateways = next;
-    return added;
-  }
 
   /**
    * Dumps the gateways' devices' neighbours (after a default route named a new gateway) and
@@ -965,22 +599,15 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     }
     this.neighbourDumpWanted = false;
     const client = this.client;
-    if (client === undefined || this.state !== 'running' || this.gateways.size === 0) return;
+    if (client === undefined || this.state !== 'running' || !this.table.hasGateways()) return;
     this.neighbourDumpRunning = true;
-    const gen = ++this.neighbourGen;
-    const dumped = this.gateways;
-    dumpGatewayNeighbours(client, dumped).then(
+    const { gen, gateways } = this.table.beginNeighbourDump();
+    dumpGatewayNeighbours(client, gateways).then(
       ({ states, monotonicNs: dumpedAt }) => {
         this.neighbourDumpRunning = false;
         if (this.state !== 'running') return;
-        const stamp = dumpedAt ?? monotonicNs();
-        for (const list of this.gateways.values()) {
-          for (const entry of list) {
-            // The dump covered every entry of the devices it asked for.
-            if (entry.notifiedGen >= gen || !dumped.has(entry.ifindex)) continue;
-            this.setNeighbour(entry, states.get(entry.key) ?? null, stamp, 'netlink');
-          }
-        }
+        // The dump covered every entry of the devices it asked for.
+        this.table.applyNeighbourDump(gen, gateways, states, dumpedAt ?? monotonicNs(), 'netlink');
         if (this.neighbourDumpWanted) this.refreshNeighbours();
       },
       (error: unknown) => {
@@ -1027,7 +654,8 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
           const snapshot = await dumpNetworkState(client);
           const neighbours = await dumpGatewayNeighbours(client, gatewayNeighbours(snapshot.defaultRoutes));
           if (this.state !== 'running') return;
-          this.applySnapshot(snapshot, neighbours.states, neighbours.monotonicNs ?? snapshot.monotonicNs, reason);
+          this.table.applySnapshot(snapshot, neighbours.states, neighbours.monotonicNs ?? snapshot.monotonicNs, reason);
+          this.scheduleCarrierSync();
           break;
         } catch (error) {
           if (this.state !== 'running') return;
@@ -1056,29 +684,6 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     })();
   }
 
-  /** `neighbours`: the ndm_state of the snapshot's gateways that have an entry, dumped at neighbourNs. */
-  private applySnapshot(snapshot: NetworkState, neighbours: Map<string, number>, neighbourNs: bigint, reason: string): void {
-    const stamp = snapshot.monotonicNs;
-    this.emitEvent({ type: 'resync', reason, monotonicNs: stamp.toString(), via: 'resync' });
-    for (const ifindex of [...this.links.keys()]) {
-      if (!snapshot.links.has(ifindex)) this.removeLink(ifindex, stamp, 'resync');
-    }
-    for (const [key, address] of [...this.addresses]) {
-      if (!snapshot.addresses.has(key)) this.updateAddress(address, false, stamp, 'resync');
-    }
-    for (const record of snapshot.links.values()) this.updateLink(record.raw, stamp, 'resync');
-    for (const [key, address] of snapshot.addresses) {
-      if (!this.addresses.has(key)) this.updateAddress(address, true, stamp, 'resync');
-    }
-    this.applyRoutes(snapshot.defaultRoutes, snapshot.routeWatch, stamp, 'resync');
-    for (const list of this.gateways.values()) {
-      for (const entry of list) {
-        entry.notifiedGen = this.neighbourGen; // newer than any neighbour dump in flight
-        this.setNeighbour(entry, neighbours.get(entry.key) ?? null, neighbourNs, 'resync');
-      }
-    }
-  }
-
   private releaseHeld(): void {
     const held = this.held;
     this.held = null;
@@ -1098,14 +703,13 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
 
   // ---- carrier-sync ----
 
-  private syncCandidates(): LinkRecord[] {
+  private syncCandidates(): LinkMessage[] {
     if (this.syncMode === 'off') return [];
-    const out: LinkRecord[] = [];
-    for (const record of this.links.values()) {
-      const { raw } = record;
+    const out: LinkMessage[] = [];
+    for (const raw of this.table.linkMessages()) {
       const eligible = this.syncMode === 'named' ? this.syncNames.has(raw.name) : needsCarrierSync(raw);
       // Only carrier DOWN is delayed: poll devices that are up and have carrier.
-      if (eligible && raw.adminUp && raw.carrier) out.push(record);
+      if (eligible && raw.adminUp && raw.carrier) out.push(raw);
     }
     return out;
   }
@@ -1133,10 +737,10 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     }
     // Requests still unanswered after a whole interval are dropped from the books.
     this.syncInFlight.clear();
-    const parts = candidates.map((record) => {
+    const parts = candidates.map((raw) => {
       this.syncSeq = (this.syncSeq + 1) % 0x7fffffff || 1;
-      this.syncInFlight.set(this.syncSeq, record.raw.ifindex);
-      return encodeGetLink(this.syncSeq, record.raw.ifindex);
+      this.syncInFlight.set(this.syncSeq, raw.ifindex);
+      return encodeGetLink(this.syncSeq, raw.ifindex);
     });
     try {
       // All single-device GETLINKs in one datagram: one syscall per tick.
@@ -1165,9 +769,9 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     // A default route elsewhere (another device, another source): the route checks run their
     // lookups and answer no, so no dump is attempted.
     const knownRoute = decodeRoute(routeMessage!)!;
-    dummy.routes = [toDefaultRoute(knownRoute)];
-    dummy.routeWatch = watchOf([knownRoute]);
-    dummy.gateways = gatewayNeighbours(dummy.routes);
+    dummy.table.load({
+      links: new Map(), addresses: new Map(), defaultRoutes: [toDefaultRoute(knownRoute)], routeWatch: watchOf([knownRoute]), monotonicNs: 0n,
+    }, new Map());
     dummy.on('event', () => {});
     const cycle = warmUpCycle();
     const arena = Buffer.alloc(8192);

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { detectManagers } from '../actions/manager';
-import { Sockets } from '../monitor/sockets';
+import { Sockets } from '../kernel/sockets';
 import { requireNetnsEntry, resolveNetns } from '../netns';
 import { readNetstat, readSysctls, runIn } from './sysctl';
 

@@ -13,7 +13,7 @@ import type { Server, Socket } from 'node:net';
 import { NethealError } from '../errors';
 import { NativeBinding, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
-import { SocketInfo, Sockets } from '../monitor/sockets';
+import { SocketInfo, Sockets } from '../kernel/sockets';
 import { LEFTOVER_STATES } from './unit';
 
 /** Options of {@link listenReusePort}. */

@@ -21,7 +21,7 @@ const path = require('node:path');
 const crypto = require('node:crypto');
 const readline = require('node:readline');
 const { spawn, execFile, execFileSync } = require('node:child_process');
-const { LinkControl } = require('../../lib/monitor/link-control');
+const { LinkControl } = require('../../lib/kernel/link-control');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** Where the project is bound (read-only) and where the box's own directory is bound (rw). */

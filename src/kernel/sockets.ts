@@ -1,14 +1,13 @@
 /**
  * Sockets: list, filter and destroy TCP/UDP sockets over NETLINK_SOCK_DIAG (inet_diag,
  * SOCK_DESTROY), in the current namespace or the one named by `netns`. Filtering is pushed
- * into the kernel (state bitmask, inet_diag bytecode); destroys go out many per sendmsg() on
- * worker threads, each with its own netlink socket (native/sock_destroy.cc), off the event loop.
+ * into the kernel (state bitmask, inet_diag bytecode; filters are checked and compiled by
+ * socket-filter.ts); destroys go out many per sendmsg() on worker threads, each with its own
+ * netlink socket (native/sock_destroy.cc), off the event loop.
  */
-import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { KernelError, NethealError, errnoName, fromSystemError } from '../errors';
+import { NethealError, errnoName, fromSystemError } from '../errors';
 import {
   AF_INET,
   AF_INET6,
@@ -20,9 +19,7 @@ import {
   InetDiagMessage,
   InetDiagSockId,
   SOCK_DIAG_BY_FAMILY,
-  STATE_NAMES,
   SocketState,
-  TCP_CLOSE,
   TCP_ESTABLISHED,
   TCP_LISTEN,
   TCP_NEW_SYN_RECV,
@@ -37,19 +34,18 @@ import {
   writeSockDestroy,
   parseCookie,
   sockIdAddress,
-  stateMask,
-} from '../kernel/inet-diag';
-import { NETLINK_SOCK_DIAG, ProtocolError } from '../kernel/netlink';
-import { parseIp } from '../kernel/rtnetlink';
-import { NativeBinding, NativeSockDestroyer, SockDestroyResult, monotonicNs, nativeBinding } from '../native';
+} from './inet-diag';
+import { NETLINK_SOCK_DIAG } from './netlink';
+import { parseIp } from './rtnetlink';
+import { NativeBinding, NativeSockDestroyer, SockDestroyResult, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
 import { LinkControl } from './link-control';
+import {
+  BIT, Plan, SocketFilter, SocketProtocol, invalidOption as invalid, isEmptyFilter, parsePrefix, stateMasks as masks, validateFilter,
+} from './socket-filter';
 import { NetlinkClient } from './netlink-client';
 
-export type { SocketState } from '../kernel/inet-diag';
-
-/** Transport protocol of a socket. */
-export type SocketProtocol = 'tcp' | 'udp';
+export type { SocketState } from './inet-diag';
 
 /** A process holding a socket's file descriptor. */
 export interface SocketOwner {
@@ -78,25 +74,6 @@ export interface SocketInfo {
   cookie: string;
   /** With `owners: true`: the processes holding it. */
   owners?: SocketOwner[];
-}
-
-/** What to select. Every field narrows (logical AND); absent fields match everything. */
-export interface SocketFilter {
-  /** State name(s). For UDP, "listen" selects unconnected sockets, as `ss -l` does. */
-  state?: SocketState | SocketState[];
-  /** Local port. */
-  sport?: number;
-  /** Remote port. */
-  dport?: number;
-  /** Local address or prefix, "ADDR" or "ADDR/LEN". */
-  src?: string;
-  /** Remote address or prefix. */
-  dst?: string;
-  /** Bound device (SO_BINDTODEVICE): a name in the namespace or an ifindex. Not the egress interface. */
-  dev?: string | number;
-  protocol?: SocketProtocol | SocketProtocol[];
-  family?: 4 | 6;
-  uid?: number;
 }
 
 /** Options of {@link Sockets}. */
@@ -166,133 +143,6 @@ const EOPNOTSUPP = 95;
  * window gets one per failed request plus its final ack: all of them, at worst, must fit.
  */
 const ACK_TRUESIZE = 1024;
-const BIT = (state: number): number => 1 << state;
-const UDP_STATES = BIT(TCP_ESTABLISHED) | BIT(TCP_CLOSE);
-const FILTER_KEYS = ['state', 'sport', 'dport', 'src', 'dst', 'dev', 'protocol', 'family', 'uid'];
-
-function invalid(option: string, message: string): NethealError {
-  return new NethealError('NETHEAL_ERR_INVALID_OPTION', `${option}: ${message}`);
-}
-
-/** A prefix parsed from "ADDR" or "ADDR/LEN". */
-export interface Prefix {
-  family: 4 | 6;
-  address: Buffer;
-  prefixlen: number;
-}
-
-/** Parses "ADDR[/LEN]"; throws NETHEAL_ERR_INVALID_OPTION naming `option`. */
-export function parsePrefix(text: unknown, option: string): Prefix {
-  if (typeof text !== 'string') throw invalid(option, `expected an address or ADDR/LEN, got ${JSON.stringify(text)}`);
-  const slash = text.indexOf('/');
-  const address = (slash === -1 ? text : text.slice(0, slash)).replace(/^\[(.*)\]$/, '$1');
-  const version = isIP(address);
-  if (version === 0) throw invalid(option, `${JSON.stringify(text)} is not an IP address or prefix (ADDR or ADDR/LEN)`);
-  const max = version === 4 ? 32 : 128;
-  let prefixlen = max;
-  if (slash !== -1) {
-    const len = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(len) || Number(len) > max) {
-      throw invalid(option, `prefix length in ${JSON.stringify(text)} must be 0-${max}`);
-    }
-    prefixlen = Number(len);
-  }
-  return { family: version as 4 | 6, address: parseIp(address), prefixlen };
-}
-
-function checkPort(value: unknown, option: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
-    throw invalid(option, `port must be an integer 0-65535, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function asList<T>(value: T | T[] | undefined): T[] | undefined {
-  return value === undefined ? undefined : Array.isArray(value) ? value : [value];
-}
-
-/** A filter checked and compiled: what each dump asks the kernel for. */
-interface Plan {
-  states?: SocketState[];
-  sport?: number;
-  dport?: number;
-  src?: Prefix;
-  dst?: Prefix;
-  dev?: string | number;
-  protocols: SocketProtocol[];
-  families: Array<4 | 6>;
-  uid?: number;
-}
-
-/** Validates a filter at the API edge (NETHEAL_ERR_INVALID_OPTION names the field). */
-export function validateFilter(filter: SocketFilter = {}): Plan {
-  if (filter === null || typeof filter !== 'object') throw invalid('filter', 'expected an object');
-  for (const key of Object.keys(filter)) {
-    if (!FILTER_KEYS.includes(key)) throw invalid(`filter.${key}`, `unknown filter field (known: ${FILTER_KEYS.join(', ')})`);
-  }
-  const plan: Plan = { protocols: ['tcp', 'udp'], families: [4, 6] };
-  const states = asList(filter.state);
-  if (states !== undefined) {
-    if (states.length === 0) throw invalid('state', 'empty state list');
-    for (const state of states) {
-      if (!STATE_NAMES.includes(state)) {
-        throw invalid('state', `unknown state ${JSON.stringify(state)} (known: ${STATE_NAMES.join(', ')})`);
-      }
-    }
-    plan.states = [...new Set(states)];
-  }
-  if (filter.sport !== undefined) plan.sport = checkPort(filter.sport, 'sport');
-  if (filter.dport !== undefined) plan.dport = checkPort(filter.dport, 'dport');
-  if (filter.src !== undefined) plan.src = parsePrefix(filter.src, 'src');
-  if (filter.dst !== undefined) plan.dst = parsePrefix(filter.dst, 'dst');
-  if (filter.dev !== undefined) {
-    const dev = filter.dev;
-    const ok = (typeof dev === 'string' && dev.length > 0 && dev.length < 16 && !/[\s/\0]/.test(dev))
-      || (typeof dev === 'number' && Number.isInteger(dev) && dev > 0 && dev <= 0x7fffffff);
-    if (!ok) throw invalid('dev', `expected an interface name or ifindex, got ${JSON.stringify(dev)}`);
-    plan.dev = dev;
-  }
-  const protocols = asList(filter.protocol);
-  if (protocols !== undefined) {
-    if (protocols.length === 0 || protocols.some((p) => p !== 'tcp' && p !== 'udp')) {
-      throw invalid('protocol', `expected "tcp" or "udp", got ${JSON.stringify(filter.protocol)}`);
-    }
-    plan.protocols = [...new Set(protocols)];
-  }
-  if (filter.family !== undefined) {
-    if (filter.family !== 4 && filter.family !== 6) throw invalid('family', `expected 4 or 6, got ${JSON.stringify(filter.family)}`);
-    plan.families = [filter.family];
-  }
-  if (filter.uid !== undefined) {
-    if (typeof filter.uid !== 'number' || !Number.isInteger(filter.uid) || filter.uid < 0 || filter.uid > 0xffffffff) {
-      throw invalid('uid', `expected a non-negative integer, got ${JSON.stringify(filter.uid)}`);
-    }
-    plan.uid = filter.uid;
-  }
-  return plan;
-}
-
-/** True when the filter narrows nothing but protocol or family (a destroy needs `all`). */
-function isEmptyFilter(plan: Plan): boolean {
-  return plan.states === undefined && plan.sport === undefined && plan.dport === undefined && plan.src === undefined
-    && plan.dst === undefined && plan.dev === undefined && plan.uid === undefined;
-}
-
-/** State bitmasks for one dump of each protocol. */
-function masks(plan: Plan, forDestroy: boolean): { tcp: number; udp: number } {
-  if (plan.states === undefined) {
-    // A destroy never touches listeners unless asked: TCP LISTEN and unconnected UDP.
-    return forDestroy
-      ? { tcp: ALL_STATES & ~BIT(TCP_LISTEN), udp: BIT(TCP_ESTABLISHED) }
-      : { tcp: ALL_STATES, udp: UDP_STATES };
-  }
-  const tcp = stateMask(plan.states);
-  // UDP knows two states: connected (ESTABLISHED) and not (CLOSE, which `ss -l` lists). An
-  // unconnected UDP socket is a server: a destroy takes it only when `listen` is asked for.
-  const unconnected = forDestroy ? BIT(TCP_LISTEN) : BIT(TCP_CLOSE) | BIT(TCP_LISTEN);
-  const udp = (tcp & BIT(TCP_ESTABLISHED)) | (tcp & unconnected ? BIT(TCP_CLOSE) : 0);
-  return { tcp, udp };
-}
 
 function padAddress(family: 4 | 6, text: string): Buffer {
   const bytes = parseIp(text);
@@ -422,18 +272,6 @@ export async function findSocketOwners(inodes: Iterable<number>): Promise<Map<nu
   return owners;
 }
 
-
-/** Maps a rejection of the native destroyer to a NethealError. */
-function destroyError(error: unknown): NethealError {
-  const e = error as { code?: unknown; message?: unknown; errno?: unknown; kernel?: unknown };
-  const text = typeof e.message === 'string' ? e.message : String(error);
-  if (e.code === 'ETIMEDOUT') return new NethealError('NETHEAL_ERR_TIMEOUT', text, { cause: error });
-  if (e.code === 'NETHEAL_ERR_CLOSED') return new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed', { cause: error });
-  if (e.code === 'NETHEAL_ERR_PROTOCOL') return new ProtocolError(text);
-  // A dump the kernel refused (NLMSG_ERROR), like NetlinkClient reports it.
-  if (e.kernel === true && typeof e.errno === 'number') return new KernelError('SOCK_DIAG_BY_FAMILY', Math.abs(e.errno), 0);
-  return fromSystemError(error, 'SOCK_DESTROY');
-}
 
 /** One errno per socket into a DestroyResult; `info(i)` describes socket i (failures only). */
 function summarize(errnos: Int32Array, info: (index: number) => SocketInfo, lastAckNs: bigint): DestroyResult {
@@ -691,7 +529,7 @@ export class Sockets {
     try {
       done = await destroyer.dumpDestroy(specs.map((spec) => spec.encode(0)), this.windowFor(destroyer), this.threads, this.timeoutMs);
     } catch (error) {
-      throw destroyError(error);
+      throw fromSystemError(error, 'SOCK_DESTROY');
     }
     if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
     // Socket i came from the dump whose running count first exceeds i.
@@ -713,7 +551,7 @@ export class Sockets {
     try {
       done = await destroyer.destroy(encodeDestroys(sockets), this.windowFor(destroyer), this.threads, this.timeoutMs);
     } catch (error) {
-      throw destroyError(error);
+      throw fromSystemError(error, 'SOCK_DESTROY');
     }
     if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
     return summarize(done.errnos, (i) => toSocketInfo(sockets[i]!.protocol, sockets[i]!.message), done.lastAckNs);
@@ -725,162 +563,3 @@ async function attachOwners(sockets: SocketInfo[]): Promise<void> {
   for (const socket of sockets) socket.owners = socket.inode === null ? [] : owners.get(socket.inode) ?? [];
 }
 
-/** The LinkMonitor event this reacts to (structurally typed: any emitter of this shape). */
-export interface AddressRemovedEvent {
-  type: 'address';
-  action: 'added' | 'removed';
-  ifindex: number;
-  family: 4 | 6;
-  address: string;
-  prefixlen: number;
-  /** CLOCK_MONOTONIC (ns, decimal) at receipt of the RTM_DELADDR. */
-  monotonicNs?: string;
-}
-
-/** What {@link PathCleanup} emits as 'cleanup' after each removed address. */
-export interface CleanupReport extends DestroyResult {
-  address: string;
-  family: 4 | 6;
-  ifindex: number;
-  /** CLOCK_MONOTONIC (ns, decimal) of the address event's receipt, when the event had one. */
-  eventNs?: string;
-  /** CLOCK_MONOTONIC (ns, decimal) when the cleanup started and when the last ack arrived. */
-  startedNs: string;
-  finishedNs: string;
-}
-
-/** Options of {@link PathCleanup}. */
-export interface PathCleanupOptions {
-  /** Emitter of `'event'` objects (a LinkMonitor). */
-  monitor: EventEmitter;
-  /** Namespace of the monitored links (the sockets live there). */
-  netns?: string;
-  /** Destroy TIME_WAIT leftovers too (default false). */
-  includeTimeWait?: boolean;
-  /**
-   * Confirmation window, ms (default 0): the sockets are destroyed only if the address has
-   * not come back by then. An address that a manager removes and re-adds (networkd's
-   * `reconfigure`: 2-3 ms), or that netheal's own repair puts back, leaves its sockets alive:
-   * TCP never noticed. 0 destroys at once.
-   */
-  confirmMs?: number;
-  binding?: NativeBinding;
-}
-
-/** Events of {@link PathCleanup}. */
-export interface PathCleanupEvents {
-  cleanup: [CleanupReport];
-  error: [Error];
-}
-
-/**
- * Path-failure cleanup: when an address is removed, destroys the sockets that used it as
- * their source address (in-process, no fork), so their owners learn at once (ECONNABORTED)
- * instead of retransmitting for minutes. Emits 'cleanup' with the result of each.
- */
-export class PathCleanup extends EventEmitter<PathCleanupEvents> {
-  private readonly sockets: Sockets;
-  private readonly monitor: EventEmitter;
-  private readonly includeTimeWait: boolean;
-  private readonly confirmMs: number;
-  /** Removed addresses waiting for their confirmation window, by address. */
-  private readonly pending = new Map<string, NodeJS.Timeout>();
-  private readonly listener: (event: unknown) => void;
-  private closed = false;
-
-  constructor(options: PathCleanupOptions) {
-    super();
-    if (options === null || typeof options !== 'object' || !(options.monitor instanceof EventEmitter)) {
-      throw invalid('monitor', 'expected an EventEmitter of address events (a LinkMonitor)');
-    }
-    this.monitor = options.monitor;
-    this.includeTimeWait = options.includeTimeWait === true;
-    this.confirmMs = options.confirmMs ?? 0;
-    if (!Number.isInteger(this.confirmMs) || this.confirmMs < 0) throw invalid('confirmMs', 'expected an integer >= 0');
-    this.sockets = new Sockets({ netns: options.netns, binding: options.binding });
-    this.sockets.prepare();
-    this.listener = (event) => this.onEvent(event as AddressRemovedEvent);
-    this.monitor.on('event', this.listener);
-  }
-
-  /** Stops listening and closes the netlink socket. Idempotent. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.monitor.off('event', this.listener);
-    for (const timer of this.pending.values()) clearTimeout(timer);
-    this.pending.clear();
-    this.sockets.close();
-  }
-
-  private onEvent(event: AddressRemovedEvent): void {
-    if (this.closed || event === null || typeof event !== 'object') return;
-    if (event.type !== 'address' || typeof event.address !== 'string') return;
-    if (event.action === 'added') {
-      // Back within the window: the sockets never noticed; leave them be.
-      const timer = this.pending.get(event.address);
-      if (timer !== undefined) clearTimeout(timer);
-      this.pending.delete(event.address);
-      return;
-    }
-    if (event.action !== 'removed') return;
-    if (this.confirmMs === 0) {
-      this.destroy(event);
-      return;
-    }
-    if (this.pending.has(event.address)) return;
-    this.pending.set(event.address, setTimeout(() => {
-      this.pending.delete(event.address);
-      if (!this.closed) this.destroy(event);
-    }, this.confirmMs));
-  }
-
-  private destroy(event: AddressRemovedEvent): void {
-    const startedNs = monotonicNs();
-    this.sockets.destroyBySourceAddress(event.address, { includeTimeWait: this.includeTimeWait }).then((result) => {
-      const report: CleanupReport = {
-        ...result,
-        address: event.address,
-        family: event.family,
-        ifindex: event.ifindex,
-        startedNs: startedNs.toString(),
-        // The destroy thread's stamp of the last ack; the loop may see the result later.
-        finishedNs: result.lastAckNs ?? monotonicNs().toString(),
-      };
-      if (event.monotonicNs !== undefined) report.eventNs = event.monotonicNs;
-      this.emit('cleanup', report);
-    }, (error: Error) => {
-      if (this.closed && error instanceof NethealError && error.code === 'NETHEAL_ERR_CLOSED') return;
-      if (this.listenerCount('error') > 0) this.emit('error', error);
-    });
-  }
-}
-
-/** What `port-free` found on a local port. */
-export interface PortStatus {
-  port: number;
-  /** True when no listener and no UDP socket holds the port and no leftover blocks a plain bind(). */
-  free: boolean;
-  /** TCP listeners and bound UDP sockets on the port (with owners). */
-  holders: SocketInfo[];
-  /**
-   * Orphaned TCP sockets on the port (no process holds them: time-wait, fin-wait-1/2,
-   * closing, last-ack): a bind() without SO_REUSEADDR fails on them, and nobody will miss
-   * them. Connections a live process still holds (established, close-wait) are `holders`.
-   */
-  stale: SocketInfo[];
-}
-
-/** Looks at who holds local port `port` (TCP and/or UDP), owners included. */
-export async function portStatus(sockets: Sockets, port: number, protocols: SocketProtocol[] = ['tcp', 'udp']): Promise<PortStatus> {
-  checkPort(port, 'port');
-  const found = await sockets.query({ sport: port, protocol: protocols }, { owners: true });
-  const listening = found.filter((s) => s.protocol === 'udp' || s.state === 'listen');
-  const connections = found.filter((s) => s.protocol === 'tcp' && s.state !== 'listen');
-  const orphan = (s: SocketInfo): boolean => (s.owners ?? []).length === 0;
-  // With a listener, it alone is the holder. Without one, connections a live process still
-  // holds (established, close-wait) hold the port too; only orphans are stale.
-  const holders = listening.length > 0 ? listening : connections.filter((s) => !orphan(s));
-  const stale = holders.length > 0 ? [] : connections.filter(orphan);
-  return { port, free: holders.length === 0 && stale.length === 0, holders, stale };
-}

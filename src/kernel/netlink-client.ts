@@ -12,7 +12,7 @@ import {
   NetlinkMessage,
   parseErrorReply,
   parseMessages,
-} from '../kernel/netlink';
+} from './netlink';
 import { NativeBinding, NativeNetlinkSocket, nativeBinding } from '../native';
 
 /** Options of {@link NetlinkClient}. */

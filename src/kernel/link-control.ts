@@ -1,7 +1,7 @@
 /** Setting links administratively up or down by rtnetlink (`ip link set IF up|down`). */
 import { NethealError } from '../errors';
-import { NETLINK_ROUTE } from '../kernel/netlink';
-import { decodeLink, encodeGetLinkByName, encodeSetLinkAdmin, LinkMessage } from '../kernel/rtnetlink';
+import { NETLINK_ROUTE } from './netlink';
+import { decodeLink, encodeGetLinkByName, encodeSetLinkAdmin, LinkMessage } from './rtnetlink';
 import { NativeBinding, monotonicNs } from '../native';
 import { resolveNetns } from '../netns';
 import { NetlinkClient } from './netlink-client';
