@@ -479,6 +479,41 @@ export function encodeReplay(seq: number, message: NetlinkMessage): Buffer {
   return encodeMessage(message.type, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, payload);
 }
 
+/** NLM_F_REPLACE: a new route replaces the one with the same destination and metric. */
+export const NLM_F_REPLACE = 0x100;
+
+/** A default route of the main table through one gateway, for {@link encodeDefaultRoute}. */
+export interface DefaultRouteSpec {
+  family: 4 | 6;
+  gateway: string;
+  ifindex: number;
+  metric: number;
+  /** rtm_protocol: who installed it (`ip route` shows it as `proto N`). */
+  protocol: number;
+}
+
+/**
+ * RTM_NEWROUTE (create or replace: the kernel replaces the route of the same destination,
+ * TOS and metric, atomically) or RTM_DELROUTE for a unicast default route of the main table.
+ */
+export function encodeDefaultRoute(seq: number, spec: DefaultRouteSpec, op: 'replace' | 'delete'): Buffer {
+  const rtmsg = Buffer.alloc(RTMSG_LEN);
+  rtmsg.writeUInt8(spec.family === 4 ? AF_INET : AF_INET6, 0);
+  rtmsg.writeUInt8(RT_TABLE_MAIN, 4);
+  rtmsg.writeUInt8(spec.protocol, 5);
+  rtmsg.writeUInt8(0, 6); // RT_SCOPE_UNIVERSE
+  rtmsg.writeUInt8(RTN_UNICAST, 7);
+  const payload = Buffer.concat([
+    rtmsg,
+    encodeAttribute(RTA_GATEWAY, parseIp(spec.gateway)),
+    encodeAttribute(RTA_OIF, u32(spec.ifindex)),
+    encodeAttribute(RTA_PRIORITY, u32(spec.metric)),
+  ]);
+  return op === 'replace'
+    ? encodeMessage(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, payload)
+    : encodeMessage(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq, payload);
+}
+
 /** Turns a dumped RTM_NEWROUTE / RTM_NEWADDR into the request that deletes that object. */
 export function encodeDeletion(seq: number, message: NetlinkMessage): Buffer {
   const type = message.type === RTM_NEWROUTE ? RTM_DELROUTE : message.type === RTM_NEWADDR ? RTM_DELADDR : -1;
