@@ -85,6 +85,14 @@ const interfaceSchema = z.strictObject({
   ...policyFields,
 });
 
+/** One way out of the host: an interface and the gateway behind it (listed most preferred first). */
+const uplinkSchema = z.strictObject({
+  iface: z.string().refine(isValidInterfaceName, 'must be a kernel interface name'),
+  gateway: z.string().refine((g) => isIP(g) === 4, 'must be an IPv4 address'),
+  /** What proves the path: the gateway by default; farther targets catch losses beyond it. */
+  targets: z.array(z.string().refine((t) => isIP(t) === 4, 'must be an IPv4 address')).min(1).optional(),
+});
+
 /** The schema of the whole file. */
 export const configSchema = z.strictObject({
   /** Namespace (name under /run/netns or a path) the daemon watches and acts in. */
@@ -114,6 +122,21 @@ export const configSchema = z.strictObject({
     }).optional(),
     networkScriptsDir: z.string().optional(),
   }).default({}),
+  /**
+   * Two or more uplinks, most preferred first: netheal keeps its own default route (metric
+   * `failover.metric`, below the managers') through the best healthy one (see
+   * src/daemon/uplinks.ts).
+   */
+  uplinks: z.array(uplinkSchema).min(2, 'needs at least two uplinks to choose between').optional(),
+  failover: z.strictObject({
+    metric: z.number().int().min(0).max(0xffffffff).default(1),
+    /** How long a more preferred uplink must stay healthy before traffic moves back (ms). */
+    holdUpMs: ms(0, 3_600_000).default(5_000),
+    intervalMs: ms(10, 60_000).default(100),
+    timeoutMs: ms(1, 60_000).optional(),
+    multiplier: z.number().int().min(1).max(255).default(3),
+    recovery: z.number().int().min(1).max(255).default(3),
+  }).default({ metric: 1, holdUpMs: 5_000, intervalMs: 100, multiplier: 3, recovery: 3 }),
   carrierSyncIntervalMs: ms(5, 60_000).default(100),
   status: z.strictObject({ socket: z.string().startsWith('/') }).optional(),
   metrics: z.strictObject({ listen: z.string().min(1) }).optional(),
@@ -174,6 +197,12 @@ function crossFieldProblems(config: DaemonConfig, actions: readonly string[]): s
     const dir = dirname(config.status.socket);
     if (dir !== STATUS_DIR && !existsSync(dir)) problems.push(`status.socket: directory ${dir} does not exist (netheal creates only ${STATUS_DIR})`);
   }
+  const seen = new Set<string>();
+  (config.uplinks ?? []).forEach((u, i) => {
+    const key = `${u.iface} via ${u.gateway}`;
+    if (seen.has(key)) problems.push(`uplinks[${i}]: ${key} is listed twice`);
+    seen.add(key);
+  });
   return problems;
 }
 

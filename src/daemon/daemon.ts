@@ -33,6 +33,7 @@ import { StateScope, currentScope, monotonicMs } from './state-files';
 import { undoInterrupted } from '../actions/interruption';
 import { decodeRoute } from '../kernel/rtnetlink';
 import type { SafetyState } from '../policy/engine-events';
+import { PathChangedEvent, PathLostEvent, UplinkFailover } from './uplinks';
 import type { Server } from 'node:net';
 
 /** Options of {@link Daemon}. */
@@ -91,6 +92,10 @@ export interface DaemonEvents {
   alert: [AlertEvent];
   recovered: [RecoveredEvent];
   monitor: [MonitorEvent];
+  /** The uplink in use changed (`uplinks` configured). */
+  'path-changed': [PathChangedEvent];
+  /** A source address lost its path in a failover; its connections were destroyed. */
+  'path-lost': [PathLostEvent];
   ready: [];
 }
 
@@ -120,6 +125,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** The safety state the previous engine left (a reload), with when it was taken. */
   private carried: { safety: SafetyState; atMs: number; graceLeftMs: number } | undefined;
   private saveTimer: NodeJS.Timeout | undefined;
+  /** Failover between uplinks, when configured; the uplink in use survives a reload. */
+  private failover: UplinkFailover | undefined;
+  private uplinkInUse: string | undefined;
+  /** A reload is tearing down to build again (what must survive it is kept). */
+  private reloading = false;
   private saveFailed = false;
   private evidenceNs: string | null = null;
   private evidenceVia: string | null = null;
@@ -247,7 +257,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const run = async (): Promise<void> => {
       await this.waitForActions('reload');
       this.carryOver();
-      await this.teardown();
+      this.reloading = true;
+      try {
+        await this.teardown();
+      } finally {
+        this.reloading = false;
+      }
       this.config = config;
       try {
         await this.build();
@@ -510,6 +525,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     for (const name of this.watched) void this.refreshIntent(name);
 
     this.startProber(defaults);
+    if (config.uplinks !== undefined) {
+      const failover = new UplinkFailover({
+        config, netnsPath: this.netnsPath, binding: this.options.binding, logger: this.logger, clock: this.options.clock,
+        addressesOf: (iface) => monitor.getLink(iface)?.addresses.filter((a) => a.family === 4).map((a) => ({ address: a.address, prefixlen: a.prefixlen })) ?? [],
+        initial: this.uplinkInUse,
+      });
+      this.failover = failover;
+      failover.on('path-changed', (event) => {
+        this.uplinkInUse = event.to;
+        this.remember('action', `uplink ${event.reason}: default route via ${event.to}${event.destroyed ? `, ${event.destroyed} connections moved` : ''}`);
+        this.emit('path-changed', event);
+      });
+      failover.on('path-lost', (event) => {
+        if (event.destroyed > 0) this.metrics.socketsDestroyed.inc({ reason: 'path-lost' }, event.destroyed);
+        this.emit('path-lost', event);
+      });
+      await failover.settled();
+    }
     await Promise.all(this.watched.map((name) => this.rememberGood(name)));
     // Asking the managers takes their tools' start-up time: never hold READY back for it.
     for (const name of this.watched) {
@@ -542,6 +575,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.metricsServer = undefined;
     await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
     this.prober?.close();
+    await this.failover?.close({ keepRoute: this.reloading });
+    this.failover = undefined;
     this.engine?.close();
     this.cleanup?.close();
     this.sockets?.close();

@@ -1,0 +1,162 @@
+// @ts-check
+// Two uplinks to two routers in front of one far server, against the real kernel in a
+// namespace lab: netheal keeps its own default route (proto 222, metric 1) on the preferred
+// uplink, moves it to the backup when the primary's path dies beyond its first hop, destroys
+// the connections whose source address the backup's network drops (their owners see
+// ECONNABORTED) and spares the ones that do not use the dead path, fails back after the
+// hold-up, and removes its route when it stops.
+'use strict';
+/** @type {import('ava').TestFn} */
+const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
+const { spawn } = require('node:child_process');
+const readline = require('node:readline');
+const { Lab } = require('../lib/lab/lab');
+const { Daemon } = require('../lib/daemon/daemon');
+const { validateConfig } = require('../lib/daemon/config');
+const { createLogger } = require('../lib/daemon/logger');
+const { tcpConnection } = require('./helpers/tcp');
+
+const FAR = '203.0.113.10';
+
+/** client --up0-- r1 --+                      client --up1-- r2 --+-- far (203.0.113.10) */
+async function twoUplinks(t) {
+  const lab = Lab.create();
+  t.teardown(() => lab.destroy());
+  const client = await lab.addNamespace('client');
+  const r1 = await lab.addNamespace('r1');
+  const r2 = await lab.addNamespace('r2');
+  const far = await lab.addNamespace('far');
+  await lab.addVeth({ ns: client, name: 'up0' }, { ns: r1, name: 'down0' });
+  await lab.addVeth({ ns: client, name: 'up1' }, { ns: r2, name: 'down1' });
+  await lab.addVeth({ ns: r1, name: 'core1' }, { ns: far, name: 'f1' });
+  await lab.addVeth({ ns: r2, name: 'core2' }, { ns: far, name: 'f2' });
+  await lab.addAddress(client, 'up0', '192.0.2.2/24');
+  await lab.addAddress(r1, 'down0', '192.0.2.1/24');
+  await lab.addAddress(client, 'up1', '198.51.100.2/24');
+  await lab.addAddress(r2, 'down1', '198.51.100.1/24');
+  await lab.addAddress(r1, 'core1', '10.1.0.1/24');
+  await lab.addAddress(far, 'f1', '10.1.0.2/24');
+  await lab.addAddress(r2, 'core2', '10.2.0.1/24');
+  await lab.addAddress(far, 'f2', '10.2.0.2/24');
+  await lab.addAddress(far, 'lo', `${FAR}/32`);
+  for (const [ns, via] of [[r1, '10.1.0.2'], [r2, '10.2.0.2']]) {
+    await lab.enableForwarding(ns);
+    await lab.addRoute(ns, `${FAR}/32`, 'via', via);
+    // Each provider drops what does not come from its own customers' addresses (BCP 38).
+    await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1']);
+  }
+  await lab.exec(r1, 'sysctl', ['-qw', 'net.ipv4.conf.down0.rp_filter=1']);
+  await lab.exec(r2, 'sysctl', ['-qw', 'net.ipv4.conf.down1.rp_filter=1']);
+  await lab.addRoute(far, '192.0.2.0/24', 'via', '10.1.0.1');
+  await lab.addRoute(far, '198.51.100.0/24', 'via', '10.2.0.1');
+  // The managers' routes: the primary at 100, the backup at 200.
+  await lab.addRoute(client, 'default', 'via', '192.0.2.1', 'dev', 'up0', 'metric', '100');
+  await lab.addRoute(client, 'default', 'via', '198.51.100.1', 'dev', 'up1', 'metric', '200');
+  return { lab, client, r1, r2, far };
+}
+
+/** A server in `ns` that accepts for ever; a client loop that connects every 10 ms, each success printed with its start time. */
+function connectLoop(t, lab, serverNs, clientNs, port) {
+  const server = spawn('nsenter', [`--net=${Lab.path(serverNs)}`, '--', 'python3', '-u', '-c', `
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("${FAR}", ${port})); s.listen(64)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept(); c.close()
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => server.kill('SIGKILL'));
+  const listening = new Promise((resolve) => readline.createInterface({ input: server.stdout }).once('line', resolve));
+  /** @type {bigint[]} */
+  const successes = [];
+  const start = async () => {
+    await listening;
+    const client = spawn('nsenter', [`--net=${Lab.path(clientNs)}`, '--', 'python3', '-u', '-c', `
+import socket, time
+while True:
+    began = time.monotonic_ns()
+    try:
+        c = socket.create_connection(("${FAR}", ${port}), timeout=0.05); c.close()
+        print(began, flush=True)
+    except OSError:
+        pass
+    time.sleep(0.01)
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.teardown(() => client.kill('SIGKILL'));
+    readline.createInterface({ input: client.stdout }).on('line', (line) => successes.push(BigInt(line)));
+  };
+  return { start, successes };
+}
+
+/** Resolves with the first event of `type` that matches, seen or to come. */
+function nextEvent(daemon, events, type, match, timeoutMs = 10000) {
+  const seen = events.find((e) => e.type === type && match(e));
+  if (seen) return Promise.resolve(seen);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${type}: ${JSON.stringify(events)}`)), timeoutMs);
+    const on = (e) => { if (match(e)) { clearTimeout(timer); daemon.off(type, on); resolve(e); } };
+    daemon.on(type, on);
+  });
+}
+
+const nethealRoute = async (lab, ns) => /** @type {any[]} */ (await lab.ipJson(ns, 'route', 'show', 'default')).find((r) => String(r.protocol) === '222');
+
+test('two uplinks: fail over beyond the first hop, move only the connections that lost their path, fail back after the hold-up, clean up on stop', async (t) => {
+  const { lab, client, r1, far } = await twoUplinks(t);
+  const daemon = new Daemon({
+    config: validateConfig({
+      netns: Lab.path(client), policy: { graceMs: 600000 }, interfaces: { up0: {}, up1: {} },
+      uplinks: [
+        { iface: 'up0', gateway: '192.0.2.1', targets: [FAR] },
+        { iface: 'up1', gateway: '198.51.100.1', targets: [FAR] },
+      ],
+      failover: { intervalMs: 10, multiplier: 3, recovery: 3, holdUpMs: 1000 },
+      managers: { networkScriptsDir: '/nonexistent' },
+    }),
+    logger: createLogger({ format: 'json', minLevel: process.env.UPLINK_DEBUG ? 'debug' : 'error', write: (l) => { if (process.env.UPLINK_DEBUG) process.stderr.write(l); } }),
+  });
+  /** @type {any[]} */
+  const events = [];
+  for (const type of ['path-changed', 'path-lost']) daemon.on(/** @type {any} */ (type), (e) => events.push({ type, ...e }));
+  t.teardown(() => daemon.stop());
+  await daemon.start();
+  const first = await nethealRoute(lab, client);
+  t.like(first, { gateway: '192.0.2.1', dev: 'up0', metric: 1 }, 'netheal\'s route on the preferred uplink');
+
+  // Connections: through the primary to the far server (its source, 192.0.2.2, is dropped by
+  // the backup's provider), and on-link to the primary's router (never used the dead path).
+  const throughPrimary = await tcpConnection(t, { clientNs: client, serverNs: far, serverAddress: FAR, clientAddress: '192.0.2.2', port: 7301 });
+  const onLink = await tcpConnection(t, { clientNs: client, serverNs: r1, serverAddress: '192.0.2.1', clientAddress: '192.0.2.2', port: 7302 });
+  t.is(await throughPrimary.exchange(), 'echo');
+  const loop = connectLoop(t, lab, far, client, 7303);
+  await loop.start();
+  while (loop.successes.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+
+  // The primary's path dies beyond its first hop: its router still answers, the far server does not.
+  await lab.ip(r1, 'route', 'replace', 'blackhole', `${FAR}/32`);
+  const faultAt = process.hrtime.bigint(); // (in place: ip has returned)
+  const failover = await nextEvent(daemon, events, 'path-changed', (e) => e.reason === 'failover');
+  t.is(failover.to, 'up1/198.51.100.1');
+  t.true(failover.destroyed >= 1, `connections from 192.0.2.2 destroyed: ${failover.destroyed}`);
+  t.like(await nethealRoute(lab, client), { gateway: '198.51.100.1', dev: 'up1', metric: 1 });
+  while (!loop.successes.some((s) => s >= faultAt)) await new Promise((resolve) => setTimeout(resolve, 5));
+  const firstNewFlowMs = Number(loop.successes.find((s) => s >= faultAt) - faultAt) / 1e6;
+  t.log(`fault -> first new connection through the backup: ${firstNewFlowMs.toFixed(1)} ms`);
+  t.true(firstNewFlowMs < 1000, `${firstNewFlowMs} ms`);
+  const reply = await throughPrimary.exchange();
+  t.regex(String(reply), /^error .*abort/i, 'its owner saw ECONNABORTED at once');
+  t.is(await onLink.exchange(), 'echo', 'the on-link connection to the primary router was left alone');
+  t.true(events.some((e) => e.type === 'path-lost' && e.address === '192.0.2.2' && e.iface === 'up0'));
+
+  // The path comes back: traffic returns after the hold-up, not before.
+  const healedAt = Date.now();
+  await lab.ip(r1, 'route', 'replace', `${FAR}/32`, 'via', '10.1.0.2');
+  const failback = await nextEvent(daemon, events, 'path-changed', (e) => e.reason === 'failback');
+  t.is(failback.to, 'up0/192.0.2.1');
+  t.true(Date.now() - healedAt >= 1000, 'not before the hold-up');
+  t.like(await nethealRoute(lab, client), { gateway: '192.0.2.1', dev: 'up0' });
+
+  await daemon.stop();
+  t.is(await nethealRoute(lab, client), undefined, 'netheal\'s route is gone; the managers\' remain');
+  t.is(/** @type {any[]} */ (await lab.ipJson(client, 'route', 'show', 'default')).length, 2);
+});
