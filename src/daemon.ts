@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `node lib/daemon.js [--config FILE] [--netns NAME|PATH] [--dry-run] [--lab]`
+ * `netheal-daemon [--config FILE] [--netns NAME|PATH] [--dry-run] [--lab] [--version]`
+ * (the package's bin for `node lib/daemon.js`).
  * Runs under systemd (Type=notify, watchdog) or by hand; `--lab` runs the demo lab.
  */
 import { Command, CommanderError, Option } from 'commander';
@@ -101,6 +102,7 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const program = new Command('netheal-daemon')
     .description('netheal daemon: watch links, paths and sockets; recover within a bounded ladder')
+    .version(require('../package.json').version as string)
     .option('--config <file>', `configuration file (default ${DEFAULT_CONFIG_PATH}, optional)`)
     .option('--netns <name|path>', 'network namespace to watch and act in (overrides the config)')
     .option('--dry-run', 'decide and log, change nothing')
