@@ -168,6 +168,12 @@ export interface NativeBinding {
   reusePortListener?(address: string, port: number, backlog: number, netns?: string): number;
 }
 
+/**
+ * The N-API version the addon is compiled against (NAPI_VERSION in binding.gyp): one binary
+ * serves every Node.js release that offers at least this version (Node 20, 22, 24 offer 9+).
+ */
+export const ADDON_NAPI_VERSION = 8;
+
 let loaded: NativeBinding | undefined;
 
 /** The real addon, loaded on first use. */
