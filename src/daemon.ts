@@ -7,11 +7,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, NethealError } from './errors';
 import { reportError } from './cli/common';
-import { DEFAULT_CONFIG_PATH, DaemonConfig, loadConfig, validateConfig } from './daemon/config';
+import { DEFAULT_CONFIG_PATH, DaemonConfig, checkConfig, loadConfig, validateConfig } from './daemon/config';
 import { Daemon } from './daemon/daemon';
 import { LogFormat, createLogger, defaultLogFormat } from './daemon/logger';
 import { SystemdNotifier } from './daemon/notify';
-import { resolveNetns } from './netns';
 import { DEFAULT_STATUS_SOCKET } from './daemon/status';
 import { defaultStateDirectory } from './daemon/holds';
 
@@ -45,9 +44,12 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
       if (daemon.stopped) return;
       let next: DaemonConfig;
       try {
-        next = loadConfig(configPath) ?? validateConfig({});
-        // A namespace that does not exist (any more) is refused here, not half-applied.
-        resolveNetns(flags.netns ?? next.netns, flags.netns !== undefined ? '--netns' : 'netns');
+        // The same check as `netheal config check` (the unit's ExecReload= runs it first): the
+        // file and its drop-ins, every problem; a namespace that does not exist (any more) is
+        // refused here, not half-applied.
+        const check = checkConfig(configPath, { optional: flags.config === undefined, netns: { override: flags.netns } });
+        if (check.problems.length > 0) throw new NethealError('NETHEAL_ERR_CONFIG', check.problems.join('; '));
+        next = check.config ?? validateConfig({});
       } catch (error) {
         // A bad file never replaces a good running config.
         logger.error(`reload refused, keeping the running configuration: ${(error as Error).message}`);
