@@ -69,6 +69,8 @@ test('metrics: a carrier loss moves the counters and the histograms get samples'
   t.is(sample(first, 'netheal_link_admin_up', { device: 'up0' })?.value, '1');
   t.is(sample(first, 'netheal_interface_health', { device: 'up0', state: 'healthy' })?.value, '1');
   t.is(sample(first, 'netheal_interface_fault', { device: 'up0', class: 'link' })?.value, '0');
+  // Alert counters exist at 0 from the start, so the first alert is an increase() can see.
+  for (const reason of ['cannot-fix', 'budget-exhausted', 'ladder-exhausted']) t.is(sample(first, 'netheal_alerts_total', { device: 'up0', reason })?.value, '0', reason);
   /** The probe counter's value for one status. @param {string} status */
   const probes = async (status) => {
     const metric = /** @type {any} */ (daemon.metrics.registry.getSingleMetric('netheal_probes_total'));

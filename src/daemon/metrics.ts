@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { Counter, Gauge, Histogram, LabelValues, Registry, collectDefaultMetrics } from 'prom-client';
 import { NethealError } from '../errors';
 import { ADDON_NAPI_VERSION } from '../native';
+import type { AlertReason } from '../policy/engine-events';
 
 /** Label values as the daemon passes them: a network interface is `iface`, as in every netheal event. */
 type ByIface<T extends string> = Partial<Record<T | 'iface', string | number>>;
@@ -32,13 +33,20 @@ interface DeviceMetricConfig<T extends string> {
   buckets?: number[];
 }
 
-/** A gauge labelled by `device` (set with `{ iface }`). */
+/** A gauge labelled by `device` (set with `{ iface }`); `onNewDevice` hears of each device once. */
 export class DeviceGauge<T extends string = never> {
   readonly metric: Gauge<T | 'device'>;
-  constructor(config: DeviceMetricConfig<T>) {
-    this.metric = new Gauge<T | 'device'>({ ...config, labelNames: ['device', ...(config.labelNames ?? [])] });
+  private readonly seen = new Set<string>();
+  constructor(config: DeviceMetricConfig<T>, private readonly onNewDevice?: (device: string) => void) {
+    const { name, help, labelNames, registers } = config;
+    this.metric = new Gauge<T | 'device'>({ name, help, registers, labelNames: ['device', ...(labelNames ?? [])] });
   }
   set(labels: ByIface<T>, value: number): void {
+    const device = labels.iface;
+    if (device !== undefined && this.onNewDevice !== undefined && !this.seen.has(String(device))) {
+      this.seen.add(String(device));
+      this.onNewDevice(String(device));
+    }
     this.metric.set(byDevice(labels), value);
   }
 }
@@ -78,6 +86,12 @@ export function buildInfo(): BuildInfo {
   return { version: (require('../../package.json') as { version: string }).version, node: process.versions.node, addonNapi: ADDON_NAPI_VERSION };
 }
 
+/** Every alert reason (a Record, so that a new AlertReason fails to compile until listed here). */
+const ALERT_REASONS: Record<AlertReason, true> = {
+  'grace-period': true, suppressed: true, 'budget-exhausted': true, 'ladder-exhausted': true, 'admin-down': true, 'intent-pending': true,
+  held: true, 'cannot-fix': true, 'no-ladder': true, 'unknown-action': true, 'action-error': true,
+};
+
 /** prom-client's default gauges whose names end in _total (see the constructor). */
 const GAUGES_NAMED_TOTAL = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -87,7 +101,8 @@ export class DaemonMetrics {
   readonly linkCarrier = new DeviceGauge({ name: 'netheal_link_carrier', help: 'Carrier (IFF_LOWER_UP) of a watched interface: 1 up, 0 down', registers: [this.registry] });
   readonly linkAdminUp = new DeviceGauge({ name: 'netheal_link_admin_up', help: 'Administrative state (IFF_UP) of a watched interface', registers: [this.registry] });
   readonly carrierChanges = new DeviceCounter({ name: 'netheal_link_carrier_changes_total', help: 'Carrier changes seen on a watched interface', registers: [this.registry] });
-  readonly health = new DeviceGauge({ name: 'netheal_interface_health', help: 'Health state of an interface: 1 for the current state, 0 for the others', labelNames: ['state'], registers: [this.registry] });
+  readonly health = new DeviceGauge({ name: 'netheal_interface_health', help: 'Health state of an interface: 1 for the current state, 0 for the others', labelNames: ['state'], registers: [this.registry] },
+    (device) => this.initialiseDevice(device));
   readonly probeRtt = new Histogram({
     name: 'netheal_probe_rtt_seconds', help: 'ICMP echo round-trip time', labelNames: ['target'],
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [this.registry],
@@ -137,6 +152,14 @@ export class DaemonMetrics {
     this.buildInfo.set({ version: build.version, node: build.node, addon_napi: String(build.addonNapi) }, 1);
     // The configuration the daemon starts with was loaded successfully (or it would not start).
     this.configLoaded(true);
+  }
+
+  /**
+   * A watched interface's alert counters start at 0 for every reason, so that the first alert
+   * is an increase Prometheus can see (`increase()` cannot see a series that is born at 1).
+   */
+  private initialiseDevice(device: string): void {
+    for (const reason of Object.keys(ALERT_REASONS)) this.alerts.inc({ iface: device, reason }, 0);
   }
 
   /** Records a configuration load or reload: applied (`ok`) or refused. */
