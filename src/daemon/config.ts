@@ -281,15 +281,20 @@ function markOrigin(value: unknown, path: PropertyKey[], file: string, origins: 
 /**
  * Merges `over` into `base` (a fresh object comes back; neither is changed): objects are
  * merged key by key, recursively; anything else (arrays, strings, numbers, booleans, null)
- * replaces what was there. Records in `origins` which file set each node.
+ * replaces what was there. The rule for drop-ins over the main file.
  */
-export function mergeConfig(base: Record<string, unknown>, over: Record<string, unknown>, file = '', origins: Origins = new Map(), at: PropertyKey[] = []): Record<string, unknown> {
+export function mergeConfig(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  return mergeTracked(base, over, '', new Map(), []);
+}
+
+/** mergeConfig, recording in `origins` that `file` set each node it wrote. */
+function mergeTracked(base: Record<string, unknown>, over: Record<string, unknown>, file: string, origins: Origins, at: PropertyKey[]): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(over)) {
     const path = [...at, key];
     const current = out[key];
     if (isPlainObject(current) && isPlainObject(value)) {
-      out[key] = mergeConfig(current, value, file, origins, path);
+      out[key] = mergeTracked(current, value, file, origins, path);
     } else {
       out[key] = structuredClone(value);
       markOrigin(value, path, file, origins);
@@ -389,7 +394,7 @@ export function checkConfig(path: string, options: { optional?: boolean; actions
       problems.push(`${file}: (top level): must be a JSON object, got ${Array.isArray(raw) ? 'an array' : raw === null ? 'null' : typeof raw}`);
       return;
     }
-    merged = mergeConfig(merged, raw, file, origins);
+    merged = mergeTracked(merged, raw, file, origins, []);
   };
   read(path, options.optional === true);
   let dropIns: string[] = [];
