@@ -46,6 +46,10 @@ test('merge rule: objects merge key by key, arrays and scalars replace, inputs u
   t.is(JSON.stringify(base), before, 'base not changed');
   // An object over a scalar (or the reverse) replaces it; null replaces too (and the schema judges it).
   t.deepEqual(mergeConfig({ a: 1, b: { c: 1 } }, { a: { x: 1 }, b: null }), { a: { x: 1 }, b: null });
+  // A "__proto__" key stays a key (which the schema refuses), never the merged object's prototype.
+  const sneaky = mergeConfig({}, JSON.parse('{"__proto__": {"polluted": true}}'));
+  t.is(Object.getPrototypeOf(sneaky), Object.prototype);
+  t.deepEqual(Object.keys(sneaky), ['__proto__']);
 });
 
 test('drop-ins apply in name order (byte order), only *.json, over the main file', (t) => {

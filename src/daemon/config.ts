@@ -293,12 +293,11 @@ function mergeTracked(base: Record<string, unknown>, over: Record<string, unknow
   for (const [key, value] of Object.entries(over)) {
     const path = [...at, key];
     const current = out[key];
-    if (isPlainObject(current) && isPlainObject(value)) {
-      out[key] = mergeTracked(current, value, file, origins, path);
-    } else {
-      out[key] = structuredClone(value);
-      markOrigin(value, path, file, origins);
-    }
+    // defineProperty, not assignment: a "__proto__" key in a file stays a key (and the schema
+    // refuses it) instead of replacing the merged object's prototype.
+    const merged = isPlainObject(current) && isPlainObject(value) ? mergeTracked(current, value, file, origins, path) : structuredClone(value);
+    Object.defineProperty(out, key, { value: merged, enumerable: true, writable: true, configurable: true });
+    if (!(isPlainObject(current) && isPlainObject(value))) markOrigin(value, path, file, origins);
   }
   return out;
 }
