@@ -2,8 +2,8 @@
 // The published package: its tarball (what `files` lets in: the prebuilt addon, no source
 // maps, no sources), and an install of it on a host without a compiler, with and without
 // install scripts, the way `npm install netheal` runs for a user. The tarball is packed from a
-// staging copy (lib/, native/, the addon of this checkout's build copied to prebuilds/ as
-// scripts/prepack.js does) so the test never rebuilds the build/ the other tests load.
+// staging copy (lib/ compiled afresh, native/, the addon of this checkout's build copied to
+// prebuilds/ as scripts/prepack.js does) so the test never rebuilds the build/ the other tests load.
 // Installs run offline (npm's cache, filled by `npm ci`) inside `unshare -n`: no network.
 'use strict';
 /** @type {import('ava').TestFn} */
@@ -41,9 +41,13 @@ async function packed() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-pack-'));
     const stage = path.join(dir, 'stage');
     fs.mkdirSync(stage);
-    for (const entry of ['package.json', 'README.md', 'LICENSE', 'binding.gyp', 'native', 'lib', 'scripts']) {
+    for (const entry of ['package.json', 'README.md', 'LICENSE', 'binding.gyp', 'native', 'scripts']) {
       fs.cpSync(path.join(ROOT, entry), path.join(stage, entry), { recursive: true });
     }
+    // A clean lib/ from the project's tsconfig, as prepack makes it (not this checkout's lib/,
+    // which may hold files of older builds).
+    const tsc = await run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json'), '--outDir', path.join(stage, 'lib')]);
+    if (tsc.code !== 0) throw new Error(`tsc: ${tsc.stdout}${tsc.stderr}`);
     fs.mkdirSync(path.join(stage, 'prebuilds', 'linux-x64'), { recursive: true });
     fs.copyFileSync(path.join(ROOT, 'build', 'Release', 'netheal.node'), path.join(stage, 'prebuilds', 'linux-x64', 'netheal.node'));
     const npm = fs.realpathSync(which('npm'));
@@ -90,6 +94,7 @@ function consumer(t, pack, name) {
 }
 
 test('the tarball: prebuilt addon, LICENSE, the install script; no source maps, sources or build output', async (t) => {
+  t.timeout(240_000, 'packing compiles lib/ afresh and installs twice: slow on a loaded machine');
   const pack = await packed();
   t.log(`tarball ${pack.size} bytes, unpacked ${pack.unpackedSize} bytes, ${pack.files.length} files`);
   for (const file of ['prebuilds/linux-x64/netheal.node', 'LICENSE', 'README.md', 'scripts/install.js', 'binding.gyp', 'lib/index.js', 'lib/index.d.ts', 'lib/daemon.js', 'lib/cli.js']) {
@@ -103,6 +108,7 @@ test('the tarball: prebuilt addon, LICENSE, the install script; no source maps, 
 });
 
 test('installed with --ignore-scripts and no compiler: require, import and the addon work; internals are not exported', async (t) => {
+  t.timeout(240_000, 'packing compiles lib/ afresh and installs twice: slow on a loaded machine');
   const pack = await packed();
   const app = consumer(t, pack, 'app-no-scripts');
   const env = bareEnv(pack.bin);
@@ -129,6 +135,7 @@ test('installed with --ignore-scripts and no compiler: require, import and the a
 });
 
 test('installed with its install script and no compiler: the prebuilt addon is used, nothing compiled', async (t) => {
+  t.timeout(240_000, 'packing compiles lib/ afresh and installs twice: slow on a loaded machine');
   const pack = await packed();
   const app = consumer(t, pack, 'app-scripts');
   const env = bareEnv(pack.bin);
