@@ -35,10 +35,13 @@ function bareEnv(bin) {
 }
 
 let staged;
+/** The scratch directory, removed after the tests even when packing failed. */
+let scratch;
 /** Packs the tarball once: { dir, tarball, files }. */
 async function packed() {
   staged ??= (async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-pack-'));
+    scratch = dir;
     const stage = path.join(dir, 'stage');
     fs.mkdirSync(stage);
     for (const entry of ['package.json', 'README.md', 'LICENSE', 'binding.gyp', 'native', 'scripts']) {
@@ -64,8 +67,8 @@ async function packed() {
   return staged;
 }
 
-test.after.always(async () => {
-  if (staged) fs.rmSync((await staged).dir, { recursive: true, force: true });
+test.after.always(() => {
+  if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
 /**
