@@ -19,6 +19,7 @@ const GROUPS: Array<{ commands: string[]; load: () => Register }> = [
   { commands: ['doctor', 'tune'], load: () => (require('./cli/doctor') as typeof import('./cli/doctor')).registerDoctor },
   { commands: ['status'], load: () => (require('./cli/status') as typeof import('./cli/status')).registerStatus },
   { commands: ['hold', 'release'], load: () => (require('./cli/hold') as typeof import('./cli/hold')).registerHold },
+  { commands: ['config'], load: () => (require('./cli/config') as typeof import('./cli/config')).registerConfig },
 ];
 
 /**

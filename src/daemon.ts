@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 /**
- * `node lib/daemon.js [--config FILE] [--netns NAME|PATH] [--dry-run] [--lab]`
+ * `netheal-daemon [--config FILE] [--netns NAME|PATH] [--dry-run] [--lab] [--version]`
+ * (the package's bin for `node lib/daemon.js`).
  * Runs under systemd (Type=notify, watchdog) or by hand; `--lab` runs the demo lab.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, NethealError } from './errors';
 import { reportError } from './cli/common';
-import { DEFAULT_CONFIG_PATH, DaemonConfig, loadConfig, validateConfig } from './daemon/config';
+import { DEFAULT_CONFIG_PATH, DaemonConfig, checkConfig, loadConfig, validateConfig } from './daemon/config';
 import { Daemon } from './daemon/daemon';
 import { LogFormat, createLogger, defaultLogFormat } from './daemon/logger';
 import { SystemdNotifier } from './daemon/notify';
-import { resolveNetns } from './netns';
 import { DEFAULT_STATUS_SOCKET } from './daemon/status';
 import { defaultStateDirectory } from './daemon/holds';
 
@@ -44,19 +44,25 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
       if (daemon.stopped) return;
       let next: DaemonConfig;
       try {
-        next = loadConfig(configPath) ?? validateConfig({});
-        // A namespace that does not exist (any more) is refused here, not half-applied.
-        resolveNetns(flags.netns ?? next.netns, flags.netns !== undefined ? '--netns' : 'netns');
+        // The same check as `netheal config check` (the unit's ExecReload= runs it first): the
+        // file and its drop-ins, every problem; a namespace that does not exist (any more) is
+        // refused here, not half-applied.
+        const check = checkConfig(configPath, { optional: flags.config === undefined, netns: { override: flags.netns } });
+        if (check.problems.length > 0) throw new NethealError('NETHEAL_ERR_CONFIG', check.problems.join('; '));
+        next = check.config ?? validateConfig({});
       } catch (error) {
         // A bad file never replaces a good running config.
         logger.error(`reload refused, keeping the running configuration: ${(error as Error).message}`);
         notifier.status(`reload refused: ${(error as Error).message}`);
+        daemon.metrics.configLoaded(false);
         return;
       }
       try {
         await daemon.reload(next);
+        daemon.metrics.configLoaded(true);
         logger.notice('configuration reloaded');
       } catch (error) {
+        daemon.metrics.configLoaded(false);
         logger.error(`reload failed: ${(error as Error).message}`);
         if (daemon.stopped) {
           // Nothing runs any more: exit non-zero so the service manager restarts us.
@@ -101,6 +107,7 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const program = new Command('netheal-daemon')
     .description('netheal daemon: watch links, paths and sockets; recover within a bounded ladder')
+    .version(require('../package.json').version as string)
     .option('--config <file>', `configuration file (default ${DEFAULT_CONFIG_PATH}, optional)`)
     .option('--netns <name|path>', 'network namespace to watch and act in (overrides the config)')
     .option('--dry-run', 'decide and log, change nothing')

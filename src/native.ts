@@ -2,6 +2,7 @@
  * The one place the C++ addon is loaded. Everything else takes a {@link NativeBinding}
  * (injectable, so policy tests can run on a kernel-shaped fake).
  */
+import { join } from 'node:path';
 import bindings from 'bindings';
 
 /** Options of the native netlink socket. */
@@ -168,11 +169,40 @@ export interface NativeBinding {
   reusePortListener?(address: string, port: number, backlog: number, netns?: string): number;
 }
 
+/**
+ * The N-API version the addon is compiled against (NAPI_VERSION in binding.gyp): one binary
+ * serves every Node.js release that offers at least this version (Node 20, 22, 24 offer 9+).
+ */
+export const ADDON_NAPI_VERSION = 8;
+
 let loaded: NativeBinding | undefined;
 
-/** The real addon, loaded on first use. */
+/**
+ * Where a published package keeps its prebuilt addon (scripts/prepack.js puts it there):
+ * prebuilds/<platform>-<arch>/netheal.node beside lib/.
+ */
+export function prebuiltAddonPath(): string {
+  return join(__dirname, '..', 'prebuilds', `${process.platform}-${process.arch}`, 'netheal.node');
+}
+
+/**
+ * The real addon, loaded on first use: a local build first (build/Release through `bindings`,
+ * what `npm ci` in a checkout and a from-source install make), else the prebuilt one the
+ * package ships (what an install without a compiler, or with --ignore-scripts, has).
+ */
 export function nativeBinding(): NativeBinding {
-  loaded ??= bindings('netheal') as NativeBinding;
+  if (loaded !== undefined) return loaded;
+  try {
+    loaded = bindings('netheal') as NativeBinding;
+  } catch (buildError) {
+    const prebuilt = prebuiltAddonPath();
+    try {
+      loaded = require(prebuilt) as NativeBinding;
+    } catch (prebuiltError) {
+      const first = (error: unknown): string => String((error as Error).message ?? error).split('\n')[0]!;
+      throw new Error(`cannot load netheal's native addon: no local build (build/Release/netheal.node: ${first(buildError)}) and the prebuilt ${prebuilt} does not load (${first(prebuiltError)}); build it with \`npm rebuild netheal\` (needs python3, make, a C++17 compiler)`);
+    }
+  }
   return loaded;
 }
 

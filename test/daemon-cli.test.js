@@ -9,6 +9,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn, execFile } = require('node:child_process');
 const readline = require('node:readline');
+const http = require('node:http');
+const net = require('node:net');
 const { Lab } = require('../lib/lab/lab');
 
 const DAEMON = require.resolve('../lib/daemon.js');
@@ -24,6 +26,34 @@ function runDaemon(args, options = {}) {
     const child = execFile(process.execPath, [DAEMON, ...args], { timeout: 60000, ...options }, (error, stdout, stderr) =>
       resolve({ code: error ? error.code : 0, stdout, stderr, pid: child.pid }));
   });
+}
+
+/** A free loopback port (the schema refuses port 0). @returns {Promise<number>} */
+function freePort() {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET /metrics. @param {number} port @returns {Promise<string>} */
+function scrapeMetrics(port) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => { body += chunk; });
+      response.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+/** The value of an unlabelled sample. @param {string} text @param {string} name */
+function metricValue(text, name) {
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return match === null ? NaN : Number(match[1]);
 }
 
 // A unix datagram receiver (Node's dgram has no AF_UNIX): python3 prints each datagram as JSON
@@ -144,7 +174,9 @@ for (const kind of ['abstract', 'path']) {
     const receiver = notifyReceiver(t, address);
     await receiver.ready;
     const configFile = path.join(dir, 'config.json');
-    const good = { netns: Lab.path(ns), interfaces: { veth0: {} }, policy: { graceMs: 60000 } };
+    const port = await freePort();
+    // Metrics on the root namespace's loopback (the daemon's own sockets, like the status socket).
+    const good = { netns: Lab.path(ns), interfaces: { veth0: {} }, policy: { graceMs: 60000 }, metrics: { listen: `127.0.0.1:${port}` } };
     fs.writeFileSync(configFile, JSON.stringify(good));
     const child = spawn(process.execPath, [DAEMON, '--config', configFile, '--log-format', 'json'], {
       env: { ...process.env, NOTIFY_SOCKET: address, WATCHDOG_USEC: '400000', STATE_DIRECTORY: path.join(dir, 'state') }, stdio: ['ignore', 'pipe', 'pipe'],
@@ -177,6 +209,11 @@ for (const kind of ['abstract', 'path']) {
     t.true(logs.some(refused));
     t.false(receiver.messages.some((m) => m.includes('RELOADING=1')));
     t.is(child.exitCode, null, 'still running');
+    // ... and visible to Prometheus: the last reload failed, the last success is the start.
+    const refusedScrape = await scrapeMetrics(port);
+    t.is(metricValue(refusedScrape, 'netheal_config_last_reload_success'), 0);
+    const startedAt = metricValue(refusedScrape, 'netheal_config_last_reload_success_timestamp_seconds');
+    t.true(startedAt > 0 && startedAt <= Date.now() / 1000);
 
     // A good one: RELOADING=1 with MONOTONIC_USEC, then READY=1 again.
     fs.writeFileSync(configFile, JSON.stringify(good));
@@ -188,6 +225,9 @@ for (const kind of ['abstract', 'path']) {
     const now = process.hrtime.bigint() / 1000n;
     t.true(now - usec < 5_000_000n && now >= usec, 'MONOTONIC_USEC is CLOCK_MONOTONIC');
     await receiver.next((m) => m.includes('READY=1') && receiver.messages.filter((x) => x.includes('READY=1')).length > readies);
+    const reloadedScrape = await scrapeMetrics(port);
+    t.is(metricValue(reloadedScrape, 'netheal_config_last_reload_success'), 1);
+    t.true(metricValue(reloadedScrape, 'netheal_config_last_reload_success_timestamp_seconds') > startedAt);
 
     child.kill('SIGTERM');
     t.is(await exited, 0);

@@ -69,6 +69,11 @@ test('netheal unit: Type=notify, node started directly, restart forever, watchdo
   t.deepEqual(unit.get('Restart'), ['always']);
   t.deepEqual(unit.get('RestartSec'), ['3']);
   t.deepEqual(unit.get('StartLimitIntervalSec'), ['0']);
+  t.deepEqual(unit.get('RestartPreventExitStatus'), ['78'], 'a bad config at boot is not restarted for ever');
+  t.deepEqual(unit.get('ExecReload'), [
+    `${process.execPath} ${path.resolve(__dirname, '../lib/cli.js')} config check --config /etc/netheal/config.json`,
+    '/bin/kill -HUP $MAINPID',
+  ], 'reload checks the config first, then signals');
   t.deepEqual(unit.get('WatchdogSec'), ['7']);
   for (const key of ['NoNewPrivileges', 'ProtectHome', 'PrivateTmp']) t.deepEqual(unit.get(key), ['yes'], key);
   t.deepEqual(unit.get('ProtectSystem'), ['strict']);

@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const http = require('node:http');
-const { spawn, execFile } = require('node:child_process');
+const { spawn, spawnSync, execFile } = require('node:child_process');
 const parsePrometheusTextFormat = require('parse-prometheus-text-format');
 const { Lab } = require('../lib/lab/lab');
 const { Daemon } = require('../lib/daemon/daemon');
@@ -19,6 +19,7 @@ const { NOBODY, otherUserCli } = require('./helpers/unprivileged');
 const { statusVerdict } = require('../lib/cli/status');
 
 const CLI = require.resolve('../lib/cli.js');
+const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
 const quiet = () => createLogger({ format: 'json', minLevel: 'error', write: () => {} });
 
 function cli(args, prefix = []) {
@@ -64,10 +65,12 @@ test('metrics: a carrier loss moves the counters and the histograms get samples'
   await daemon.start();
   // Every gauge has a sample from the start, before anything changed: alerts can use them.
   const first = parsePrometheusTextFormat((await scrape(port)).body);
-  t.is(sample(first, 'netheal_link_carrier', { iface: 'up0' })?.value, '1');
-  t.is(sample(first, 'netheal_link_admin_up', { iface: 'up0' })?.value, '1');
-  t.is(sample(first, 'netheal_interface_health', { iface: 'up0', state: 'healthy' })?.value, '1');
-  t.is(sample(first, 'netheal_interface_fault', { iface: 'up0', class: 'link' })?.value, '0');
+  t.is(sample(first, 'netheal_link_carrier', { device: 'up0' })?.value, '1');
+  t.is(sample(first, 'netheal_link_admin_up', { device: 'up0' })?.value, '1');
+  t.is(sample(first, 'netheal_interface_health', { device: 'up0', state: 'healthy' })?.value, '1');
+  t.is(sample(first, 'netheal_interface_fault', { device: 'up0', class: 'link' })?.value, '0');
+  // Alert counters exist at 0 from the start, so the first alert is an increase() can see.
+  for (const reason of ['cannot-fix', 'budget-exhausted', 'ladder-exhausted']) t.is(sample(first, 'netheal_alerts_total', { device: 'up0', reason })?.value, '0', reason);
   /** The probe counter's value for one status. @param {string} status */
   const probes = async (status) => {
     const metric = /** @type {any} */ (daemon.metrics.registry.getSingleMetric('netheal_probes_total'));
@@ -99,35 +102,52 @@ test('metrics: a carrier loss moves the counters and the histograms get samples'
   await until('up0 healthy again, in the scrape too', async () => {
     if (!health.slice(restoreMark).some((e) => e.subject === 'interface' && e.iface === 'up0' && e.to === 'healthy')) return false;
     response = /** @type {typeof response} */ (await scrape(port));
-    return /^netheal_interface_health\{iface="up0",state="healthy"\} 1$/m.test(response.body);
+    return /^netheal_interface_health\{device="up0",state="healthy"\} 1$/m.test(response.body);
   });
   t.is(response.status, 200);
   t.regex(response.type, /^text\/plain; version=0\.0\.4/);
   const families = parsePrometheusTextFormat(response.body);
-  t.is(sample(families, 'netheal_link_carrier', { iface: 'up0' }).value, '1', 'carrier back');
-  t.true(Number(sample(families, 'netheal_link_carrier_changes_total', { iface: 'up0' }).value) >= 2, 'down and up counted');
-  t.is(sample(families, 'netheal_interface_health', { iface: 'up0', state: 'healthy' }).value, '1');
+  t.is(sample(families, 'netheal_link_carrier', { device: 'up0' }).value, '1', 'carrier back');
+  t.true(Number(sample(families, 'netheal_link_carrier_changes_total', { device: 'up0' }).value) >= 2, 'down and up counted');
+  t.is(sample(families, 'netheal_interface_health', { device: 'up0', state: 'healthy' }).value, '1');
   // parse-prometheus-text-format folds labelled histograms into one unlabelled entry, so the
   // histograms are read from the exposition lines and from prom-client's own JSON view.
   t.true(families.some((f) => f.name === 'netheal_detection_latency_seconds' && f.type === 'HISTOGRAM'));
-  t.regex(response.body, /^netheal_detection_latency_seconds_count\{iface="up0",evidence="carrier"\} 1$/m, 'one detection sample, by carrier');
+  t.regex(response.body, /^netheal_detection_latency_seconds_count\{device="up0",evidence="carrier"\} 1$/m, 'one detection sample, by carrier');
   const json = await daemon.metrics.registry.getMetricsAsJSON();
   const detectionSum = json.find((m) => m.name === 'netheal_detection_latency_seconds').values
-    .find((v) => /** @type {{metricName?: string}} */ (v).metricName === 'netheal_detection_latency_seconds_sum' && v.labels.iface === 'up0');
+    .find((v) => /** @type {{metricName?: string}} */ (v).metricName === 'netheal_detection_latency_seconds_sum' && v.labels.device === 'up0');
   // In-process, from the netlink receipt to the decision: sub-millisecond when the machine
   // keeps up (the benchmarks measure it). Here only that it is a sane duration on one clock.
   t.log(`carrier detection took ${(detectionSum.value * 1000).toFixed(3)} ms`);
   t.true(detectionSum.value >= 0 && detectionSum.value < 1, `carrier detection took ${detectionSum.value} s`);
-  t.regex(response.body, /^netheal_recovery_seconds_count\{iface="up0"\} [1-9]/m);
+  t.regex(response.body, /^netheal_recovery_seconds_count\{device="up0"\} [1-9]/m);
   t.regex(response.body, /^netheal_probe_rtt_seconds_count\{target="up0:gateway"\} \d{2,}/m);
   // A 400 ms carrier loss is a blip: nothing runs (kill-sockets cannot fix a link fault), and
   // the recovery is counted as one that came without action.
-  t.is(sample(families, 'netheal_actions_total', { iface: 'up0', action: 'kill-sockets', result: 'ok' }), undefined);
-  t.true(Number(sample(families, 'netheal_recoveries_total', { iface: 'up0', by: 'without-action' })?.value ?? 0) >= 1);
-  t.is(sample(families, 'netheal_interface_fault', { iface: 'up0', class: 'link' }).value, '0', 'no fault now');
+  t.is(sample(families, 'netheal_actions_total', { device: 'up0', action: 'kill-sockets', result: 'ok' }), undefined);
+  t.true(Number(sample(families, 'netheal_recoveries_total', { device: 'up0', by: 'without-action' })?.value ?? 0) >= 1);
+  t.is(sample(families, 'netheal_interface_fault', { device: 'up0', class: 'link' }).value, '0', 'no fault now');
   t.true(Number(sample(families, 'netheal_probes_total', { target: 'up0:gateway', status: 'reply' }).value) > 5);
   t.true(Number(sample(families, 'netheal_probes_total', { target: 'up0:gateway', status: 'timeout' })?.value ?? 0) >= 1, 'probes lost while the carrier was gone');
   t.truthy(sample(families, 'netheal_resyncs_total'));
+  // The build, the configuration's load, and prom-client's process metrics under their stock
+  // names (the usual Node.js dashboards query process_* and nodejs_*).
+  const build = sample(families, 'netheal_build_info');
+  t.is(build?.value, '1');
+  t.deepEqual(build?.labels, { version: require('../package.json').version, node: process.versions.node, addon_napi: '8' });
+  t.is(sample(families, 'netheal_config_last_reload_success')?.value, '1');
+  t.true(Math.abs(Number(sample(families, 'netheal_config_last_reload_success_timestamp_seconds')?.value) - Date.now() / 1000) < 120);
+  t.truthy(sample(families, 'process_cpu_seconds_total'));
+  t.truthy(sample(families, 'nodejs_heap_size_used_bytes'));
+  t.false(families.some((f) => f.name.startsWith('netheal_process_') || f.name.startsWith('netheal_nodejs_')), 'no prefixed process metrics');
+  t.false(/\biface=/.test(response.body), 'interfaces are labelled device, as node_exporter labels them');
+  if (hasPromtool) {
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: response.body, encoding: 'utf8' });
+    t.is(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
+  } else {
+    t.log('promtool not installed: `promtool check metrics` skipped');
+  }
   const notFound = await new Promise((resolve) => http.get({ host: '127.0.0.1', port, path: '/' }, (r) => { r.resume(); resolve(r.statusCode); }));
   t.is(notFound, 404);
 });

@@ -206,6 +206,49 @@ boxTest('install: the netheal unit becomes active only after READY, with monitor
   t.is((await inBox('grep', ['-c', 'WatchdogSec=3', '/etc/systemd/system/netheal.service'])).stdout.trim(), '1');
 });
 
+boxTest('reload: a bad drop-in makes `systemctl reload` fail and is never signalled; a good one is applied', async (t) => {
+  // conf.d beside the config: every config in the shared directory sees it, so it goes after.
+  const confd = path.join(box.dir, 'conf.d');
+  fs.mkdirSync(confd, { mode: 0o755 });
+  t.teardown(() => fs.rmSync(confd, { recursive: true, force: true }));
+  const before = await show('netheal.service', 'MainPID');
+  fs.writeFileSync(path.join(confd, '50-bad.json'), JSON.stringify({ interfaces: { lo: { probe: { targets: ['nonsense'] } } } }));
+  const bad = await inBox('systemctl', ['reload', 'netheal.service']);
+  t.not(bad.code, 0, 'systemctl reload fails');
+  const log = await journalUntil('netheal.service', /50-bad\.json: interfaces\.lo\.probe\.targets\[0\]/);
+  t.regex(log, /conf\.d\/50-bad\.json: interfaces\.lo\.probe\.targets\[0\]: must be "gateway" or an IPv4\/IPv6 address/, 'the check names the drop-in and the field');
+  t.notRegex(log, /reload refused/, 'the daemon was never signalled');
+  const during = await show('netheal.service', 'ActiveState', 'MainPID');
+  t.deepEqual(during, { ActiveState: 'active', MainPID: before.MainPID }, 'still running, the same process');
+  fs.rmSync(path.join(confd, '50-bad.json'));
+  fs.writeFileSync(path.join(confd, '50-good.json'), JSON.stringify({ killSockets: { pathDeadMs: 20000 } }));
+  const good = await inBox('systemctl', ['reload', 'netheal.service']);
+  t.is(good.code, 0, good.stderr);
+  t.regex(await journalUntil('netheal.service', /configuration reloaded/), /configuration reloaded/);
+});
+
+boxTest('a bad configuration at start exits 78 and is not restarted (RestartPreventExitStatus=78)', async (t) => {
+  const confd = path.join(box.dir, 'conf.d');
+  fs.mkdirSync(confd, { mode: 0o755 });
+  t.teardown(() => fs.rmSync(confd, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(confd, '10-typo.json'), JSON.stringify({ interfacez: {} }));
+  const restart = await inBox('systemctl', ['restart', 'netheal.service']);
+  t.not(restart.code, 0, 'the start fails');
+  const failed = await show('netheal.service', 'ActiveState', 'Result', 'ExecMainStatus', 'NRestarts');
+  t.is(failed.ExecMainStatus, '78');
+  // Restart=always would start it again after RestartSec: wait past that, it stays failed.
+  await new Promise((resolve) => setTimeout(resolve, (RESTART_SEC + 2) * 1000));
+  const later = await show('netheal.service', 'ActiveState', 'Result', 'ExecMainStatus', 'NRestarts');
+  t.is(later.ActiveState, 'failed', JSON.stringify(later));
+  t.is(later.NRestarts, failed.NRestarts, 'no automatic restart');
+  t.regex(await journalUntil('netheal.service', /10-typo\.json/), /unknown key "interfacez"/);
+  // Fixed: it starts again, for the tests that follow.
+  fs.rmSync(path.join(confd, '10-typo.json'));
+  const start = await inBox('systemctl', ['start', 'netheal.service']);
+  t.is(start.code, 0, start.stderr);
+  t.is((await show('netheal.service', 'ActiveState')).ActiveState, 'active');
+});
+
 boxTest('kill -9 of the daemon: restarted after RestartSec, active again once READY', async (t) => {
   const before = await show('netheal.service', 'MainPID', 'NRestarts');
   const killedAt = monotonicUs();

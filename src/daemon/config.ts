@@ -1,12 +1,15 @@
 /**
- * The daemon's configuration file (JSON, default /etc/netheal/config.json), validated with
- * zod: every error names the field path and the problem, and a bad file changes nothing.
+ * The daemon's configuration file (JSON, default /etc/netheal/config.json) and its drop-in
+ * directory (conf.d/*.json next to it, merged in name order), validated with zod: every
+ * problem names its file and field path, all are reported at once, and a bad file changes
+ * nothing. `netheal config check` and the daemon (start and reload) share checkConfig().
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { NethealError } from '../errors';
+import { resolveNetns } from '../netns';
 import { checkHookPath } from '../actions/hook';
 import { FAULT_CLASSES } from '../policy/fault';
 import { parseListen } from './metrics';
@@ -220,57 +223,242 @@ export function policyConfigOf(config: DaemonConfig): PolicyConfig {
   return { graceMs: config.policy.graceMs, defaults: config.policy.defaults as InterfacePolicyConfig | undefined, interfaces };
 }
 
+/** One problem with a configuration: the text names the field; `path` is its location when known. */
+interface Problem {
+  text: string;
+  path?: ReadonlyArray<PropertyKey>;
+}
+
 /**
- * Validates parsed JSON. Throws NETHEAL_ERR_CONFIG naming the field path of the first
- * problems, e.g. `interfaces.eth0.probe.intervalMs: Too small: expected number to be >=10`.
+ * Every problem with parsed JSON, in one pass: the schema's (all of them), then, once the
+ * schema holds, the cross-field rules, the policy rules and the hook files.
  */
-export function validateConfig(raw: unknown, source = 'config', options: { actions?: readonly string[] } = {}): DaemonConfig {
+function configProblems(raw: unknown, options: { actions?: readonly string[] } = {}): { config?: DaemonConfig; problems: Problem[] } {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const problems = result.error.issues.slice(0, 5).map((issue) => {
+    const problems = result.error.issues.map((issue): Problem => {
       const keys = (issue as { keys?: string[] }).keys;
       const at = formatPath(issue.path);
       // A bad record key (an interface name) carries its own reason one level down.
       const inner = issue.code === 'invalid_key' ? (issue as { issues?: { message: string }[] }).issues?.[0]?.message : undefined;
-      return keys?.length ? `${at}: unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}` : `${at}: ${inner ?? issue.message}`;
+      if (keys?.length) {
+        return { text: `${at}: unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}`, path: [...issue.path, keys[0]!] };
+      }
+      return { text: `${at}: ${inner ?? issue.message}`, path: issue.path };
     });
-    throw new NethealError('NETHEAL_ERR_CONFIG', `${source}: invalid configuration: ${problems.join('; ')}`);
+    return { problems };
   }
   const config = result.data;
-  const crossField = crossFieldProblems(config, [...Object.values(BUILTIN_ACTIONS), ...(options.actions ?? [])]);
-  if (crossField.length > 0) throw new NethealError('NETHEAL_ERR_CONFIG', `${source}: invalid configuration: ${crossField.join('; ')}`);
-  // Checks zod cannot express on its own: cross-field policy rules and the hook files.
+  const problems: Problem[] = crossFieldProblems(config, [...Object.values(BUILTIN_ACTIONS), ...(options.actions ?? [])]).map((text) => ({ text }));
   try {
     validatePolicyConfig(policyConfigOf(config));
   } catch (error) {
-    throw new NethealError('NETHEAL_ERR_CONFIG', `${source}: invalid configuration: ${(error as Error).message.replace(/^policy\.interfaces\./, 'interfaces.')}`);
+    problems.push({ text: (error as Error).message.replace(/^policy\.interfaces\./, 'interfaces.') });
   }
   for (const [name, iface] of Object.entries(config.interfaces)) {
     if (iface.hook !== undefined) {
       try {
         checkHookPath(iface.hook.path, `interfaces.${name}.hook.path`);
       } catch (error) {
-        throw new NethealError('NETHEAL_ERR_CONFIG', `${source}: invalid configuration: ${(error as Error).message}`);
+        problems.push({ text: (error as Error).message, path: ['interfaces', name, 'hook', 'path'] });
       }
     }
   }
+  return problems.length > 0 ? { problems } : { config, problems };
+}
+
+/**
+ * Validates parsed JSON. Throws NETHEAL_ERR_CONFIG naming the field path of every problem,
+ * e.g. `interfaces.eth0.probe.intervalMs: Too small: expected number to be >=10`.
+ */
+export function validateConfig(raw: unknown, source = 'config', options: { actions?: readonly string[] } = {}): DaemonConfig {
+  const { config, problems } = configProblems(raw, options);
+  if (config === undefined) throw new NethealError('NETHEAL_ERR_CONFIG', `${source}: invalid configuration: ${problems.map((p) => p.text).join('; ')}`);
   return config;
 }
 
-/** Reads and validates a config file. A missing default file yields undefined; any other problem throws. */
-export function loadConfig(path: string, { optional = false } = {}): DaemonConfig | undefined {
-  let text: string;
+/** The drop-in directory of a config file: conf.d/ beside it. */
+export function dropInDirectory(configPath: string): string {
+  return join(dirname(configPath), 'conf.d');
+}
+
+/** The drop-ins of a config file: conf.d/*.json, in byte order of their names (like systemd's). */
+export function dropInFiles(configPath: string): string[] {
+  const dir = dropInDirectory(configPath);
+  let names: string[];
   try {
-    text = readFileSync(path, 'utf8');
+    names = readdirSync(dir);
   } catch (error) {
-    if (optional && (error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new NethealError('NETHEAL_ERR_CONFIG', `${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw new NethealError('NETHEAL_ERR_CONFIG', `${dir}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  let raw: unknown;
+  return names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b)))).map((n) => join(dir, n));
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const originKey = (path: ReadonlyArray<PropertyKey>): string => path.map(String).join('\0');
+
+/** Which file set each node of a merged config (keyed by originKey of its path). */
+type Origins = Map<string, string>;
+
+function markOrigin(value: unknown, path: PropertyKey[], file: string, origins: Origins): void {
+  origins.set(originKey(path), file);
+  if (Array.isArray(value)) value.forEach((v, i) => markOrigin(v, [...path, i], file, origins));
+  else if (isPlainObject(value)) for (const [k, v] of Object.entries(value)) markOrigin(v, [...path, k], file, origins);
+}
+
+/**
+ * Merges `over` into `base` (a fresh object comes back; neither is changed): objects are
+ * merged key by key, recursively; anything else (arrays, strings, numbers, booleans, null)
+ * replaces what was there. The rule for drop-ins over the main file.
+ */
+export function mergeConfig(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  return mergeTracked(base, over, '', new Map(), []);
+}
+
+/** mergeConfig, recording in `origins` that `file` set each node it wrote. */
+function mergeTracked(base: Record<string, unknown>, over: Record<string, unknown>, file: string, origins: Origins, at: PropertyKey[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const path = [...at, key];
+    const current = out[key];
+    // defineProperty, not assignment: a "__proto__" key in a file stays a key (and the schema
+    // refuses it) instead of replacing the merged object's prototype.
+    const merged = isPlainObject(current) && isPlainObject(value) ? mergeTracked(current, value, file, origins, path) : structuredClone(value);
+    Object.defineProperty(out, key, { value: merged, enumerable: true, writable: true, configurable: true });
+    if (!(isPlainObject(current) && isPlainObject(value))) markOrigin(value, path, file, origins);
+  }
+  return out;
+}
+
+/** The file that set the deepest node a problem is about (by its path, else by its text). */
+function originOf(problem: Problem, merged: unknown, origins: Origins, fallback: string): string {
+  let best = fallback;
+  if (problem.path !== undefined) {
+    for (let n = problem.path.length; n > 0; n--) {
+      const file = origins.get(originKey(problem.path.slice(0, n)));
+      if (file !== undefined) return file;
+    }
+    return best;
+  }
+  // Walk the text's leading field path (`interfaces.eth0.100.ladder[1]: ...`) through the
+  // merged object, matching the longest key at each level (names may hold dots).
+  let rest = problem.text;
+  let node: unknown = merged;
+  const path: PropertyKey[] = [];
+  for (;;) {
+    let next: string | undefined;
+    if (isPlainObject(node)) {
+      for (const key of Object.keys(node)) {
+        const after = rest[key.length];
+        if (rest.startsWith(key) && (after === undefined || after === '.' || after === '[' || after === ':') && (next === undefined || key.length > next.length)) next = key;
+      }
+    }
+    if (next === undefined) break;
+    path.push(next);
+    node = (node as Record<string, unknown>)[next];
+    best = origins.get(originKey(path)) ?? best;
+    rest = rest.slice(next.length);
+    while (rest.startsWith('[')) {
+      const index = /^\[(\d+)\]/.exec(rest);
+      if (index === null || !Array.isArray(node)) break;
+      path.push(Number(index[1]));
+      node = node[Number(index[1])];
+      best = origins.get(originKey(path)) ?? best;
+      rest = rest.slice(index[0].length);
+    }
+    if (!rest.startsWith('.')) break;
+    rest = rest.slice(1);
+  }
+  return best;
+}
+
+/** What {@link checkConfig} found. */
+export interface ConfigCheck {
+  /** The validated, merged configuration; undefined when there are problems, or no file at all (optional). */
+  config: DaemonConfig | undefined;
+  /** The files read: the main file (when present), then the drop-ins in merge order. */
+  files: string[];
+  /** Every problem, each `FILE: field.path: what is wrong`. Empty: valid. */
+  problems: string[];
+  /** The problems are with reading or parsing the files (nothing was validated). */
+  unreadable: boolean;
+}
+
+/**
+ * Reads the config file and its drop-ins (conf.d/*.json beside it, in name order), merges
+ * them (see mergeConfig) and validates the result: what the daemon does at start and on
+ * reload, and all that `netheal config check` does. Never throws for a bad file: every
+ * problem is returned, each naming its file. `optional`: a missing main file is no problem
+ * (the drop-ins, if any, apply over the defaults). `netns`: also check that the namespace the
+ * daemon would use (`override`, as --netns, else the config's) exists, as a reload does.
+ */
+export function checkConfig(path: string, options: { optional?: boolean; actions?: readonly string[]; netns?: { override?: string } } = {}): ConfigCheck {
+  const files: string[] = [];
+  const problems: string[] = [];
+  const origins: Origins = new Map();
+  let merged: Record<string, unknown> = {};
+  let present = false;
+  const read = (file: string, optional: boolean): void => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      if (!(optional && (error as NodeJS.ErrnoException).code === 'ENOENT')) {
+        problems.push(`${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+      return;
+    }
+    files.push(file);
+    present = true;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (error) {
+      problems.push(`${file}: not valid JSON: ${(error as Error).message}`);
+      return;
+    }
+    if (!isPlainObject(raw)) {
+      problems.push(`${file}: (top level): must be a JSON object, got ${Array.isArray(raw) ? 'an array' : raw === null ? 'null' : typeof raw}`);
+      return;
+    }
+    merged = mergeTracked(merged, raw, file, origins, []);
+  };
+  read(path, options.optional === true);
+  let dropIns: string[] = [];
   try {
-    raw = JSON.parse(text);
+    dropIns = dropInFiles(path);
   } catch (error) {
-    throw new NethealError('NETHEAL_ERR_CONFIG', `${path}: not valid JSON: ${(error as Error).message}`);
+    problems.push((error as Error).message);
   }
-  return validateConfig(raw, path);
+  for (const file of dropIns) read(file, false);
+  if (problems.length > 0) return { config: undefined, files, problems, unreadable: true };
+  if (!present) return { config: undefined, files, problems, unreadable: false };
+  const fallback = files[0]!;
+  const result = configProblems(merged, options);
+  for (const problem of result.problems) problems.push(`${originOf(problem, merged, origins, fallback)}: ${problem.text}`);
+  if (result.config !== undefined && options.netns !== undefined) {
+    const override = options.netns.override;
+    try {
+      resolveNetns(override ?? result.config.netns, override !== undefined ? '--netns' : 'netns');
+    } catch (error) {
+      problems.push(override !== undefined ? (error as Error).message : `${originOf({ text: 'netns', path: ['netns'] }, merged, origins, fallback)}: ${(error as Error).message}`);
+    }
+  }
+  return { config: problems.length > 0 ? undefined : result.config, files, problems, unreadable: false };
+}
+
+/**
+ * Reads, merges (drop-ins) and validates a config file. A missing optional main file with no
+ * drop-ins yields undefined; any problem throws NETHEAL_ERR_CONFIG naming every problem.
+ */
+export function loadConfig(path: string, { optional = false, actions }: { optional?: boolean; actions?: readonly string[] } = {}): DaemonConfig | undefined {
+  const check = checkConfig(path, { optional, ...(actions ? { actions } : {}) });
+  if (check.problems.length > 0) {
+    // One file: the message reads as before (`FILE: invalid configuration: field: ...`).
+    const single = check.files.length <= 1 && check.problems.every((p) => p.startsWith(`${path}: `));
+    const text = check.unreadable ? check.problems.join('; ') : single ? `${path}: invalid configuration: ${check.problems.map((p) => p.slice(path.length + 2)).join('; ')}` : `invalid configuration: ${check.problems.join('; ')}`;
+    throw new NethealError('NETHEAL_ERR_CONFIG', text);
+  }
+  return check.config;
 }

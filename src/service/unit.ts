@@ -200,6 +200,9 @@ export function nethealUnit(options: NethealUnitOptions = {}): string {
   const restartSec = checkSeconds(options.restartSec, 2, '--restart-sec', 0, 3600);
   const needs = configNeeds(config);
   const exec = [execPath, daemonPath, '--config', configPath, '--log-format', 'journal'].map(quoteExecArg).join(' ');
+  // `netheal config check`: the CLI beside lib/daemon.js, the same checkConfig() as the daemon.
+  const cliPath = resolve(daemonPath, '..', 'cli.js');
+  const check = [execPath, cliPath, 'config', 'check', '--config', configPath].map(quoteExecArg).join(' ');
   const environment = Object.entries(options.environment ?? {}).map(([k, v]): [string, string] => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `not an environment variable name: ${k}`);
     return ['Environment', quoteExecArg(`${k}=${v}`)];
@@ -218,10 +221,14 @@ export function nethealUnit(options: NethealUnitOptions = {}): string {
       ['Type', 'notify'],
       ['NotifyAccess', 'main'],
       ['ExecStart', exec],
+      'Reload checks the file and its conf.d/ drop-ins first: a bad one makes `systemctl reload` fail (exit 78, each problem in the journal) and is never signalled',
+      ['ExecReload', check],
       ['ExecReload', '/bin/kill -HUP $MAINPID'],
       ...environment,
       ['Restart', 'always'],
       ['RestartSec', restartSec],
+      'Exit 78 is an invalid configuration: restarting cannot fix it (`netheal config check` says what to)',
+      ['RestartPreventExitStatus', 78],
       'WATCHDOG=1 is sent from the JS event loop: a hung loop is killed (SIGABRT) and restarted',
       ['WatchdogSec', watchdogSec],
       ['TimeoutStartSec', 30],
