@@ -80,7 +80,12 @@ test.serial('replies and RTT for IPv4 and IPv6; down after multiplier x interval
   const prober = new Prober({ netns, interval: 20, timeout: 100, multiplier: 3, recovery: 2 });
   t.teardown(() => prober.close());
   const probes = [];
-  prober.on('probe', (p) => probes.push(p));
+  /** @type {bigint[]} */
+  const replyStamps = [];
+  prober.on('probe', (p) => {
+    probes.push(p);
+    if (p.status === 'reply' && p.target === '192.0.2.1') replyStamps.push(process.hrtime.bigint());
+  });
   const up4 = once(prober, 'target-up', (e) => e.target === '192.0.2.1');
   const up6 = once(prober, 'target-up', (e) => e.target === '2001:db8::1');
   prober.add('192.0.2.1');
@@ -113,12 +118,17 @@ test.serial('replies and RTT for IPv4 and IPv6; down after multiplier x interval
   t.is(s.state, 'down');
   t.is(prober.stats('192.0.2.2').state, 'up', 'the other target on the same router is unaffected');
 
-  // Remove the fault: up again after exactly `recovery` replies.
+  // Remove the fault: up again after exactly `recovery` replies, one interval after the
+  // first: the probes sent into the fault, timing out (100 ms) after the path came back,
+  // are older than the answered ones and break no run of replies.
   const upSeen = once(prober, 'target-up', (e) => e.target === '192.0.2.1', 20_000);
+  const repliesBefore = replyStamps.length;
   await lab.exec(r, NFT, ['delete table inet lab']);
   const up = await upSeen;
   t.is(up.count, 2);
   t.true(prober.stats('192.0.2.1').consecutiveReplies >= 2);
+  const firstReply = replyStamps[repliesBefore];
+  t.true(ms(up.monotonicNs - firstReply) <= 2 * 20, `up ${ms(up.monotonicNs - firstReply).toFixed(1)} ms after the first reply`);
 });
 
 test.serial('a blackhole in the router: down within (multiplier + 1) x interval of the fault, up within 2 intervals of its removal', async (t) => {
@@ -152,7 +162,8 @@ test.serial('a blackhole in the router: down within (multiplier + 1) x interval 
 
 test.serial('probe sends are jittered: each gap 75-100% of the interval (75-90% with multiplier 1), and spread', async (t) => {
   const { netns } = await topology(t);
-  const interval = 20;
+  // 100 ms: a timer a millisecond or two late (more on a busy machine) moves a gap by 1-2%.
+  const interval = 100;
   const prober = new Prober({ netns, interval });
   t.teardown(() => prober.close());
   /** @type {Map<string, number[]>} */
@@ -165,20 +176,19 @@ test.serial('probe sends are jittered: each gap 75-100% of the interval (75-90% 
   prober.add('192.0.2.1');
   prober.add('2001:db8::1');
   prober.add('192.0.2.2', { multiplier: 1 });
-  await until(() => [...stamps.values()].length === 3 && [...stamps.values()].every((l) => l.length >= 60), '60 probes per target');
+  await until(() => [...stamps.values()].length === 3 && [...stamps.values()].every((l) => l.length >= 31), '31 probes per target');
   prober.close();
   for (const [target, list] of stamps) {
     const sorted = [...list].sort((a, b) => a - b);
     const gaps = sorted.slice(1).map((x, i) => x - sorted[i]);
-    const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
-    const low = 0.75, high = target === '192.0.2.2' ? 0.9 : 1;
-    // Each gap is drawn from the actual send, so none is shorter than 75%; timers fire up to a
-    // millisecond or two late (more on a busy machine), which only lengthens a gap.
-    t.true(gaps.every((g) => g >= low * interval - 0.01), `${target}: shortest gap ${Math.min(...gaps).toFixed(2)} ms`);
-    t.true(gaps.filter((g) => g > high * interval + 3).length <= gaps.length / 5, `${target}: gaps ${gaps.map((g) => g.toFixed(1)).join(' ')}`);
-    t.true(Math.max(...gaps) - Math.min(...gaps) > 0.1 * interval, `${target}: gaps spread (${Math.min(...gaps).toFixed(2)}..${Math.max(...gaps).toFixed(2)} ms)`);
-    const expected = (low + high) / 2 * interval;
-    t.true(mean > expected - 0.05 * interval && mean < expected + 0.1 * interval, `${target}: mean gap ${mean.toFixed(2)} ms, expected about ${expected}`);
+    const high = target === '192.0.2.2' ? 0.9 : 1;
+    const shown = gaps.map((g) => g.toFixed(1)).join(' ');
+    // Each gap is drawn from the actual send, so none is shorter than 75%; a late timer only
+    // lengthens one. Without jitter no gap could be shorter than the interval.
+    t.true(gaps.every((g) => g >= 0.75 * interval - 0.01), `${target}: gaps ${shown}`);
+    t.true(gaps.filter((g) => g <= high * interval - 2).length >= gaps.length / 2, `${target}: most gaps shortened: ${shown}`);
+    t.true(gaps.filter((g) => g > high * interval + 5).length <= gaps.length / 5, `${target}: few gaps beyond ${high * 100}%: ${shown}`);
+    t.true(Math.max(...gaps) - Math.min(...gaps) > 0.08 * interval, `${target}: gaps spread: ${shown}`);
   }
 });
 
@@ -234,6 +244,8 @@ test.serial('early evidence: the gateway neighbour entry FAILED takes a silent g
   const prober = new Prober({ netns, interval, multiplier, recovery: 1, gatewaySource: monitor });
   t.teardown(() => prober.close());
   await new Promise((resolve) => { prober.once('target-up', resolve); prober.add('gateway'); });
+  const results = [];
+  prober.on('probe', (p) => results.push(p));
   const failed = new Promise((resolve) => monitor.on('event', (e) => { if (e.type === 'neighbour' && e.state === 'failed') resolve(e); }));
   const downSeen = once(prober, 'target-down', () => true, 20_000);
   // The router stops answering ARP; the client forgets the gateway's address and asks again.
@@ -243,6 +255,10 @@ test.serial('early evidence: the gateway neighbour entry FAILED takes a silent g
   t.like(await failed, { address: '10.7.0.1' });
   t.is(down.reason.kind, 'neighbour-failed');
   t.true(down.silentMs >= interval && down.silentMs < multiplier * interval, `silent ${down.silentMs} ms`);
+  // The probe queued on the failing entry is answered by the host itself (arp_error_report):
+  // host-unreachable from its own address. One alone is not enough to decide.
+  await until(() => results.some((p) => p.status === 'unreachable'), 'the local error');
+  t.like(results.find((p) => p.status === 'unreachable'), { reason: 'host-unreachable', from: '10.7.0.2' });
   const upSeen = once(prober, 'target-up', () => true, 20_000);
   await lab.exec(r, NFT, ['delete table arp lab']);
   await upSeen;

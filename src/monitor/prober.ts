@@ -441,6 +441,8 @@ export class Prober extends EventEmitter<ProberEvents> {
   private readonly suspects = new Set<Target>();
   private confirmTimer: NodeJS.Immediate | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Turn-by-turn wait for the last two milliseconds of a detection deadline (see arm()). */
+  private spin: NodeJS.Immediate | null = null;
   private timerDue = Infinity;
   private nextTag: number;
   private closed = false;
@@ -655,6 +657,8 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.refed = false;
     for (const s of this.sockets.values()) s.socket.unref();
     this.timer?.unref();
+    this.spin?.unref();
+    this.confirmTimer?.unref();
     return this;
   }
 
@@ -663,6 +667,8 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.refed = true;
     for (const s of this.sockets.values()) s.socket.ref();
     this.timer?.ref();
+    this.spin?.ref();
+    this.confirmTimer?.ref();
     return this;
   }
 
@@ -674,6 +680,8 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.timer = null;
     if (this.confirmTimer !== null) clearImmediate(this.confirmTimer);
     this.confirmTimer = null;
+    if (this.spin !== null) clearImmediate(this.spin);
+    this.spin = null;
     this.suspects.clear();
     this.gatewaySource?.off('event', this.onGatewayEvent);
     for (const slot of this.sockets.values()) slot.socket.close();
@@ -862,9 +870,13 @@ export class Prober extends EventEmitter<ProberEvents> {
     } else {
       t.lost++;
       t.recordOutcome(true);
-      t.replies = 0;
-      t.misses++;
       t.lastReason = reason;
+      // A loss older than the last answered probe (one sent into the fault, timing out after
+      // the path came back) is history: it breaks no run of replies.
+      if (probe.seq > t.lastReplySeq) {
+        t.replies = 0;
+        t.misses++;
+      }
       // Early evidence: an ICMP error or a refused send names this probe as lost for a
       // reason, not just late. min(2, multiplier) of them in a row, with no reply between (an
       // error of a probe older than the last reply is stale), take the target down before
@@ -975,6 +987,16 @@ export class Prober extends EventEmitter<ProberEvents> {
   private onTimer = (): void => {
     this.timer = null;
     this.timerDue = Infinity;
+    this.process();
+  };
+
+  private onSpin = (): void => {
+    this.spin = null;
+    this.process();
+  };
+
+  /** Handles every target whose due time passed: expired probes, sends, deadlines. */
+  private process(): void {
     if (this.closed) return;
     const now = performance.now();
     const heap = this.heap;
@@ -1003,14 +1025,17 @@ export class Prober extends EventEmitter<ProberEvents> {
       if (!t.confirming && t.detectAt() <= now) {
         t.confirming = true;
         this.suspects.add(t);
-        this.confirmTimer ??= setImmediate(this.confirmDown);
+        if (this.confirmTimer === null) {
+          this.confirmTimer = setImmediate(this.confirmDown);
+          if (!this.refed) this.confirmTimer.unref();
+        }
       }
       this.reschedule(t);
     }
     if (this.closed) return;
     this.flush();
     this.arm();
-  };
+  }
 
   /**
    * Runs after the I/O poll that follows the timer which found a deadline passed: libuv runs
@@ -1058,11 +1083,26 @@ export class Prober extends EventEmitter<ProberEvents> {
 
   private arm(): void {
     if (this.closed || this.heap.length === 0) return;
-    const due = this.heap[0]!.due;
+    const head = this.heap[0]!;
+    const due = head.due;
     if (due === Infinity) return;
+    // A detection deadline is kept to a fraction of a millisecond (timers have a resolution
+    // of one, and fire up to one or two late): the timer wakes us early and the last two
+    // milliseconds are waited out turn by turn (setImmediate; I/O is still served between
+    // turns). While replies come, a target's next send falls well before its deadline (with
+    // a multiplier of 2 or more), so only a silent target's deadline is waited for this way.
+    const precise = !head.confirming && due === head.detectAt();
+    const left = due - performance.now();
+    if (precise && left < 2) {
+      if (this.spin === null) {
+        this.spin = setImmediate(this.onSpin);
+        if (!this.refed) this.spin.unref();
+      }
+      return;
+    }
     if (this.timer !== null && this.timerDue <= due) return;
     if (this.timer !== null) clearTimeout(this.timer);
-    const delay = Math.max(1, Math.ceil(due - performance.now()));
+    const delay = precise ? Math.max(1, Math.floor(left) - 1) : Math.max(1, Math.ceil(left));
     this.timer = setTimeout(this.onTimer, delay);
     if (!this.refed) this.timer.unref();
     this.timerDue = due;
