@@ -24,6 +24,7 @@
  * mode) at 10 ms x 3 with `yes >/dev/null` keeping the other core busy: false downs of each.
  * Also the default interval (1 s x 3): detection must stay within 3 x interval + 1 s.
  * Without frr installed (/usr/lib/frr/bfdd, user frr) the bfdd rows are reported as skipped.
+ * Investigation knobs: PATH_LOSS_ROWS="10:blackhole,50:nft-drop-all", PATH_LOSS_ROUNDS=N.
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -42,7 +43,8 @@ const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
 const RTN_BLACKHOLE = 6;
 const RTA_DST = 1;
-const BFDD = '/usr/lib/frr/bfdd';
+/** PATH_LOSS_BFDD names another bfdd binary (or a missing one, to see the rows skipped). */
+const BFDD = process.env.PATH_LOSS_BFDD ?? '/usr/lib/frr/bfdd';
 const NFT = '/usr/sbin/nft';
 const CLIENT = '10.5.0.2';
 const ROUTER = '10.5.0.1';
@@ -449,31 +451,13 @@ async function run({ quick = false } = {}) {
     targets.push({ what: `${name}: netheal missed detections`, target: 0, measured: x.nethealMissed, pass: x.nethealMissed === 0 });
     targets.push({ what: `${name}: netheal recovery median (ms, fault removed -> up)`, target: `<= ${2 * x.interval}`, measured: x.nethealRecovery.median, pass: x.nethealRecovery.median !== null && x.nethealRecovery.median <= 2 * x.interval });
   }
-  targets.push({ what: 'detection max, interval 1 s x 3 (ms)', target: `<= ${bound}`, measured: b.max, pass: b.max !== null && b.max <= bound });
+  targets.push({ what: 'detection max, interval 1 s x 3 (ms)', target: `<= ${bound}`, measured: b.max, pass: b.max !== null && b.max <= bound, ...(b.count === 0 ? { skipped: 'not run (PATH_LOSS_ROWS)' } : {}) });
   if (clean) {
     targets.push({ what: `clean run ${clean.seconds} s, 10 ms x 3, other core busy: netheal false downs`, target: 0, measured: clean.netheal.falseDowns, pass: clean.netheal.falseDowns === 0 });
   } else {
     targets.push({ what: 'clean run, 10 ms x 3, other core busy: netheal false downs', target: 0, measured: null, pass: false, skipped: quick ? 'quick mode' : 'PATH_LOSS_CLEAN_S=0' });
   }
 
-  const f = (s) => (s === null ? 'skipped' : `${s.median} / ${s.p95} / ${s.max}`);
-  const markdown = [
-    '### Path-loss detection: netheal Prober vs FRR bfdd vs fping (issues #3, #15)',
-    '',
-    `Client and router namespaces joined by a veth; every contender watches the path in the same run at the same rate and multiplier (x ${MULTIPLIER}). netheal: Prober to 192.0.2.1 on the router's lo, timeout = interval, recovery 2; down when nothing was heard for 3 x interval since the last reply, sends jittered 0-25% (RFC 5880). bfdd: ${bfdInfo.ok ? `${bfdInfo.version ?? 'FRR bfdd'}` : `skipped (${bfdInfo.why})`}, single-hop session client <-> router, transmit and receive interval = interval; the client end's \`up -> down\` log stamp (CLOCK_REALTIME, microseconds, converted). fping -l -p I -t I: third consecutive "timed out" line, stamped at receipt through a pipe.`,
-    'Faults in the router at t0 (monotonic, just before the request): **blackhole** = a /32 blackhole route for the client (one RTM_NEWROUTE); **nft drop-all** = input and output chains with policy drop (one line to a waiting `nft -i`). A random pause before each fault varies its phase.',
-    '',
-    '| interval | fault | rounds | netheal median / p95 / max ms | missed | bfdd median / p95 / max ms | missed | fping median / p95 / max ms | missed | netheal/bfdd median | netheal recovery median / max ms | from first reply, median | bfdd recovery median / max ms |',
-    '|---:|---|---:|---|---:|---|---:|---|---:|---:|---|---:|---|',
-    ...rows.map((x) => `| ${x.interval} ms | ${x.kind} | ${x.rounds} | ${f(x.netheal)} | ${x.nethealMissed} | ${f(x.bfdd)} | ${x.bfddMissed ?? '-'} | ${f(x.fping)} | ${x.fpingMissed} | ${ratios[`i${x.interval}${x.kind === 'blackhole' ? 'Blackhole' : 'NftDrop'}`].medianVsBfdd ?? '-'} | ${x.nethealRecovery.median} / ${x.nethealRecovery.max} | ${x.nethealRecoveryFromFirstReply.median} | ${x.bfddRecovery ? `${x.bfddRecovery.median} / ${x.bfddRecovery.max}` : 'skipped'} |`),
-    '',
-    `netheal, 1 s x 3 (bound ${bound} ms), blackhole, ${b.count} rounds: median ${b.median} ms, max ${b.max} ms.`,
-    '',
-    clean
-      ? `Clean run: ${clean.seconds} s at 10 ms x 3 with \`yes >/dev/null\` on the other core (load average ${clean.loadavg1.before.toFixed(2)} -> ${clean.loadavg1.after.toFixed(2)}; other test runs shared the machine): netheal ${clean.netheal.falseDowns} false down(s) (${clean.netheal.replies} replies of ${clean.netheal.probes} probes), bfdd ${clean.bfdd.falseDowns ?? 'skipped'} false down(s), fping ${clean.fping.falseDowns} run(s) of 3 timeouts (${clean.fping.replies} replies).`
-      : 'Clean run: skipped in this run.',
-    ...notes,
-  ].join('\n');
   const lags = rows.map((x) => ({ median: x.nethealSilentMs.median === null ? null : Number((x.nethealSilentMs.median - MULTIPLIER * x.interval).toFixed(2)), max: x.nethealSilentMs.max === null ? null : Number((x.nethealSilentMs.max - MULTIPLIER * x.interval).toFixed(2)) }));
   const notes = [
     '',
@@ -483,6 +467,24 @@ async function run({ quick = false } = {}) {
   if (clean && typeof clean.bfdd.falseDowns === 'number' && clean.bfdd.falseDowns > 0) {
     notes.push(`bfdd's false downs in the clean run (\`up -> down\` changes in the client end's log) are most likely scheduling: a BFD session needs both daemons to run every interval, and with \`yes\` and other test runs on 2 cores (load average up to ${clean.loadavg1.after.toFixed(0)}) an end can be kept off the CPU for more than ${MULTIPLIER} x 10 ms. netheal's echo is answered by the router's kernel, and a probe it failed to send on time moves the start of the silence on instead of counting against the path.`);
   }
+  const f = (s) => (s === null ? 'skipped' : `${s.median} / ${s.p95} / ${s.max}`);
+  const markdown = [
+    '### Path-loss detection: netheal Prober vs FRR bfdd vs fping (issues #3, #15)',
+    '',
+    `Client and router namespaces joined by a veth; every contender watches the path in the same run at the same rate and multiplier (x ${MULTIPLIER}). netheal: Prober to 192.0.2.1 on the router's lo, timeout = interval, recovery 2; down when nothing was heard for 3 x interval since the last reply, sends jittered 0-25% (RFC 5880). bfdd: ${bfdInfo.ok ? `${bfdInfo.version ?? 'FRR bfdd'}, single-hop session client <-> router, transmit and receive interval = interval; the client end's \`up -> down\` log stamp (CLOCK_REALTIME, microseconds, converted).` : `**skipped** (${bfdInfo.why}).`} fping -l -p I -t I: third consecutive "timed out" line, stamped at receipt through a pipe.`,
+    'Faults in the router at t0 (monotonic, just before the request): **blackhole** = a /32 blackhole route for the client (one RTM_NEWROUTE); **nft drop-all** = input and output chains with policy drop (one line to a waiting `nft -i`). A random pause before each fault varies its phase.',
+    '',
+    '| interval | fault | rounds | netheal median / p95 / max ms | missed | bfdd median / p95 / max ms | missed | fping median / p95 / max ms | missed | netheal/bfdd median | netheal recovery median / max ms | from first reply, median | bfdd recovery median / max ms |',
+    '|---:|---|---:|---|---:|---|---:|---|---:|---:|---|---:|---|',
+    ...rows.map((x) => `| ${x.interval} ms | ${x.kind} | ${x.rounds} | ${f(x.netheal)} | ${x.nethealMissed} | ${f(x.bfdd)} | ${x.bfddMissed ?? '-'} | ${f(x.fping)} | ${x.fpingMissed} | ${ratios[`i${x.interval}${x.kind === 'blackhole' ? 'Blackhole' : 'NftDrop'}`].medianVsBfdd ?? '-'} | ${x.nethealRecovery.median} / ${x.nethealRecovery.max} | ${x.nethealRecoveryFromFirstReply.median} | ${x.bfddRecovery ? `${x.bfddRecovery.median} / ${x.bfddRecovery.max}` : 'skipped'} |`),
+    '',
+    b.count === 0 ? 'netheal, 1 s x 3: not run.' : `netheal, 1 s x 3 (bound ${bound} ms), blackhole, ${b.count} rounds: median ${b.median} ms, max ${b.max} ms.`,
+    '',
+    clean
+      ? `Clean run: ${clean.seconds} s at 10 ms x 3 with \`yes >/dev/null\` on the other core (load average ${clean.loadavg1.before.toFixed(2)} -> ${clean.loadavg1.after.toFixed(2)}; other test runs shared the machine): netheal ${clean.netheal.falseDowns} false down(s) (${clean.netheal.replies} replies of ${clean.netheal.probes} probes), bfdd ${clean.bfdd.falseDowns ?? 'skipped'} false down(s), fping ${clean.fping.falseDowns} run(s) of 3 timeouts (${clean.fping.replies} replies).`
+      : 'Clean run: skipped in this run.',
+    ...notes,
+  ].join('\n');
   const first = rows.find((x) => x.interval === 10 && x.kind === 'blackhole');
   return {
     name: 'path-loss',
