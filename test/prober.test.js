@@ -209,7 +209,9 @@ test.serial('a clean path at 10 ms x 3 for 3 s, with an 80 ms stall of the probe
   await until(() => Date.now() - started >= 3000, 'three seconds', 10_000);
   prober.close();
   t.deepEqual(downs, [], `false downs: ${JSON.stringify(downs, (k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
-  t.true(replies > 3 * 200, `${replies} replies`);
+  // About 1000 replies on an idle machine; a starved one sends fewer, which is the point.
+  t.true(replies > 3 * 50, `${replies} replies`);
+  for (const target of ['192.0.2.1', '192.0.2.2', '2001:db8::1']) t.is(prober.stats(target).state, 'up', target);
 });
 
 test.serial('early evidence: ICMP unreachable for two probes in a row takes a target down before its deadline', async (t) => {
