@@ -101,7 +101,7 @@ function renderPlots(results) {
   if (pathLoss?.metrics?.interval10ms?.cdf) {
     write('path-loss.svg', 'path loss at 10 ms x 3', cdfChart({
       title: 'path loss (blackhole) -> target down, 10 ms x 3',
-      series: series([['netheal Prober', pathLoss.metrics.interval10ms], ['fping -l -p 10 -t 10', pathLoss.peers?.fping]]),
+      series: series([['netheal Prober', pathLoss.metrics.interval10ms], ['FRR bfdd', pathLoss.peers?.bfdd], ['fping -l -p 10 -t 10', pathLoss.peers?.fping]]),
     }));
   }
   const classes = byName.recovery?.metrics?.classes;
@@ -152,7 +152,8 @@ function renderReport() {
   for (const r of results) {
     if (r.broken) { lines.push(`| ${r.name} | unreadable results file: ${cell(r.broken)} | | | |`); continue; }
     for (const [name, value] of flatten(r.ratios)) lines.push(`| ${r.name} | ratio ${cell(name)} | ${cell(value)} | | |`);
-    for (const t of r.targets ?? []) lines.push(`| ${r.name} | ${cell(t.what)} | ${cell(t.measured)} | ${cell(t.target)} | ${t.pass ? 'pass' : '**FAIL**'} |`);
+    // A target whose contender could not run (say, a peer tool not installed) is skipped: neither met nor failed.
+    for (const t of r.targets ?? []) lines.push(`| ${r.name} | ${cell(t.what)}${t.skipped ? ` (${cell(t.skipped)})` : ''} | ${cell(t.measured)} | ${cell(t.target)} | ${t.skipped ? 'skipped' : t.pass ? 'pass' : '**FAIL**'} |`);
   }
   lines.push('');
   const plots = renderPlots(results);
@@ -199,9 +200,12 @@ async function main() {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const out = { description: bench.description, ...result, name, quick: options.quick, durationS: Number(seconds.toFixed(1)), machine: { ...info, date: new Date().toISOString(), ...(result.machine ?? {}) } };
       fs.writeFileSync(path.join(RESULTS, `${name}.json`), `${JSON.stringify(out, (k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
-      const misses = (result.targets ?? []).filter((t) => !t.pass);
-      process.stderr.write(`bench ${name}: done in ${seconds.toFixed(1)} s, ${(result.targets ?? []).length - misses.length}/${(result.targets ?? []).length} targets met\n`);
+      const skipped = (result.targets ?? []).filter((t) => t.skipped);
+      const misses = (result.targets ?? []).filter((t) => !t.pass && !t.skipped);
+      const counted = (result.targets ?? []).length - skipped.length;
+      process.stderr.write(`bench ${name}: done in ${seconds.toFixed(1)} s, ${counted - misses.length}/${counted} targets met${skipped.length ? `, ${skipped.length} skipped` : ''}\n`);
       for (const t of misses) process.stderr.write(`  missed: ${t.what}: ${fmt(t.measured)} (target ${fmt(t.target)})\n`);
+      for (const t of skipped) process.stderr.write(`  skipped: ${t.what}: ${t.skipped}\n`);
     } catch (error) {
       failed++;
       process.stderr.write(`bench ${name} failed: ${error.stack ?? error}\n`);

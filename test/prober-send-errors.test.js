@@ -75,7 +75,10 @@ test('a send() that throws: its probe is a send error, the error is emitted, pro
   const [error] = /** @type {Error[]} */ (await errors);
   t.is(/** @type {any} */ (error).code, 'NETHEAL_ERR_KERNEL');
   t.regex(error.message, /send ICMP probes: sendmmsg failed/);
-  // Three failed sends are three misses: down now, not after the 1000 ms timeout.
+  // Refused sends are early evidence: two in a row take the target down at once, not after
+  // 3 x 20 ms of silence (let alone the 1000 ms timeout).
+  const downCount = /** @type {any} */ (await down)[0].count;
+  t.is(downCount, 2);
   const [event] = /** @type {import('../lib/monitor/prober').TargetStateEvent[]} */ (await down);
   t.is(event.reason?.kind, 'send-error');
   t.is(event.reason?.name, 'EBADF');

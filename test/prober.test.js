@@ -12,6 +12,8 @@ const { Lab } = require('../lib/lab/lab');
 const { dualStackPair } = require('./helpers/lab');
 const { Prober } = require('../lib/monitor/prober');
 const { LinkMonitor } = require('../lib/monitor/link-monitor');
+const { NetlinkClient } = require('../lib/monitor/netlink-client');
+const { encodeMessage, encodeAttribute, NLM_F_REQUEST, NLM_F_ACK } = require('../lib/kernel/netlink');
 
 // Absolute: under npx, node_modules/.bin/nft is @vercel/nft, not nftables.
 const NFT = '/usr/sbin/nft';
@@ -51,16 +53,39 @@ async function until(predicate, what, timeoutMs = 20_000) {
   }
 }
 
+/**
+ * An RTM_NEWROUTE / RTM_DELROUTE request for a /32 blackhole route to `address` in the main
+ * table: one netlink message, so the fault lands at a known instant (unlike a spawned tool).
+ * @param {number} type @param {number} flags @param {number} seq @param {string} address
+ */
+function blackholeMessage(type, flags, seq, address) {
+  const rtmsg = Buffer.alloc(12);
+  rtmsg[0] = 2; // AF_INET
+  rtmsg[1] = 32; // dst_len
+  rtmsg[4] = 254; // RT_TABLE_MAIN
+  rtmsg[5] = 4; // RTPROT_STATIC
+  rtmsg[7] = 6; // RTN_BLACKHOLE
+  return encodeMessage(type, flags, seq, Buffer.concat([rtmsg, encodeAttribute(1 /* RTA_DST */, Buffer.from(address.split('.').map(Number)))]));
+}
+const RTM_NEWROUTE = 24, RTM_DELROUTE = 25, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
+
+const ms = (/** @type {bigint} */ ns) => Number(ns) / 1e6;
+
 function fdCount() {
   return fs.readdirSync('/proc/self/fd').length;
 }
 
-test.serial('replies and RTT for IPv4 and IPv6; path loss detected after exactly `multiplier` misses; recovery after `recovery` replies', async (t) => {
+test.serial('replies and RTT for IPv4 and IPv6; down after multiplier x interval of silence (not after timed-out probes); recovery after `recovery` replies', async (t) => {
   const { lab, r, netns } = await topology(t);
   const prober = new Prober({ netns, interval: 20, timeout: 100, multiplier: 3, recovery: 2 });
   t.teardown(() => prober.close());
   const probes = [];
-  prober.on('probe', (p) => probes.push(p));
+  /** @type {bigint[]} */
+  const replyStamps = [];
+  prober.on('probe', (p) => {
+    probes.push(p);
+    if (p.status === 'reply' && p.target === '192.0.2.1') replyStamps.push(process.hrtime.bigint());
+  });
   const up4 = once(prober, 'target-up', (e) => e.target === '192.0.2.1');
   const up6 = once(prober, 'target-up', (e) => e.target === '2001:db8::1');
   prober.add('192.0.2.1');
@@ -86,18 +111,159 @@ test.serial('replies and RTT for IPv4 and IPv6; path loss detected after exactly
   await lab.exec(r, NFT, ['add table inet lab; add chain inet lab in { type filter hook input priority 0; }; add rule inet lab in ip daddr 192.0.2.1 icmp type echo-request drop']);
   const down = await downSeen;
   t.is(down.reason.kind, 'timeout');
-  t.is(down.count, 3);
+  t.is(down.count, 3, 'the multiplier');
+  // Silence of 3 x 20 ms decides, long before three probes could each wait out 100 ms.
+  t.true(down.silentMs >= 60 && down.silentMs < 100, `silent ${down.silentMs} ms`);
   const s = prober.stats('192.0.2.1');
   t.is(s.state, 'down');
-  t.true(s.consecutiveMisses >= 3, 'the count in the event (3) is the decision; more misses may have followed since');
   t.is(prober.stats('192.0.2.2').state, 'up', 'the other target on the same router is unaffected');
 
-  // Remove the fault: up again after exactly `recovery` replies.
+  // Remove the fault: up again after exactly `recovery` replies, one interval after the
+  // first: the probes sent into the fault, timing out (100 ms) after the path came back,
+  // are older than the answered ones and break no run of replies.
   const upSeen = once(prober, 'target-up', (e) => e.target === '192.0.2.1', 20_000);
+  const repliesBefore = replyStamps.length;
   await lab.exec(r, NFT, ['delete table inet lab']);
   const up = await upSeen;
   t.is(up.count, 2);
   t.true(prober.stats('192.0.2.1').consecutiveReplies >= 2);
+  const firstReply = replyStamps[repliesBefore];
+  t.true(ms(up.monotonicNs - firstReply) <= 2 * 20, `up ${ms(up.monotonicNs - firstReply).toFixed(1)} ms after the first reply`);
+});
+
+test.serial('a blackhole in the router: down within (multiplier + 1) x interval of the fault, up within 2 intervals of its removal', async (t) => {
+  const { r, netns } = await topology(t);
+  const interval = 40, multiplier = 3;
+  const router = new NetlinkClient({ protocol: 0, netns: Lab.path(r) });
+  t.teardown(() => router.close());
+  const prober = new Prober({ netns, interval, multiplier, recovery: 1 });
+  t.teardown(() => prober.close());
+  await new Promise((resolve) => { prober.once('target-up', resolve); prober.add('192.0.2.1'); });
+  for (let round = 0; round < 5; round++) {
+    // A different phase of the probe schedule each round.
+    await new Promise((res) => setTimeout(res, 2 * interval + Math.random() * interval));
+    t.is(prober.stats('192.0.2.1').state, 'up');
+    const downSeen = once(prober, 'target-down', () => true, 20_000);
+    const t0 = process.hrtime.bigint();
+    await router.request('blackhole', (seq) => blackholeMessage(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, '10.7.0.2'));
+    const down = await downSeen;
+    const detected = ms(down.monotonicNs - t0);
+    t.true(detected <= (multiplier + 1) * interval, `round ${round}: down ${detected.toFixed(1)} ms after the fault`);
+    t.true(down.silentMs >= multiplier * interval, `round ${round}: silent ${down.silentMs} ms, not less than ${multiplier} x ${interval}`);
+    t.is(down.reason.kind, 'timeout');
+    const upSeen = once(prober, 'target-up', () => true, 20_000);
+    const t1 = process.hrtime.bigint();
+    await router.request('unblackhole', (seq) => blackholeMessage(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq, '10.7.0.2'));
+    const up = await upSeen;
+    const recovered = ms(up.monotonicNs - t1);
+    t.true(recovered <= 2 * interval, `round ${round}: up ${recovered.toFixed(1)} ms after the fault's removal`);
+  }
+});
+
+test.serial('probe sends are jittered: each gap 75-100% of the interval (75-90% with multiplier 1), and spread', async (t) => {
+  const { netns } = await topology(t);
+  // 100 ms: a timer a millisecond or two late (more on a busy machine) moves a gap by 1-2%.
+  const interval = 100;
+  const prober = new Prober({ netns, interval });
+  t.teardown(() => prober.close());
+  /** @type {Map<string, number[]>} */
+  const stamps = new Map();
+  prober.on('probe', (p) => {
+    const list = stamps.get(p.target) ?? [];
+    list.push(p.sentMs);
+    stamps.set(p.target, list);
+  });
+  prober.add('192.0.2.1');
+  prober.add('2001:db8::1');
+  prober.add('192.0.2.2', { multiplier: 1 });
+  await until(() => [...stamps.values()].length === 3 && [...stamps.values()].every((l) => l.length >= 31), '31 probes per target');
+  prober.close();
+  for (const [target, list] of stamps) {
+    const sorted = [...list].sort((a, b) => a - b);
+    const gaps = sorted.slice(1).map((x, i) => x - sorted[i]);
+    const high = target === '192.0.2.2' ? 0.9 : 1;
+    const shown = gaps.map((g) => g.toFixed(1)).join(' ');
+    // Each gap is drawn from the actual send, so none is shorter than 75%; a late timer only
+    // lengthens one. Without jitter no gap could be shorter than the interval.
+    t.true(gaps.every((g) => g >= 0.75 * interval - 0.01), `${target}: gaps ${shown}`);
+    t.true(gaps.filter((g) => g <= high * interval - 2).length >= gaps.length / 2, `${target}: most gaps shortened: ${shown}`);
+    t.true(gaps.filter((g) => g > high * interval + 5).length <= gaps.length / 5, `${target}: few gaps beyond ${high * 100}%: ${shown}`);
+    t.true(Math.max(...gaps) - Math.min(...gaps) > 0.08 * interval, `${target}: gaps spread: ${shown}`);
+  }
+});
+
+test.serial('a clean path at 10 ms x 3 for 3 s, with an 80 ms stall of the prober itself: no false downs', async (t) => {
+  const { netns } = await topology(t);
+  const prober = new Prober({ netns, interval: 10, multiplier: 3, recovery: 1 });
+  t.teardown(() => prober.close());
+  const downs = [];
+  let replies = 0;
+  prober.on('target-down', (e) => downs.push(e));
+  prober.on('probe', (p) => { if (p.status === 'reply') replies++; });
+  for (const target of ['192.0.2.1', '192.0.2.2', '2001:db8::1']) prober.add(target);
+  const started = Date.now();
+  await until(() => replies >= 150, 'the first replies');
+  // The process blocks (a long GC, a busy CPU): its own probes stop, which is not the path's silence.
+  const end = Date.now() + 80;
+  while (Date.now() < end) { /* busy */ }
+  await until(() => Date.now() - started >= 3000, 'three seconds', 10_000);
+  prober.close();
+  t.deepEqual(downs, [], `false downs: ${JSON.stringify(downs, (k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+  // About 1000 replies on an idle machine; a starved one sends fewer, which is the point.
+  t.true(replies > 3 * 50, `${replies} replies`);
+  for (const target of ['192.0.2.1', '192.0.2.2', '2001:db8::1']) t.is(prober.stats(target).state, 'up', target);
+});
+
+test.serial('early evidence: ICMP unreachable for two probes in a row takes a target down before its deadline', async (t) => {
+  const { lab, r, netns } = await topology(t);
+  await lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.icmp_ratelimit=0']);
+  const interval = 50, multiplier = 10;
+  const prober = new Prober({ netns, interval, multiplier, recovery: 1 });
+  t.teardown(() => prober.close());
+  const results = [];
+  prober.on('probe', (p) => results.push(p));
+  await new Promise((resolve) => { prober.once('target-up', resolve); prober.add('192.0.2.1'); });
+  const downSeen = once(prober, 'target-down', () => true, 20_000);
+  await lab.exec(r, NFT, ['add table inet lab; add chain inet lab in { type filter hook input priority 0; }; add rule inet lab in ip daddr 192.0.2.1 icmp type echo-request reject with icmp type host-unreachable']);
+  const down = await downSeen;
+  t.like(down.reason, { kind: 'unreachable', type: 3, code: 1, name: 'host-unreachable', from: '192.0.2.1' });
+  t.is(down.count, 2, 'two errors in a row');
+  t.true(down.silentMs < multiplier * interval, `down after ${down.silentMs} ms of silence, before the ${multiplier * interval} ms deadline`);
+  t.is(results.filter((p) => p.status === 'unreachable').length, 2);
+  const upSeen = once(prober, 'target-up', () => true, 20_000);
+  await lab.exec(r, NFT, ['delete table inet lab']);
+  await upSeen;
+});
+
+test.serial('early evidence: the gateway neighbour entry FAILED takes a silent gateway target down before its deadline', async (t) => {
+  const { lab, c, r, netns } = await topology(t);
+  // One solicitation, 30 ms: the entry fails well within one probe interval.
+  await lab.exec(c, 'sysctl', ['-qw', 'net.ipv4.neigh.eth0.mcast_solicit=1', 'net.ipv4.neigh.eth0.ucast_solicit=1', 'net.ipv4.neigh.eth0.retrans_time_ms=30']);
+  const monitor = new LinkMonitor({ netns, carrierSync: false });
+  t.teardown(() => monitor.close());
+  await monitor.start();
+  const interval = 100, multiplier = 10;
+  const prober = new Prober({ netns, interval, multiplier, recovery: 1, gatewaySource: monitor });
+  t.teardown(() => prober.close());
+  await new Promise((resolve) => { prober.once('target-up', resolve); prober.add('gateway'); });
+  const results = [];
+  prober.on('probe', (p) => results.push(p));
+  const failed = new Promise((resolve) => monitor.on('event', (e) => { if (e.type === 'neighbour' && e.state === 'failed') resolve(e); }));
+  const downSeen = once(prober, 'target-down', () => true, 20_000);
+  // The router stops answering ARP; the client forgets the gateway's address and asks again.
+  await lab.exec(r, NFT, ['add table arp lab; add chain arp lab in { type filter hook input priority 0; }; add rule arp lab in drop']);
+  await lab.ip(c, 'neigh', 'flush', 'dev', 'eth0');
+  const down = await downSeen;
+  t.like(await failed, { address: '10.7.0.1' });
+  t.is(down.reason.kind, 'neighbour-failed');
+  t.true(down.silentMs >= interval && down.silentMs < multiplier * interval, `silent ${down.silentMs} ms`);
+  // The probe queued on the failing entry is answered by the host itself (arp_error_report):
+  // host-unreachable from its own address. One alone is not enough to decide.
+  await until(() => results.some((p) => p.status === 'unreachable'), 'the local error');
+  t.like(results.find((p) => p.status === 'unreachable'), { reason: 'host-unreachable', from: '10.7.0.2' });
+  const upSeen = once(prober, 'target-up', () => true, 20_000);
+  await lab.exec(r, NFT, ['delete table arp lab']);
+  await upSeen;
 });
 
 test.serial('unreachable and prohibit routes give typed results with the code and the offending router', async (t) => {

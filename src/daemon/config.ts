@@ -69,8 +69,9 @@ const probeSchema = z.strictObject({
   /** "gateway" follows the default route's gateway through this interface. */
   targets: z.array(probeTarget).min(1),
   intervalMs: ms(10, 3_600_000).default(1000),
+  /** A probe unanswered this long counts as lost in statistics; it does not decide down. */
   timeoutMs: ms(1, 60_000).default(1000),
-  /** Consecutive misses before a target is down (BFD's detect multiplier). */
+  /** BFD's detect multiplier: a target is down after multiplier x intervalMs without a reply. */
   multiplier: z.number().int().min(1).max(255).default(3),
   /** Consecutive replies before a down target is up again. */
   recovery: z.number().int().min(1).max(255).default(3),

@@ -1,11 +1,18 @@
 /**
  * Prober: BFD-style path probing with ICMP/ICMPv6 echo (issue #3).
  *
- * Each target is probed every `interval` ms; a probe that gets no reply within `timeout` ms,
- * or that draws an ICMP error (host/net unreachable, prohibited, TTL exceeded...), is a miss.
- * `multiplier` consecutive misses take the target down (BFD's detect multiplier), `recovery`
- * consecutive replies bring it back up. Routers rate-limit ICMP errors, so a missing error is
- * a timeout and never a success. A group is down when fewer than `quorum` of its targets are up.
+ * Each target is probed every `interval` ms, less 0-25% at random per probe (RFC 5880 6.8.7's
+ * jitter; 10-25% with a multiplier of 1), so daemons on one network do not fall into step.
+ * Down rule (BFD's, RFC 5880 6.8.4): a target is down when nothing was received from it for
+ * `multiplier` x `interval` since its last reply (a per-target detection deadline, pushed on by
+ * every reply), not after a count of timed-out probes. Early evidence may take it down sooner:
+ * ICMP errors (host/net unreachable, prohibited, TTL exceeded) or refused sends for
+ * min(2, multiplier) probes in a row with no reply between, or the LinkMonitor reporting the
+ * target's neighbour entry FAILED after it was silent for an interval. `recovery` consecutive
+ * replies bring a down target back up. A probe without a reply within `timeout` ms is a
+ * `timeout` result (statistics, `probe` events) but decides nothing by itself. Routers
+ * rate-limit ICMP errors, so a missing error is silence and never a success. A group is down
+ * when fewer than `quorum` of its targets are up. See docs/design.md, "Path-loss detection".
  *
  * One native socket per family (and device) serves every target; one timer drives them all
  * (a min-heap of due times), and probes due together leave in one sendmmsg().
@@ -19,9 +26,15 @@ import { encodeAddress, icmpErrorName, RESULT_RECORD, ResultFlag, ResultKind, SE
 import { NativeBinding, nativeBinding, NativeIcmpSocket } from '../native';
 import { resolveNetns } from '../netns';
 
-/** What the prober reads of a gateway source's events: their type ('default-route', 'resync'...). */
+/**
+ * What the prober reads of a gateway source's events: their type ('default-route', 'resync',
+ * 'neighbour'...) and, for 'neighbour' events, the gateway's address, device and NUD state.
+ */
 export interface GatewaySourceEvent {
   type: string;
+  address?: string;
+  ifindex?: number | null;
+  state?: string;
 }
 
 /** Where the `gateway` target learns the default gateway: a LinkMonitor, structurally. */
@@ -35,9 +48,15 @@ export interface GatewaySource {
 export interface TargetOptions {
   /** Milliseconds between probes, 10 .. 3600000 (default 1000). */
   interval?: number;
-  /** Milliseconds to wait for a reply, 1 .. 60000 (default: the interval). */
+  /**
+   * Milliseconds to wait for a reply before a probe counts as a `timeout` (statistics and
+   * `probe` events), 1 .. 60000 (default: the interval). It does not decide down: silence does.
+   */
   timeout?: number;
-  /** Consecutive misses that take a target down, 1 .. 255 (default 3). */
+  /**
+   * Detect multiplier, 1 .. 255 (default 3): a target is down after `multiplier` x `interval`
+   * ms without a reply (BFD's detection time).
+   */
   multiplier?: number;
   /** Consecutive replies that bring a down target up, 1 .. 255 (default 3). */
   recovery?: number;
@@ -97,11 +116,17 @@ export interface ProbeResult {
   /** 'host-unreachable', 'EHOSTUNREACH'... */
   reason: string | null;
   kernelRtt: boolean;
+  /** performance.now() (ms) just before the probe's sendmmsg(): its send stamp. */
+  sentMs: number;
 }
 
-/** Why a target went down. */
+/**
+ * Why a target went down: `timeout` (silence for multiplier x interval), `unreachable` (ICMP
+ * errors), `send-error` (the kernel refused the sends), `neighbour-failed` (the target's
+ * ARP/NDP entry went FAILED while it was silent) or `no-gateway`.
+ */
 export interface DownReason {
-  kind: 'timeout' | 'unreachable' | 'send-error' | 'no-gateway';
+  kind: 'timeout' | 'unreachable' | 'send-error' | 'no-gateway' | 'neighbour-failed';
   /** ICMP type and code (unreachable) or errno (send-error). */
   type?: number;
   code?: number;
@@ -120,8 +145,13 @@ export interface TargetStateEvent {
   state: 'up' | 'down';
   /** Why it went down (target-down only). */
   reason: DownReason | null;
-  /** Consecutive misses or replies that decided it. */
+  /**
+   * What decided it: for target-up the consecutive replies; for target-down the multiplier
+   * (silence), the ICMP errors / refused sends in a row (early evidence), or 0.
+   */
   count: number;
+  /** target-down: ms without a reply when decided (since probing began if none ever came). */
+  silentMs?: number;
   /** CLOCK_MONOTONIC when decided (process.hrtime.bigint()). */
   monotonicNs: bigint;
 }
@@ -193,16 +223,46 @@ interface SocketSlot {
   users: number;
 }
 
+/**
+ * The send schedule shared by the targets of one phase slot (see add()): each round follows
+ * the previous round's send by the interval less 0-25% at random (RFC 5880 6.8.7), drawn once
+ * per round so the slot's targets still leave in one sendmmsg().
+ */
+interface Cadence {
+  interval: number;
+  /** Fraction of the interval a round may be shortened by: at least `minJitter`, below 0.25. */
+  minJitter: number;
+  /** The scheduled time of the round the slot's targets fired last (NaN before any). */
+  prev: number;
+  /** The scheduled time of the next round. */
+  round: number;
+}
+
 class Target {
   heapIndex = -1;
   due = Infinity;
   nextSend = 0;
+  cadence: Cadence | null = null;
   seq = 0;
   outstanding: Probe[] = [];
   state: 'init' | 'up' | 'down' = 'init';
   misses = 0;
   replies = 0;
   lastReason: DownReason | null = null;
+  /**
+   * performance.now() from which silence counts: the last reply, else the first probe to the
+   * current address; moved on by a stall of the prober itself. NaN while nothing was sent.
+   */
+  silentSince = NaN;
+  /** Seq of the newest probe that drew a reply (errors of older probes are stale). */
+  lastReplySeq = 0;
+  /** ICMP errors / refused sends since the last reply, and the latest one's reason. */
+  errorRun = 0;
+  silenceReason: DownReason | null = null;
+  /** Waiting for the post-I/O check of an expired detection deadline (see confirmDown). */
+  confirming = false;
+  /** ifindex of the default route a `gateway` target follows (null: unknown or not one). */
+  ifindex: number | null = null;
   sent = 0;
   received = 0;
   lost = 0;
@@ -244,6 +304,41 @@ class Target {
     this.outcomes[this.outcomeCount % this.window] = lost ? 1 : 0;
     this.outcomeCount++;
   }
+
+  /** When silence takes this target down: Infinity while down, unaddressed or not probing. */
+  detectAt(): number {
+    if (this.state === 'down' || this.addressBytes === null || Number.isNaN(this.silentSince) || this.nextSend === Infinity) return Infinity;
+    return this.silentSince + this.multiplier * this.interval;
+  }
+
+  /** Starts the silence window afresh (new address, back up, or probing resumed). */
+  resetSilence(now: number): void {
+    this.silentSince = now;
+    this.errorRun = 0;
+    this.silenceReason = null;
+  }
+}
+
+/** The interval less a random 0-25% (at least `minJitter`), RFC 5880 6.8.7. */
+function jittered(interval: number, minJitter: number): number {
+  return interval * (1 - (minJitter + Math.random() * (0.25 - minJitter)));
+}
+
+/**
+ * The next send time of a target that was due at `from` and fired at `now`, in cadence `c`:
+ * the first target of a round draws the next round, `now` plus the jittered interval (from the
+ * actual send, so a late timer never makes the following gap short); the round's other
+ * targets take the same one. A target off the slot's schedule (probing at once after a
+ * gateway change) draws its own. After a stall the lost rounds are skipped, not burst.
+ */
+function advance(c: Cadence, from: number, now: number): number {
+  if (from === c.prev) return c.round;
+  if (from === c.round) {
+    c.prev = from;
+    c.round = now + jittered(c.interval, c.minJitter);
+    return c.round;
+  }
+  return now + jittered(c.interval, c.minJitter);
 }
 
 interface Group {
@@ -340,13 +435,21 @@ export class Prober extends EventEmitter<ProberEvents> {
   private readonly heap: Target[] = [];
   private readonly dirty = new Set<SocketSlot>();
   private readonly phases = new Map<number, { base: number; count: number }>();
+  /** Send schedules by `${interval}|${minJitter}|${slot offset}` (see add()). */
+  private readonly cadences = new Map<string, Cadence>();
+  /** Targets whose detection deadline expired, to be confirmed after the next I/O poll. */
+  private readonly suspects = new Set<Target>();
+  private confirmTimer: NodeJS.Immediate | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Turn-by-turn wait for the last two milliseconds of a detection deadline (see arm()). */
+  private spin: NodeJS.Immediate | null = null;
   private timerDue = Infinity;
   private nextTag: number;
   private closed = false;
   private refed = true;
   private readonly onGatewayEvent = (e: GatewaySourceEvent): void => {
     if (e?.type === 'default-route' || e?.type === 'resync') this.followGateways();
+    else if (e?.type === 'neighbour' && e.state === 'failed' && typeof e.address === 'string') this.neighbourFailed(e.address, e.ifindex ?? null);
   };
 
   constructor(options: ProberOptions = {}) {
@@ -417,8 +520,13 @@ export class Prober extends EventEmitter<ProberEvents> {
       timing.window ?? this.defaults.window);
     slot.users++;
     if (count !== undefined) t.count = count;
-    if (isGateway) t.setAddress(this.currentGateway(family));
-    else t.setAddress(target);
+    if (isGateway) {
+      const route = this.currentGateway(family);
+      t.setAddress(route?.gateway ?? null);
+      t.ifindex = route?.ifindex ?? null;
+    } else {
+      t.setAddress(target);
+    }
     this.targets.set(name, t);
     // Phases: targets of one interval are spread over it in at most 20 slots (golden-ratio
     // order), so a thousand targets make 20 bursts of 50 (one sendmmsg each) instead of one
@@ -434,9 +542,22 @@ export class Prober extends EventEmitter<ProberEvents> {
     }
     const quantum = Math.max(1, interval / 20);
     const offset = Math.floor(((phase.count++ * 0.6180339887498949) % 1) * interval / quantum) * quantum;
-    let next = phase.base + offset;
-    if (next < now) next += Math.ceil((now - next) / interval) * interval;
-    t.nextSend = next;
+    // Each slot keeps one jittered schedule (a Cadence) that its targets share; a slot whose
+    // schedule went stale (its targets removed or stopped) restarts on the grid.
+    const minJitter = t.multiplier === 1 ? 0.1 : 0;
+    const key = `${interval}|${minJitter}|${offset}`;
+    let cadence = this.cadences.get(key);
+    if (cadence === undefined) {
+      cadence = { interval, minJitter, prev: NaN, round: -Infinity };
+      this.cadences.set(key, cadence);
+    }
+    if (cadence.round < now) {
+      let next = phase.base + offset;
+      if (next < now) next += Math.ceil((now - next) / interval) * interval;
+      cadence.round = next;
+    }
+    t.cadence = cadence;
+    t.nextSend = cadence.round;
     this.reschedule(t);
     this.arm();
     return name;
@@ -448,6 +569,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     if (t === undefined) throw invalid('name', `no target named ${JSON.stringify(name)}`);
     this.cancelOutstanding(t);
     this.heapRemove(t);
+    this.suspects.delete(t);
     this.targets.delete(name);
     for (const g of t.groups) {
       g.targets = g.targets.filter((x) => x !== t);
@@ -535,6 +657,8 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.refed = false;
     for (const s of this.sockets.values()) s.socket.unref();
     this.timer?.unref();
+    this.spin?.unref();
+    this.confirmTimer?.unref();
     return this;
   }
 
@@ -543,6 +667,8 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.refed = true;
     for (const s of this.sockets.values()) s.socket.ref();
     this.timer?.ref();
+    this.spin?.ref();
+    this.confirmTimer?.ref();
     return this;
   }
 
@@ -552,6 +678,11 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    if (this.confirmTimer !== null) clearImmediate(this.confirmTimer);
+    this.confirmTimer = null;
+    if (this.spin !== null) clearImmediate(this.spin);
+    this.spin = null;
+    this.suspects.clear();
     this.gatewaySource?.off('event', this.onGatewayEvent);
     for (const slot of this.sockets.values()) slot.socket.close();
     this.sockets.clear();
@@ -600,6 +731,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.nextTag = (this.nextTag + 1) % MAX_TAG;
     t.seq++;
     const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false };
+    if (Number.isNaN(t.silentSince)) t.resetSilence(now);
     writeSendRecord(slot.records, slot.count * SEND_RECORD, t.addressBytes!, t.seq, tag);
     slot.probes[slot.count] = probe;
     slot.count++;
@@ -717,7 +849,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     if (this.listenerCount('probe') > 0) {
       const result: ProbeResult = {
         target: t.name, address: t.address ?? '', seq: probe.seq, status, rttMs, code, type, from,
-        reason: reason?.name ?? (status === 'timeout' ? 'timeout' : null), kernelRtt,
+        reason: reason?.name ?? (status === 'timeout' ? 'timeout' : null), kernelRtt, sentMs: probe.sentAt,
       };
       this.emit('probe', result);
       if (this.closed) return;
@@ -728,22 +860,42 @@ export class Prober extends EventEmitter<ProberEvents> {
       t.recordOutcome(false);
       t.misses = 0;
       t.replies++;
+      // Heard from: the detection deadline moves to multiplier x interval from now.
+      if (probe.seq >= t.lastReplySeq) {
+        t.lastReplySeq = probe.seq;
+        t.resetSilence(performance.now());
+      }
       const needed = t.state === 'init' ? 1 : t.recovery;
       if (t.state !== 'up' && t.replies >= needed) this.transition(t, 'up', null, t.replies);
     } else {
       t.lost++;
       t.recordOutcome(true);
-      t.replies = 0;
-      t.misses++;
       t.lastReason = reason;
-      if (t.state !== 'down' && t.misses >= t.multiplier) this.transition(t, 'down', reason, t.misses);
+      // A loss older than the last answered probe (one sent into the fault, timing out after
+      // the path came back) is history: it breaks no run of replies.
+      if (probe.seq > t.lastReplySeq) {
+        t.replies = 0;
+        t.misses++;
+      }
+      // Early evidence: an ICMP error or a refused send names this probe as lost for a
+      // reason, not just late. min(2, multiplier) of them in a row, with no reply between (an
+      // error of a probe older than the last reply is stale), take the target down before
+      // its deadline; one alone may be a route changing under the router.
+      if (status !== 'timeout' && reason !== null && probe.seq > t.lastReplySeq) {
+        t.errorRun++;
+        t.silenceReason = reason;
+        if (t.state !== 'down' && t.errorRun >= Math.min(2, t.multiplier)) this.transition(t, 'down', reason, t.errorRun);
+      }
     }
     this.reschedule(t);
   }
 
   private transition(t: Target, state: 'up' | 'down', reason: DownReason | null, count: number): void {
     t.state = state;
+    const now = performance.now();
+    if (state === 'up') t.resetSilence(now);
     const event: TargetStateEvent = { target: t.name, address: t.address, family: t.family, state, reason, count, monotonicNs: process.hrtime.bigint() };
+    if (state === 'down') event.silentMs = Number.isNaN(t.silentSince) ? 0 : Math.max(0, now - t.silentSince);
     this.emit(state === 'up' ? 'target-up' : 'target-down', event);
     for (const g of t.groups) this.evaluateGroup(g);
   }
@@ -765,10 +917,32 @@ export class Prober extends EventEmitter<ProberEvents> {
 
   // ---- gateway ------------------------------------------------------------------------
 
-  private currentGateway(family: 4 | 6): string | null {
+  private currentGateway(family: 4 | 6): { gateway: string; ifindex: number | null } | null {
     const routes = this.gatewaySource!.defaultRoutes();
-    for (const r of routes) if (r.family === family && typeof r.gateway === 'string' && isIP(r.gateway) === family) return r.gateway;
+    for (const r of routes) if (r.family === family && typeof r.gateway === 'string' && isIP(r.gateway) === family) return { gateway: r.gateway, ifindex: r.ifindex };
     return null;
+  }
+
+  /**
+   * Early evidence from the kernel: the neighbour (ARP/NDP) entry of `address` went FAILED,
+   * i.e. its unicast and broadcast solicitations went unanswered, so nothing sent to it can
+   * leave the host. A target at that address (a `gateway` target: on the same device) that
+   * has been silent for at least one interval goes down at once; one that answered within
+   * the last interval is left to its deadline (the entry may have failed and been re-learnt
+   * between two of our probes).
+   */
+  private neighbourFailed(address: string, ifindex: number | null): void {
+    if (this.closed) return;
+    const now = performance.now();
+    for (const t of this.targets.values()) {
+      if (t.address !== address || t.state === 'down' || t.addressBytes === null) continue;
+      if (t.spec === 'gateway' && t.ifindex !== null && ifindex !== null && t.ifindex !== ifindex) continue;
+      if (Number.isNaN(t.silentSince) || now - t.silentSince < t.interval) continue;
+      this.transition(t, 'down', { kind: 'neighbour-failed', name: 'neighbour-failed', from: null }, 0);
+      if (this.closed) return;
+      this.reschedule(t);
+    }
+    this.arm();
   }
 
   private followGateways(): void {
@@ -776,13 +950,19 @@ export class Prober extends EventEmitter<ProberEvents> {
     const now = performance.now();
     for (const t of this.targets.values()) {
       if (t.spec !== 'gateway') continue;
-      const gateway = this.currentGateway(t.family);
+      const route = this.currentGateway(t.family);
+      const gateway = route?.gateway ?? null;
+      t.ifindex = route?.ifindex ?? null;
       if (gateway === t.address) continue;
       const previous = t.address;
       this.cancelOutstanding(t);
       t.setAddress(gateway);
       t.misses = 0;
       t.replies = 0;
+      // Silence counts from the first probe to the new address.
+      t.silentSince = NaN;
+      t.errorRun = 0;
+      t.silenceReason = null;
       this.emit('gateway-changed', { target: t.name, from: previous, to: gateway });
       if (gateway === null) {
         if (t.state !== 'down') this.transition(t, 'down', { kind: 'no-gateway' }, 0);
@@ -807,6 +987,16 @@ export class Prober extends EventEmitter<ProberEvents> {
   private onTimer = (): void => {
     this.timer = null;
     this.timerDue = Infinity;
+    this.process();
+  };
+
+  private onSpin = (): void => {
+    this.spin = null;
+    this.process();
+  };
+
+  /** Handles every target whose due time passed: expired probes, sends, deadlines. */
+  private process(): void {
     if (this.closed) return;
     const now = performance.now();
     const heap = this.heap;
@@ -823,16 +1013,49 @@ export class Prober extends EventEmitter<ProberEvents> {
       }
       if (!this.targets.has(t.name) || this.targets.get(t.name) !== t) continue;
       if (t.nextSend <= now) {
+        // A send half an interval late means the prober itself stalled (a blocked event loop,
+        // no CPU): it was not asking, so the stall is not the target's silence.
+        const late = now - t.nextSend;
+        if (late > t.interval / 2 && !Number.isNaN(t.silentSince)) t.silentSince = Math.min(now, t.silentSince + late);
         if (t.addressBytes !== null) this.queueProbe(t, now);
-        t.nextSend += t.interval;
-        // After a stall (a blocked loop), skip the lost slots instead of bursting to catch up.
-        if (t.nextSend <= now) t.nextSend = now + t.interval;
+        t.nextSend = t.cadence === null ? now + jittered(t.interval, 0) : advance(t.cadence, t.nextSend, now);
         if (t.seq >= t.count) t.nextSend = Infinity;
+      }
+      // Silent past the deadline: confirmed after this turn's I/O poll (see confirmDown).
+      if (!t.confirming && t.detectAt() <= now) {
+        t.confirming = true;
+        this.suspects.add(t);
+        if (this.confirmTimer === null) {
+          this.confirmTimer = setImmediate(this.confirmDown);
+          if (!this.refed) this.confirmTimer.unref();
+        }
       }
       this.reschedule(t);
     }
     if (this.closed) return;
     this.flush();
+    this.arm();
+  }
+
+  /**
+   * Runs after the I/O poll that follows the timer which found a deadline passed: libuv runs
+   * timers before it reads sockets, so a reply already queued when the deadline fired is
+   * taken (and moves the deadline) before the target is declared down.
+   */
+  private confirmDown = (): void => {
+    this.confirmTimer = null;
+    if (this.closed) return;
+    const now = performance.now();
+    const suspects = [...this.suspects];
+    this.suspects.clear();
+    for (const t of suspects) {
+      t.confirming = false;
+      if (this.closed) return;
+      if (this.targets.get(t.name) !== t) continue;
+      if (t.detectAt() <= now) this.transition(t, 'down', t.silenceReason ?? { kind: 'timeout' }, t.multiplier);
+      if (this.closed) return;
+      this.reschedule(t);
+    }
     this.arm();
   };
 
@@ -844,6 +1067,7 @@ export class Prober extends EventEmitter<ProberEvents> {
       if (p.deadline < due) due = p.deadline;
       break;
     }
+    if (!t.confirming) due = Math.min(due, t.detectAt());
     if (t.heapIndex < 0) {
       t.due = due;
       t.heapIndex = this.heap.length;
@@ -859,11 +1083,26 @@ export class Prober extends EventEmitter<ProberEvents> {
 
   private arm(): void {
     if (this.closed || this.heap.length === 0) return;
-    const due = this.heap[0]!.due;
+    const head = this.heap[0]!;
+    const due = head.due;
     if (due === Infinity) return;
+    // A detection deadline is kept to a fraction of a millisecond (timers have a resolution
+    // of one, and fire up to one or two late): the timer wakes us early and the last two
+    // milliseconds are waited out turn by turn (setImmediate; I/O is still served between
+    // turns). While replies come, a target's next send falls well before its deadline (with
+    // a multiplier of 2 or more), so only a silent target's deadline is waited for this way.
+    const precise = !head.confirming && due === head.detectAt();
+    const left = due - performance.now();
+    if (precise && left < 2) {
+      if (this.spin === null) {
+        this.spin = setImmediate(this.onSpin);
+        if (!this.refed) this.spin.unref();
+      }
+      return;
+    }
     if (this.timer !== null && this.timerDue <= due) return;
     if (this.timer !== null) clearTimeout(this.timer);
-    const delay = Math.max(1, Math.ceil(due - performance.now()));
+    const delay = precise ? Math.max(1, Math.floor(left) - 1) : Math.max(1, Math.ceil(left));
     this.timer = setTimeout(this.onTimer, delay);
     if (!this.refed) this.timer.unref();
     this.timerDue = due;

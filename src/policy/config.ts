@@ -58,8 +58,8 @@ export interface BudgetConfig {
  * Kinds of evidence that may take an interface `down` (and so start the recovery ladder).
  * Evidence of any other kind, or of a kind not listed in `downOn`, only makes it `suspect`.
  * A single lost probe (`probe` evidence) can never take an interface down: down on probes
- * needs the prober's group quorum lost (`probe-group`), which already needs `multiplier`
- * consecutive misses per target.
+ * needs the prober's group quorum lost (`probe-group`), which already needs `multiplier` x
+ * interval without a reply per target (or its early evidence, docs/design.md).
  */
 export type DownEvidenceKind = 'carrier' | 'address' | 'default-route' | 'probe-group' | 'sockets';
 

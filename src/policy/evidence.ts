@@ -50,7 +50,7 @@ export interface DefaultRouteEvidence {
 
 /**
  * A probe group's verdict: `up: false` when its quorum is lost (the prober's group down,
- * which already needs `multiplier` misses per target). This is the probe evidence that
+ * which already needs `multiplier` x interval of silence per target). This is the probe evidence that
  * may take an interface down. `iface` binds the group to an interface (else the config's
  * `groups[group].iface`, else the group only has a health state of its own).
  */
