@@ -12,7 +12,7 @@ const { Lab } = require('../lib/lab/lab');
 const { dualStackPair } = require('./helpers/lab');
 const { Prober } = require('../lib/monitor/prober');
 const { LinkMonitor } = require('../lib/monitor/link-monitor');
-const { NetlinkClient } = require('../lib/monitor/netlink-client');
+const { NetlinkClient } = require('../lib/kernel/netlink-client');
 const { encodeMessage, encodeAttribute, NLM_F_REQUEST, NLM_F_ACK } = require('../lib/kernel/netlink');
 
 // Absolute: under npx, node_modules/.bin/nft is @vercel/nft, not nftables.
