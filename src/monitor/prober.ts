@@ -894,6 +894,10 @@ export class Prober extends EventEmitter<ProberEvents> {
     t.state = state;
     const now = performance.now();
     if (state === 'up') t.resetSilence(now);
+    // Replies before the silence say nothing about the way back: recovery counts afresh (a
+    // silence decided before the lost probes' own timeouts fire would otherwise find the old
+    // run of replies still standing).
+    else t.replies = 0;
     const event: TargetStateEvent = { target: t.name, address: t.address, family: t.family, state, reason, count, monotonicNs: process.hrtime.bigint() };
     if (state === 'down') event.silentMs = Number.isNaN(t.silentSince) ? 0 : Math.max(0, now - t.silentSince);
     this.emit(state === 'up' ? 'target-up' : 'target-down', event);
