@@ -120,3 +120,23 @@ test('a maintenance hold: judged and reported, never acted on; released, the fau
   await s.clock.advance(0);
   t.deepEqual(s.runs, [[5000, 'repair', 'local-config']]);
 });
+
+test('a default route lost only to its linkdown flag is the carrier fault\'s consequence: once the carrier is back nothing is repaired', async (t) => {
+  const s = engineWith([{ kind: 'repair', fixes: ['local-config'] }, { kind: 'bounce', fixes: ['link'], afterMs: { link: 3000 } }]);
+  s.engine.observe({ kind: 'default-route', family: 4, present: true, iface: 'eth0' });
+  s.engine.observe({ kind: 'carrier', iface: 'eth0', up: false, adminUp: true });
+  // The re-dump after the carrier loss finds the route flagged linkdown: "lost", but still there.
+  s.engine.observe({ kind: 'default-route', family: 4, present: false, iface: 'eth0', linkdown: true });
+  t.deepEqual(s.engine.snapshot().interfaces.eth0.reasons, ['carrier-down']);
+  await s.clock.advance(100);
+  // The carrier is back; the route's flag is not re-read yet: no lost configuration meanwhile.
+  s.engine.observe({ kind: 'carrier', iface: 'eth0', up: true, adminUp: true });
+  await s.clock.advance(500);
+  t.is(s.engine.stateOf('eth0'), 'healthy');
+  s.engine.observe({ kind: 'default-route', family: 4, present: true, iface: 'eth0' });
+  // A route really removed is still lost configuration.
+  s.engine.observe({ kind: 'default-route', family: 4, present: false, iface: 'eth0' });
+  t.deepEqual(s.engine.snapshot().interfaces.eth0.reasons, ['default-route-lost:4']);
+  await s.clock.advance(100);
+  t.deepEqual(s.runs.map((r) => r[1]), ['repair'], 'only the real loss was repaired');
+});

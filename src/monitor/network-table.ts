@@ -89,6 +89,12 @@ export interface AddressEvent extends EventBase {
 }
 export interface DefaultRouteEvent extends EventBase {
   type: 'default-route'; action: 'lost' | 'restored'; family: 4 | 6; gateway: string | null; ifindex: number | null;
+  /**
+   * On `lost`: the route is still there, only marked linkdown/dead because its device lost
+   * carrier (the kernel flips the flag without a word). A consequence of a link fault, not a
+   * lost configuration: nothing needs putting back.
+   */
+  linkdown?: boolean;
 }
 /**
  * The neighbour (ARP/NDP) entry of a default route's gateway changed state ('changed', with
@@ -492,7 +498,8 @@ export class NetworkTable {
       const monotonicNs = stamp.toString();
       // A changed gateway is the old one lost and the new one restored.
       if (before !== null) {
-        this.emit({ type: 'default-route', action: 'lost', family, gateway: before.gateway, ifindex: before.ifindex, monotonicNs, via });
+        const linkdown = routes.some((r) => r.family === family && r.linkdown && r.ifindex === before.ifindex && r.gateway === before.gateway);
+        this.emit({ type: 'default-route', action: 'lost', family, gateway: before.gateway, ifindex: before.ifindex, monotonicNs, via, ...(linkdown ? { linkdown } : {}) });
       }
       if (after !== null) {
         this.emit({ type: 'default-route', action: 'restored', family, gateway: after.gateway, ifindex: after.ifindex, monotonicNs, via });

@@ -231,7 +231,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
             }
           }
         } else if (evidence.iface !== null) {
-          touch(evidence.iface)?.evidence.setDefaultRoute(evidence.family, false);
+          touch(evidence.iface)?.evidence.setDefaultRoute(evidence.family, false, evidence.linkdown === true);
         } else {
           for (const rec of this.ifaces.values()) {
             if (rec.evidence.getDefaultRoute(evidence.family) === true) {

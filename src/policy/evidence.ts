@@ -46,6 +46,8 @@ export interface DefaultRouteEvidence {
   /** The interface the route goes (went) through, or null when unknown. */
   iface: string | null;
   gateway?: string | null;
+  /** Lost only in that its device lost carrier (still there, flagged linkdown): a link fault's consequence. */
+  linkdown?: boolean;
 }
 
 /**
@@ -164,7 +166,7 @@ export function evidenceFromMonitorEvent(event: MonitorEvent,
       const iface = event.ifindex === null ? null : nameOf(event.ifindex) ?? null;
       return [{
         kind: 'default-route', family: event.family, present: event.action === 'restored', iface,
-        gateway: event.gateway,
+        gateway: event.gateway, ...(event.linkdown ? { linkdown: true } : {}),
       }];
     }
     case 'neighbour': {
@@ -197,6 +199,7 @@ export function evidenceProblem(e: unknown): string | null {
       if (o.family !== 4 && o.family !== 6) return 'default-route evidence: family must be 4 or 6';
       if (!bool('present')) return 'default-route evidence: present must be a boolean';
       if (o.iface !== null && !str('iface')) return 'default-route evidence: iface must be a string or null';
+      if (o.linkdown !== undefined && typeof o.linkdown !== 'boolean') return 'default-route evidence: linkdown must be a boolean';
       return null;
     case 'probe-group':
       if (!str('group')) return 'probe-group evidence: group must be a non-empty string';

@@ -74,6 +74,8 @@ export class InterfaceEvidence {
   private readonly addresses = new Set<string>();
   private hadAddress = false;
   private readonly defaultRoute: { 4: boolean | null; 6: boolean | null } = { 4: null, 6: null };
+  /** The lost default route is still there, flagged linkdown (its device lost carrier). */
+  private readonly defaultRouteLinkdown: { 4: boolean; 6: boolean } = { 4: false, 6: false };
   private readonly groups = new Map<string, boolean>();
   private readonly failingTargets = new Set<string>();
   private readonly gatewayTargets = new Set<string>();
@@ -131,7 +133,7 @@ export class InterfaceEvidence {
         this.stuck = e.stuck;
         break;
       case 'default-route':
-        this.setDefaultRoute(e.family, e.present);
+        this.setDefaultRoute(e.family, e.present, e.linkdown === true);
         break;
     }
   }
@@ -177,7 +179,8 @@ export class InterfaceEvidence {
   }
 
   /** Sets the default-route evidence of a family. */
-  setDefaultRoute(family: 4 | 6, present: boolean | null): void {
+  setDefaultRoute(family: 4 | 6, present: boolean | null, linkdown = false): void {
+    this.defaultRouteLinkdown[family] = present === false && linkdown;
     this.defaultRoute[family] = present;
   }
 
@@ -204,7 +207,10 @@ export class InterfaceEvidence {
       put('address', 'address-missing');
     }
     for (const family of [4, 6] as const) {
-      if (this.defaultRoute[family] === false) put('default-route', `default-route-lost:${family}`);
+      // A route lost only to its linkdown flag is the carrier fault's consequence, not lost
+      // configuration: while the carrier is down that is the problem; once it is back the
+      // flag is re-read within milliseconds, and nothing would need putting back meanwhile.
+      if (this.defaultRoute[family] === false && !this.defaultRouteLinkdown[family]) put('default-route', `default-route-lost:${family}`);
     }
     for (const [group, up] of [...this.groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (!up) put('probe-group', `probe-group-down:${group}`);
