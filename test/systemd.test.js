@@ -12,6 +12,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn, execFileSync, execFile } = require('node:child_process');
+const { BOOT_MASKS } = require('./helpers/boot-masks');
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'lib/cli.js');
@@ -132,7 +133,8 @@ time.sleep(600)
 `);
   const machine = `nh${process.pid}`;
   box.proc = spawn(nspawn, ['-D', '/', '--volatile=yes', '--register=no', '--keep-unit', '--private-network',
-    `--bind-ro=${ROOT}`, `--bind=${dir}:${SHARED}`, '-M', machine, '-b', '--console=pipe'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    `--bind-ro=${ROOT}`, `--bind=${dir}:${SHARED}`, '-M', machine, '-b', '--console=pipe',
+    ...BOOT_MASKS.map((unit) => `systemd.mask=${unit}`)], { stdio: ['pipe', 'pipe', 'pipe'] });
   box.proc.stdout.on('data', (d) => { box.log += d; });
   box.proc.stderr.on('data', (d) => { box.log += d; });
   const exited = new Promise((resolve) => box.proc.once('exit', (code) => resolve(code)));

@@ -46,11 +46,7 @@ const MANAGERS = {
 // Units that would stall or disturb the boot of a container made from the host's /usr: the
 // wait-online services (no network at boot), and services installed on CI hosts that pull in
 // network-online.target or touch the network.
-const BOOT_MASKS = [
-  'systemd-networkd-wait-online.service', 'NetworkManager-wait-online.service', 'ifupdown-wait-online.service',
-  'networking.service', 'keepalived.service', 'frr.service', 'prometheus.service', 'prometheus-node-exporter.service',
-  'apt-daily.timer', 'apt-daily-upgrade.timer', 'nftables.service', 'systemd-firstboot.service',
-];
+const { BOOT_MASKS } = require('./boot-masks');
 
 const hrMs = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
