@@ -151,7 +151,9 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
   // finally below runs then. The daemon is asked to stop; its files go.
   lab.onDestroy(() => {
     if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGTERM');
-    rmSync(scratch, { recursive: true, force: true });
+    // The stopping daemon may still be saving its state in there: a removal that meets a new
+    // file (ENOTEMPTY) tries again.
+    rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
   const start = monotonicNs();
   const at = (ns: bigint | string): string => `+${(ms(start, BigInt(ns)) / 1000).toFixed(3)}s`;
