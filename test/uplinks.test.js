@@ -156,6 +156,12 @@ test('two uplinks: fail over beyond the first hop, move only the connections tha
   t.true(Date.now() - healedAt >= 1000, 'not before the hold-up');
   t.like(await nethealRoute(lab, client), { gateway: '192.0.2.1', dev: 'up0' });
 
+  // A manager that clears foreign routes (networkd's ManageForeignRoutes=yes) removes it: back at once.
+  await lab.ip(client, 'route', 'del', 'default', 'metric', '1');
+  const deadline = Date.now() + 5000;
+  while ((await nethealRoute(lab, client)) === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.like(await nethealRoute(lab, client), { gateway: '192.0.2.1', dev: 'up0' }, 'put back after a removal');
+
   await daemon.stop();
   t.is(await nethealRoute(lab, client), undefined, 'netheal\'s route is gone; the managers\' remain');
   t.is(/** @type {any[]} */ (await lab.ipJson(client, 'route', 'show', 'default')).length, 2);

@@ -638,6 +638,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private onMonitorEvent(event: MonitorEvent): void {
     this.emit('monitor', event);
     this.metrics.events.inc({ type: event.type });
+    // A default route lost may be netheal's own, removed by a manager that clears foreign routes.
+    if (event.type === 'default-route' && event.action === 'lost') this.failover?.reassert();
     if (event.type === 'resync') {
       this.metrics.resyncs.inc();
       this.remember('kernel', `resync: ${event.reason}`);

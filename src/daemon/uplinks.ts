@@ -97,6 +97,19 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
     return this.selector.inUse;
   }
 
+  /**
+   * Puts netheal's route back through the uplink in use (a default route was lost: perhaps
+   * ours, removed by a manager that clears foreign routes). Replacing it when it is there
+   * changes nothing.
+   */
+  reassert(): void {
+    if (this.closed) return;
+    const to = this.uplinks[this.names.indexOf(this.selector.inUse)]!;
+    this.queue = this.queue.then(() => (this.closed ? undefined : this.route.set({ iface: to.iface, gateway: to.gateway }))).catch((error: unknown) => {
+      this.options.logger.warning(`uplink: could not put the default route back through ${this.selector.inUse}: ${(error as Error).message}`);
+    });
+  }
+
   /** Waits until the route changes asked for so far are made. */
   settled(): Promise<void> {
     return this.queue;
