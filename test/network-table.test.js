@@ -171,16 +171,37 @@ test('a resync snapshot in which a device vanished: its addresses are reported r
   ]);
 });
 
+/** The recorded lab's two default routes (IPv4 and IPv6 gateways) through device `gw`. */
+const gatewayRoutes = (gw, linkdown = false) => [
+  { family: /** @type {4} */ (4), gateway: '192.0.2.1', ifindex: gw, metric: 0, linkdown },
+  { family: /** @type {6} */ (6), gateway: '2001:db8::1', ifindex: gw, metric: 1024, linkdown },
+];
+/** Route watch of one device. */
+const watchOn = (gw) => ({ devices: new Set([gw]), sources: new Set(), anyDevice: false });
+
+test('a default route that turns linkdown is reported lost, saying linkdown; one really gone says nothing of the kind', (t) => {
+  const { table, events } = tableWith();
+  const gw = neighbours.veth0;
+  table.load(empty(), new Map());
+  table.setDefaultRoutes(gatewayRoutes(gw), watchOn(gw), 5n, 'netlink');
+  events.length = 0;
+  table.setDefaultRoutes(gatewayRoutes(gw, true), watchOn(gw), 6n, 'netlink');
+  /** @param {any} e */
+  const lost = (e) => [e.type, e.action, e.family, e.linkdown];
+  t.deepEqual(events.map(lost), [['default-route', 'lost', 4, true], ['default-route', 'lost', 6, true]]);
+  table.setDefaultRoutes(gatewayRoutes(gw), watchOn(gw), 7n, 'netlink');
+  events.length = 0;
+  table.setDefaultRoutes([], watchOn(gw), 8n, 'netlink');
+  t.deepEqual(events.map(lost), [['default-route', 'lost', 4, undefined], ['default-route', 'lost', 6, undefined]]);
+});
+
 test('the gateway\'s neighbour entry through its recorded life; other neighbours and bridge FDB entries pass unseen', (t) => {
   const { table, events } = tableWith();
   // The neighbour recording's lab: the gateways on veth0 (ifindex 3).
   const gw = neighbours.veth0;
-  const routes = [
-    { family: /** @type {4} */ (4), gateway: '192.0.2.1', ifindex: gw, metric: 0, linkdown: false },
-    { family: /** @type {6} */ (6), gateway: '2001:db8::1', ifindex: gw, metric: 1024, linkdown: false },
-  ];
+  const routes = gatewayRoutes(gw);
   table.load(empty(), new Map());
-  t.true(table.setDefaultRoutes(routes, { devices: new Set([gw]), sources: new Set(), anyDevice: false }, 5n, 'netlink'), 'new gateways');
+  t.true(table.setDefaultRoutes(routes, watchOn(gw), 5n, 'netlink'), 'new gateways');
   t.deepEqual(events.map(brief), [`default-route restored 4 192.0.2.1 ${gw}`, `default-route restored 6 2001:db8::1 ${gw}`]);
   events.length = 0;
   for (const hex of neighbours.events) {
@@ -201,19 +222,16 @@ test('the gateway\'s neighbour entry through its recorded life; other neighbours
   t.is(table.neighbourState(gw, '192.0.2.1'), null);
   // Same routes again: no new gateway, nothing reported.
   events.length = 0;
-  t.false(table.setDefaultRoutes(routes, { devices: new Set([gw]), sources: new Set(), anyDevice: false }, 30n, 'netlink'));
+  t.false(table.setDefaultRoutes(routes, watchOn(gw), 30n, 'netlink'));
   t.deepEqual(events, []);
 });
 
 test('a neighbour dump yields to a notification read after it began', (t) => {
   const { table, events } = tableWith();
   const gw = neighbours.veth0;
-  const routes = [
-    { family: /** @type {4} */ (4), gateway: '192.0.2.1', ifindex: gw, metric: 0, linkdown: false },
-    { family: /** @type {6} */ (6), gateway: '2001:db8::1', ifindex: gw, metric: 1024, linkdown: false },
-  ];
+  const routes = gatewayRoutes(gw);
   table.load(empty(), new Map());
-  table.setDefaultRoutes(routes, { devices: new Set([gw]), sources: new Set(), anyDevice: false }, 5n, 'netlink');
+  table.setDefaultRoutes(routes, watchOn(gw), 5n, 'netlink');
   events.length = 0;
   const { gen, gateways } = table.beginNeighbourDump();
   // The recorded dump of the gateway's device: both gateways reachable.
