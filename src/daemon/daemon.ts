@@ -670,7 +670,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const reason = event.reason === null ? '' : ` (${event.reason.name ?? event.reason.kind})`;
     this.logger.info(`probe target ${event.target} ${up ? 'up' : 'down'}${reason}`, { target: event.target, address: event.address });
     const role = event.target.endsWith(':gateway') ? 'gateway' as const : 'far' as const;
-    this.observe({ kind: 'probe', target: event.target, ok: up, group, iface: group, role }, event.monotonicNs.toString(), 'prober');
+    // The host itself could not send (its neighbour entry FAILED, the kernel refused): a first-hop sign.
+    const local = !up && (event.reason?.kind === 'neighbour-failed' || event.reason?.kind === 'send-error');
+    this.observe({ kind: 'probe', target: event.target, ok: up, group, iface: group, role, ...(local ? { localUnreachable: true } : {}) }, event.monotonicNs.toString(), 'prober');
   }
 
   private onGroup(event: GroupStateEvent, up: boolean): void {
