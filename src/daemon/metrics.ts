@@ -4,7 +4,7 @@
  */
 import { Server } from 'node:http';
 import { isIP } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom';
 import { NethealError } from '../errors';
 
 /** The metrics one daemon exports. */

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { NethealError } from '../errors';
 import { DaemonConfig, validateConfig } from '../daemon/config';
 import { BUILTIN_ACTIONS, DEFAULT_LADDER } from '../policy/config';
+import { DAEMON_NODE_FLAGS } from '../daemon/node-flags';
 
 /** Default name of netheal's own unit. */
 export const NETHEAL_UNIT_NAME = 'netheal.service';
@@ -199,7 +200,7 @@ export function nethealUnit(options: NethealUnitOptions = {}): string {
   const watchdogSec = checkSeconds(options.watchdogSec, 30, '--watchdog-sec', 1, 3600);
   const restartSec = checkSeconds(options.restartSec, 2, '--restart-sec', 0, 3600);
   const needs = configNeeds(config);
-  const exec = [execPath, daemonPath, '--config', configPath, '--log-format', 'journal'].map(quoteExecArg).join(' ');
+  const exec = [execPath, ...DAEMON_NODE_FLAGS, daemonPath, '--config', configPath, '--log-format', 'journal'].map(quoteExecArg).join(' ');
   const environment = Object.entries(options.environment ?? {}).map(([k, v]): [string, string] => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new NethealError('NETHEAL_ERR_INVALID_OPTION', `not an environment variable name: ${k}`);
     return ['Environment', quoteExecArg(`${k}=${v}`)];
