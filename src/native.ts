@@ -2,7 +2,8 @@
  * The one place the C++ addon is loaded. Everything else takes a {@link NativeBinding}
  * (injectable, so policy tests can run on a kernel-shaped fake).
  */
-import bindings from 'bindings';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Options of the native netlink socket. */
 export interface NetlinkSocketOptions {
@@ -170,9 +171,20 @@ export interface NativeBinding {
 
 let loaded: NativeBinding | undefined;
 
-/** The real addon, loaded on first use. */
+/** Where node-gyp puts the release build, from lib/ (this file's compiled home). */
+const RELEASE_ADDON = join(__dirname, '..', 'build', 'Release', 'netheal.node');
+/** `bindings` prefers a Debug build; so do we (then it finds it). */
+const DEBUG_ADDON = join(__dirname, '..', 'build', 'Debug', 'netheal.node');
+
+/**
+ * The real addon, loaded on first use: the release build directly (two stats), else wherever
+ * `bindings` finds it (Debug builds, other layouts). `bindings` locates its caller through a
+ * stack trace and tries a dozen paths: ~1-2 ms of a one-shot CLI's start.
+ */
 export function nativeBinding(): NativeBinding {
-  loaded ??= bindings('netheal') as NativeBinding;
+  if (loaded === undefined) {
+    loaded = (existsSync(RELEASE_ADDON) && !existsSync(DEBUG_ADDON) ? require(RELEASE_ADDON) : (require('bindings') as typeof import('bindings'))('netheal')) as NativeBinding;
+  }
   return loaded;
 }
 
