@@ -31,7 +31,7 @@
  *   (answered ping, failing ping, ifdown+ifup) with a uniform fault phase (loopModel30s).
  *   The loop pinging the gateway never sees a lost default route (the gateway is on-link);
  *   a variant pinging 198.51.100.1 beyond the router is measured for that class.
- * - idle: `node lib/daemon.js --config FILE` watching one veth with default probe settings
+ * - idle: `node FLAGS lib/daemon.js --config FILE` (FLAGS: the unit's, lib/daemon/node-flags.js) watching one veth with default probe settings
  *   (1 s gateway probe), VmRSS and utime+stime over 60 s (quick: 10 s). The bash loop at the
  *   same 1 s probe rate runs beside it in the same lab for comparison (bash's RSS; CPU of bash
  *   and its reaped children, ping).
@@ -44,6 +44,7 @@ const { createInterface } = require('node:readline');
 const { Lab, pacedFlaps } = require('../lib/lab/lab');
 const { runLab } = require('../lib/lab/demo');
 const { LinkControl } = require('../lib/kernel/link-control');
+const { DAEMON_NODE_FLAGS } = require('../lib/daemon/node-flags');
 const { summarize, round, ratio } = require('./lib/stats');
 const clock = require('./lib/clock');
 
@@ -348,7 +349,8 @@ async function idleCost({ seconds, dir }) {
     };
     const configPath = path.join(dir, 'idle-config.json');
     fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
-    daemon = spawn(process.execPath, [DAEMON, '--config', configPath, '--log-format', 'json'], {
+    // Started as the unit starts it (the heap flags of lib/daemon/node-flags.js).
+    daemon = spawn(process.execPath, [...DAEMON_NODE_FLAGS, DAEMON, '--config', configPath, '--log-format', 'json'], {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STATE_DIRECTORY: path.join(dir, 'state') },
     });
     let stderr = '';

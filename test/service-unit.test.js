@@ -65,7 +65,7 @@ test('netheal unit: Type=notify, node started directly, restart forever, watchdo
   t.deepEqual(unit.get('Type'), ['notify']);
   t.deepEqual(unit.get('NotifyAccess'), ['main']);
   const exec = unit.get('ExecStart')[0];
-  t.true(exec.startsWith(`${process.execPath} ${path.resolve(__dirname, '../lib/daemon.js')} `), exec);
+  t.true(exec.startsWith(`${process.execPath} --max-semi-space-size=1 --v8-pool-size=1 ${path.resolve(__dirname, '../lib/daemon.js')} `), exec);
   t.deepEqual(unit.get('Restart'), ['always']);
   t.deepEqual(unit.get('RestartSec'), ['3']);
   t.deepEqual(unit.get('StartLimitIntervalSec'), ['0']);

@@ -4,7 +4,7 @@ import { ExitCode, NethealError } from '../errors';
 import { STATE_NAMES, SocketState } from '../kernel/inet-diag';
 import { SocketFilter, SocketProtocol, parsePrefix } from '../kernel/socket-filter';
 import { DestroyResult, SocketInfo, Sockets } from '../kernel/sockets';
-import { PortStatus, portStatus } from '../service/port-status';
+import type { PortStatus } from '../service/port-status';
 import { CommonOptions, action, intOption, numberOption, out, printTable, requireInterface, withCommonOptions } from './common';
 
 interface FilterOptions extends CommonOptions {
@@ -240,6 +240,8 @@ export function registerSockets(program: Command): void {
     .option('--tcp', 'TCP only')
     .option('--udp', 'UDP only')
     .action(action(async (port: number, options: CommonOptions & { wait?: number; killStale?: boolean; tcp?: boolean; udp?: boolean }) => {
+      // Loaded here: `sockets kill` (a fresh process, timed against `ss -K`) does not need it.
+      const { portStatus } = require('../service/port-status') as typeof import('../service/port-status');
       const protocols: SocketProtocol[] = [];
       if (options.tcp === true) protocols.push('tcp');
       if (options.udp === true) protocols.push('udp');

@@ -6,7 +6,8 @@
  */
 import { Server } from 'node:http';
 import { isIP } from 'node:net';
-import { Counter, Gauge, Histogram, LabelValues, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom';
+import type { LabelValues } from 'prom-client';
 import { NethealError } from '../errors';
 import { ADDON_NAPI_VERSION } from '../native';
 import type { AlertReason } from '../policy/engine-events';

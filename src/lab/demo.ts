@@ -23,6 +23,7 @@ import { NetlinkClient } from '../kernel/netlink-client';
 import { monotonicNs } from '../native';
 import { NethealError } from '../errors';
 import { Lab, TapHandle, pacedFlaps } from './lab';
+import { DAEMON_NODE_FLAGS } from '../daemon/node-flags';
 
 /** One line of the daemon's JSON log. */
 interface LogRecord {
@@ -223,7 +224,7 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
     out(`netheal lab: while it runs: node lib/cli.js status --socket ${join(scratch, 'status.sock')}`);
     out('');
     // Its state directory is the lab's too: a throw-away lab leaves nothing in /var/lib/netheal.
-    daemon = spawn(process.execPath, [join(__dirname, '..', 'daemon.js'), '--config', configPath, '--log-format', 'json'], {
+    daemon = spawn(process.execPath, [...DAEMON_NODE_FLAGS, join(__dirname, '..', 'daemon.js'), '--config', configPath, '--log-format', 'json'], {
       stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, STATE_DIRECTORY: join(scratch, 'state') },
     });
     // Timeline lines carry when the lab read them, so they are in order: a record's own

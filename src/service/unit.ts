@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { NethealError } from '../errors';
 import { DaemonConfig, validateConfig } from '../daemon/config';
 import { BUILTIN_ACTIONS, DEFAULT_LADDER } from '../policy/config';
+import { DAEMON_NODE_FLAGS } from '../daemon/node-flags';
 
 /** Default name of netheal's own unit. */
 export const NETHEAL_UNIT_NAME = 'netheal.service';
@@ -199,7 +200,7 @@ export function nethealUnit(options: NethealUnitOptions = {}): string {
   const watchdogSec = checkSeconds(options.watchdogSec, 30, '--watchdog-sec', 1, 3600);
   const restartSec = checkSeconds(options.restartSec, 2, '--restart-sec', 0, 3600);
   const needs = configNeeds(config);
-  const exec = [execPath, daemonPath, '--config', configPath, '--log-format', 'journal'].map(quoteExecArg).join(' ');
+  const exec = [execPath, ...DAEMON_NODE_FLAGS, daemonPath, '--config', configPath, '--log-format', 'journal'].map(quoteExecArg).join(' ');
   // `netheal config check`: the CLI beside lib/daemon.js, the same checkConfig() as the daemon.
   const cliPath = resolve(daemonPath, '..', 'cli.js');
   const check = [execPath, cliPath, 'config', 'check', '--config', configPath].map(quoteExecArg).join(' ');
