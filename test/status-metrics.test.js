@@ -194,7 +194,9 @@ test('status: during a lab run it shows the injected fault and the action; other
   await exited;
   // Interrupted, the lab still cleans up: its scratch directory goes, its daemon stops.
   const scratch = path.dirname(socketPath);
-  t.false(fs.existsSync(scratch), `${scratch} removed`);
+  /** @param {string} d @returns {string[]} */
+  const left = (d) => { try { return fs.readdirSync(d).flatMap((f) => [`${d}/${f}`, ...left(`${d}/${f}`)]); } catch { return []; } };
+  t.false(fs.existsSync(scratch), `${scratch} removed; left: ${left(scratch).join(', ')}`);
   const daemons = () => fs.readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
     try {
       return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(scratch);

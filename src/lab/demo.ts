@@ -9,7 +9,7 @@
  * client has a tap `nic0` standing in for a physical NIC whose carrier the lab controls.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -139,6 +139,26 @@ export async function runLabDemo(options: { logFormat?: string; quiet?: boolean 
   return (await runLab(options)).ok ? 0 : 1;
 }
 
+/**
+ * Waits, blocking (a signal handler's last moments cannot wait on events), until process
+ * `pid` has exited (gone, or a zombie its parent, us, has yet to reap). True if it did.
+ */
+function waitForExitSync(pid: number, limitMs: number): boolean {
+  const deadline = Date.now() + limitMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let state: string;
+    try {
+      state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] ?? '';
+    } catch {
+      return true;
+    }
+    if (state === 'Z' || state === 'X') return true;
+    if (Date.now() >= deadline) return false;
+    Atomics.wait(pause, 0, 0, 20);
+  }
+}
+
 /** Runs the scripted faults against the real daemon; `quiet` prints nothing (benchmarks). */
 export async function runLab(options: { logFormat?: string; quiet?: boolean } = {}): Promise<LabResult> {
   const out = (line: string): void => {
@@ -151,9 +171,15 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
   // Also when interrupted (Ctrl-C, SIGTERM): the lab's signal handler destroys it, and no
   // finally below runs then. The daemon is asked to stop; its files go.
   lab.onDestroy(() => {
-    if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGTERM');
-    // The stopping daemon may still be saving its state in there: a removal that meets a new
-    // file (ENOTEMPTY) tries again.
+    if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null && daemon.pid !== undefined) {
+      // The stopping daemon saves its state into the scratch directory: let it finish (up to
+      // 3 s, then SIGKILL) before the directory goes, or it would write into a half-removed one.
+      daemon.kill('SIGTERM');
+      if (!waitForExitSync(daemon.pid, 3000)) {
+        daemon.kill('SIGKILL');
+        waitForExitSync(daemon.pid, 1000);
+      }
+    }
     rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
   const start = monotonicNs();
