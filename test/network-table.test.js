@@ -193,6 +193,20 @@ test('a default route that turns linkdown is reported lost, saying linkdown; one
   events.length = 0;
   table.setDefaultRoutes([], watchOn(gw), 8n, 'netlink');
   t.deepEqual(events.map(lost), [['default-route', 'lost', 4, undefined], ['default-route', 'lost', 6, undefined]]);
+  // A better route through the same gateway (netheal's failover route at metric 1): the old
+  // one is superseded, not lost; one really removed while a backup takes over is lost.
+  const [v4] = gatewayRoutes(gw);
+  const manager = { ...v4, metric: 100 };
+  const backup = { ...v4, gateway: '192.0.2.254', metric: 200 };
+  table.setDefaultRoutes([manager, backup], watchOn(gw), 9n, 'netlink');
+  events.length = 0;
+  table.setDefaultRoutes([{ ...v4, metric: 1 }, manager, backup], watchOn(gw), 10n, 'netlink');
+  /** @param {any} e */
+  const brief4 = (e) => [e.action, e.family, e.gateway, e.superseded];
+  t.deepEqual(events.filter((e) => /** @type {any} */ (e).family === 4).map(brief4), [['lost', 4, '192.0.2.1', true], ['restored', 4, '192.0.2.1', undefined]]);
+  events.length = 0;
+  table.setDefaultRoutes([backup], watchOn(gw), 11n, 'netlink');
+  t.deepEqual(events.filter((e) => /** @type {any} */ (e).family === 4).map(brief4), [['lost', 4, '192.0.2.1', undefined], ['restored', 4, '192.0.2.254', undefined]]);
 });
 
 test('the gateway\'s neighbour entry through its recorded life; other neighbours and bridge FDB entries pass unseen', (t) => {

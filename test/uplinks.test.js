@@ -127,7 +127,10 @@ test('two uplinks: fail over beyond the first hop, move only the connections tha
   // the backup's provider), and on-link to the primary's router (never used the dead path).
   const throughPrimary = await tcpConnection(t, { clientNs: client, serverNs: far, serverAddress: FAR, clientAddress: '192.0.2.2', port: 7301 });
   const onLink = await tcpConnection(t, { clientNs: client, serverNs: r1, serverAddress: '192.0.2.1', clientAddress: '192.0.2.2', port: 7302 });
+  // Bound to the backup's device: it has its own way out (the backup's route at metric 200).
+  const boundToBackup = await tcpConnection(t, { clientNs: client, serverNs: far, serverAddress: FAR, clientAddress: '198.51.100.2', port: 7304, device: 'up1' });
   t.is(await throughPrimary.exchange(), 'echo');
+  t.is(await boundToBackup.exchange(), 'echo');
   const loop = connectLoop(t, lab, far, client, 7303);
   await loop.start();
   while (loop.successes.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -155,6 +158,7 @@ test('two uplinks: fail over beyond the first hop, move only the connections tha
   t.is(failback.to, 'up0/192.0.2.1');
   t.true(Date.now() - healedAt >= 1000, 'not before the hold-up');
   t.like(await nethealRoute(lab, client), { gateway: '192.0.2.1', dev: 'up0' });
+  t.is(await boundToBackup.exchange(), 'echo', 'the fail-back spared the connection bound to the backup\'s device');
 
   // A manager that clears foreign routes (networkd's ManageForeignRoutes=yes) removes it: back at once.
   await lab.ip(client, 'route', 'del', 'default', 'metric', '1');

@@ -529,6 +529,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       const failover = new UplinkFailover({
         config, netnsPath: this.netnsPath, binding: this.options.binding, logger: this.logger, clock: this.options.clock,
         addressesOf: (iface) => monitor.getLink(iface)?.addresses.filter((a) => a.family === 4).map((a) => ({ address: a.address, prefixlen: a.prefixlen })) ?? [],
+        ifindexOf: (iface) => monitor.getLink(iface)?.ifindex ?? null,
         initial: this.uplinkInUse,
       });
       this.failover = failover;

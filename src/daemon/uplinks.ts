@@ -64,6 +64,8 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
     clock?: Clock;
     /** IPv4 addresses on an interface now, with their prefix lengths. */
     addressesOf(iface: string): { address: string; prefixlen: number }[];
+    /** An interface's index now, null when it is gone. */
+    ifindexOf(iface: string): number | null;
     /** The uplink in use before (a reload): begin there, not on a primary that may be dead. */
     initial?: string;
   }) {
@@ -154,12 +156,16 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
       // The addresses of the uplink left behind cannot be used through the new one; their
       // connections to on-link peers of that uplink never used the default route: spared.
       const old = this.options.addressesOf(from.iface);
+      const fromIfindex = this.options.ifindexOf(from.iface);
       const keep = new Set(this.options.addressesOf(to.iface).map((a) => a.address));
       const onLink = new BlockList();
       for (const a of old) onLink.addSubnet(a.address, a.prefixlen, 'ipv4');
       for (const { address } of old.filter((a) => !keep.has(a.address))) {
         const found: SocketInfo[] = await this.sockets.query({ src: address, protocol: 'tcp', state: [...CONNECTION_STATES] });
-        const stuck = found.filter((socket) => !onLink.check(socket.dst, 'ipv4'));
+        // Bound to a device (SO_BINDTODEVICE): it keeps its own way out whatever the default
+        // route says, and is stuck only if that is the uplink that failed.
+        const stuck = found.filter((socket) => !onLink.check(socket.dst, 'ipv4')
+          && (socket.boundIfindex === null || (change.reason === 'failover' && socket.boundIfindex === fromIfindex)));
         const result = stuck.length === 0 ? { destroyed: 0 } : await this.sockets.destroySockets(stuck);
         destroyed += result.destroyed;
         this.emit('path-lost', { address, iface: from.iface, destroyed: result.destroyed, atMs: performance.now() });

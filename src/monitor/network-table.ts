@@ -95,6 +95,12 @@ export interface DefaultRouteEvent extends EventBase {
    * lost configuration: nothing needs putting back.
    */
   linkdown?: boolean;
+  /**
+   * On `lost`: a route through the same gateway and device is still there, usable, only no
+   * longer the preferred one (a better route appeared, e.g. netheal's own failover route): the
+   * interface lost nothing. A `restored` for the new preferred route follows.
+   */
+  superseded?: boolean;
 }
 /**
  * The neighbour (ARP/NDP) entry of a default route's gateway changed state ('changed', with
@@ -499,7 +505,8 @@ export class NetworkTable {
       // A changed gateway is the old one lost and the new one restored.
       if (before !== null) {
         const linkdown = routes.some((r) => r.family === family && r.linkdown && r.ifindex === before.ifindex && r.gateway === before.gateway);
-        this.emit({ type: 'default-route', action: 'lost', family, gateway: before.gateway, ifindex: before.ifindex, monotonicNs, via, ...(linkdown ? { linkdown } : {}) });
+        const superseded = routes.some((r) => r.family === family && !r.linkdown && r.ifindex === before.ifindex && r.gateway === before.gateway);
+        this.emit({ type: 'default-route', action: 'lost', family, gateway: before.gateway, ifindex: before.ifindex, monotonicNs, via, ...(linkdown ? { linkdown } : {}), ...(after !== null && superseded ? { superseded } : {}) });
       }
       if (after !== null) {
         this.emit({ type: 'default-route', action: 'restored', family, gateway: after.gateway, ifindex: after.ifindex, monotonicNs, via });

@@ -163,6 +163,9 @@ export function evidenceFromMonitorEvent(event: MonitorEvent,
       }];
     }
     case 'default-route': {
+      // Superseded (still there through the same gateway, only no longer preferred: netheal's
+      // own failover route, a manager's metric change) is no loss of the interface's.
+      if (event.action === 'lost' && event.superseded === true) return [];
       const iface = event.ifindex === null ? null : nameOf(event.ifindex) ?? null;
       return [{
         kind: 'default-route', family: event.family, present: event.action === 'restored', iface,

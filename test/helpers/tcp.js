@@ -26,7 +26,12 @@ import socket, sys, time
 deadline = time.monotonic() + 10
 while True:
     try:
-        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5, source_address=(sys.argv[3], 0))
+        if len(sys.argv) > 4:
+            # Bound to a device too (SO_BINDTODEVICE = 25): its own way out, whatever the default route.
+            c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, 25, sys.argv[4].encode())
+            c.bind((sys.argv[3], 0)); c.settimeout(5); c.connect((sys.argv[1], int(sys.argv[2])))
+        else:
+            c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5, source_address=(sys.argv[3], 0))
         break
     except OSError as e:
         if time.monotonic() > deadline:
@@ -66,14 +71,14 @@ function lines(child) {
   });
 }
 
-async function tcpConnection(t, { clientNs, serverNs, serverAddress, clientAddress, port }) {
+async function tcpConnection(t, { clientNs, serverNs, serverAddress, clientAddress, port, device = undefined }) {
   const nsexec = (ns, code, args) => spawn('nsenter', [`--net=${Lab.path(ns)}`, '--', 'python3', '-u', '-c', code, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const server = nsexec(serverNs, SERVER, [serverAddress, String(port)]);
   const serverLine = lines(server);
   t.teardown(() => server.kill('SIGKILL'));
   // A deadline for a stuck start only: python's start-up takes seconds on a loaded machine.
   if ((await serverLine(30000)) !== 'listening') throw new Error('echo server did not start within 30 s');
-  const client = nsexec(clientNs, CLIENT, [serverAddress, String(port), clientAddress]);
+  const client = nsexec(clientNs, CLIENT, [serverAddress, String(port), clientAddress, ...(device ? [device] : [])]);
   const clientLine = lines(client);
   t.teardown(() => client.kill('SIGKILL'));
   const first = await clientLine(15000);
