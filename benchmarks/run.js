@@ -104,6 +104,16 @@ function renderPlots(results) {
       series: series([['netheal Prober', pathLoss.metrics.interval10ms], ['FRR bfdd', pathLoss.peers?.bfdd], ['fping -l -p 10 -t 10', pathLoss.peers?.fping]]),
     }));
   }
+  const failover = byName.failover;
+  if (failover?.metrics?.netheal || failover?.peers?.keepalived) {
+    const n = failover.metrics.netheal ?? {};
+    const k = failover.peers.keepalived ?? {};
+    const s = series([
+      ['netheal, carrier loss', n.carrier], ['netheal, first-hop loss', n.firstHop], ['netheal, loss beyond the first hop', n.beyond],
+      ['keepalived, carrier loss', k.carrier], ['keepalived, first-hop loss', k.firstHop], ['keepalived (ping far), loss beyond', k.beyond],
+    ]);
+    if (s.length) write('failover.svg', 'uplink failover: fault -> first new TCP connection through the backup', cdfChart({ title: 'uplink failover: fault -> first new TCP connection through the backup', series: s }));
+  }
   const classes = byName.recovery?.metrics?.classes;
   if (classes) {
     const labels = { carrierLoss: 'carrier loss', blackhole: 'path blackhole', addressLoss: 'address loss', defaultRouteLoss: 'default-route loss', nicCarrierLoss: 'NIC (tap) carrier loss', flapStorm: 'flap storm' };
