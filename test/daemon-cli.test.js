@@ -244,7 +244,12 @@ test('node lib/daemon.js --lab detects and recovers every fault', async (t) => {
     t.notRegex(row, /NOT DETECTED|NOT RECOVERED/);
   }
   t.regex(result.stdout, /carrier loss .*\| link: carrier \(netlink\)/);
-  t.regex(result.stdout, /NIC carrier loss .*\| link: carrier \(carrier-sync\)/);
+  // The tap's carrier loss: carrier-sync sees it within its interval even when linkwatch holds
+  // it back (up to 1 s); when linkwatch has been idle for a second it fires at once, and then
+  // netlink is first. Either way it is seen fast.
+  const nic = /NIC carrier loss [^|]*\| ([\d.]+) ms *\| link: carrier \((carrier-sync|netlink)\)/.exec(result.stdout);
+  t.truthy(nic, result.stdout);
+  t.true(Number(nic?.[1]) < 250, `NIC carrier loss seen after ${nic?.[1]} ms`);
   // The least disruptive repair: the lost route put back by netlink, no bounce.
   t.regex(result.stdout, /default-route loss .*\| local-config: .*repair:ok.*verified:repair/);
   t.notRegex(result.stdout, /default-route loss [^\n]*link-bounce/);
