@@ -42,6 +42,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const { spawnSync } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
+const { addTwoUplinks } = require('../lib/lab/two-uplinks');
 const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
@@ -71,40 +72,13 @@ async function poll(check, timeoutMs, everyMs = 5) {
   }
 }
 
-/** The topology of test/uplinks.test.js, plus a veth pair in the client for keepalived's VRRP. */
+/** The two-uplink lab (src/lab/two-uplinks.ts), plus a veth pair in the client for keepalived's VRRP. */
 async function buildLab() {
   const lab = Lab.create();
-  const client = await lab.addNamespace('client');
-  const r1 = await lab.addNamespace('r1');
-  const r2 = await lab.addNamespace('r2');
-  const far = await lab.addNamespace('far');
-  await lab.addVeth({ ns: client, name: 'up0' }, { ns: r1, name: 'down0' });
-  await lab.addVeth({ ns: client, name: 'up1' }, { ns: r2, name: 'down1' });
-  await lab.addVeth({ ns: r1, name: 'core1' }, { ns: far, name: 'f1' });
-  await lab.addVeth({ ns: r2, name: 'core2' }, { ns: far, name: 'f2' });
+  const { client, r1, r2, far } = await addTwoUplinks(lab);
   await lab.addVeth({ ns: client, name: 'ka0' }, { ns: client, name: 'ka1' });
-  await lab.addAddress(client, 'up0', `${SRC0}/24`);
-  await lab.addAddress(r1, 'down0', `${GW0}/24`);
-  await lab.addAddress(client, 'up1', `${SRC1}/24`);
-  await lab.addAddress(r2, 'down1', `${GW1}/24`);
-  await lab.addAddress(r1, 'core1', '10.1.0.1/24');
-  await lab.addAddress(far, 'f1', '10.1.0.2/24');
-  await lab.addAddress(r2, 'core2', '10.2.0.1/24');
-  await lab.addAddress(far, 'f2', '10.2.0.2/24');
-  await lab.addAddress(far, 'lo', `${FAR}/32`);
   await lab.addAddress(client, 'ka0', '10.255.0.1/30');
   await lab.addAddress(client, 'ka1', '10.255.0.2/30');
-  for (const [ns, via] of [[r1, '10.1.0.2'], [r2, '10.2.0.2']]) {
-    await lab.enableForwarding(ns);
-    await lab.addRoute(ns, `${FAR}/32`, 'via', via);
-    await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1']);
-  }
-  await lab.exec(r1, 'sysctl', ['-qw', 'net.ipv4.conf.down0.rp_filter=1']);
-  await lab.exec(r2, 'sysctl', ['-qw', 'net.ipv4.conf.down1.rp_filter=1']);
-  await lab.addRoute(far, '192.0.2.0/24', 'via', '10.1.0.1');
-  await lab.addRoute(far, '198.51.100.0/24', 'via', '10.2.0.1');
-  await lab.addRoute(client, 'default', 'via', GW0, 'dev', 'up0', 'metric', '100');
-  await lab.addRoute(client, 'default', 'via', GW1, 'dev', 'up1', 'metric', '200');
   return { lab, client, r1, r2, far };
 }
 
@@ -632,7 +606,7 @@ async function run({ quick = false } = {}) {
   const markdown = [
     '### Uplink failover: netheal vs keepalived (issue #17)',
     '',
-    `Two uplinks (client up0 -> r1, up1 -> r2, routers forwarding to a far namespace with ${FAR}, rp_filter on the routers), as test/uplinks.test.js. Fault on the primary at t0 (the command returned): **carrier** = r1's down0 set down; **first-hop** = r1 drops everything arriving on down0 (nft netdev ingress, policy drop); **beyond** = blackhole ${FAR}/32 on r1. New flow = the start stamp (CLOCK_MONOTONIC) of the first connect attempt started at or after t0 that succeeded; attempts start every ${ATTEMPT_EVERY_MS} ms, non-blocking, each given 300 ms, so a stuck one never delays the next. Sockets: a holder keeps a connection through the backup to the far server (source ${SRC1}, SO_BINDTODEVICE up1) and one on-link to r2 (the healthy uplink), one on-link to r1 from ${SRC0}, and one unbound through the default route that reconnects when aborted; destroyed = its recv() returned ECONNABORTED. Each round waits until the contender is back on the primary before the next.`,
+    `Two uplinks (client up0 -> r1, up1 -> r2, routers forwarding to a far namespace with ${FAR}, rp_filter on the routers), src/lab/two-uplinks.ts (as test/uplinks.test.js). Fault on the primary at t0 (the command returned): **carrier** = r1's down0 set down; **first-hop** = r1 drops everything arriving on down0 (nft netdev ingress, policy drop); **beyond** = blackhole ${FAR}/32 on r1. New flow = the start stamp (CLOCK_MONOTONIC) of the first connect attempt started at or after t0 that succeeded; attempts start every ${ATTEMPT_EVERY_MS} ms, non-blocking, each given 300 ms, so a stuck one never delays the next. Sockets: a holder keeps a connection through the backup to the far server (source ${SRC1}, SO_BINDTODEVICE up1) and one on-link to r2 (the healthy uplink), one on-link to r1 from ${SRC0}, and one unbound through the default route that reconnects when aborted; destroyed = its recv() returned ECONNABORTED. Each round waits until the contender is back on the primary before the next.`,
     '',
     `netheal: in-process Daemon, uplinks up0 (gateway ${GW0}) and up1 (gateway ${GW1}), both with targets [${FAR}], failover intervalMs 10, multiplier 3, recovery 3, holdUpMs ${HOLD_UP_MS} (5000 in the storm); a fresh daemon per round, because its uplink flap damping (RFC 2439 defaults: 1000 per flap, suppress at 2500, half-life 5 min; not configurable for uplinks) would rightly suppress the fail-back from the third failover on. Route moved: the change of its metric 1 route, seen by \`ip monitor route\` in the client (stamped at receipt in this process), as for keepalived; fail-back: its \`failback\` event.`,
     `keepalived: ${kaVersion ?? '**not installed: skipped**'}, run inside the client namespace only (\`ip netns exec CLIENT keepalived -n -l -D -P -f CONF -p/-r/-c PIDFILES\`), VRRP on ka0, one end of a veth pair made for it inside the client namespace (no VRRP on any uplink, none on the host). One instance, no peer: MASTER ~3 adverts (30 ms) after start or recovery; the ping track_script has no weight, so its failure puts the instance in FAULT at once (fall 1); \`track_interface up0\` puts it in FAULT on carrier loss. notify_master = \`ip route replace default via ${GW0} dev up0 metric 1\`, notify_backup and notify_fault = \`ip route replace default via ${GW1} dev up1 metric 1\`. The check pings out of up0 (-I up0: via the primary whatever the default route). Route: the change of the metric 1 route, seen by \`ip monitor route\` in the client. A random 0-1 s pause before each fault varies the phase of its 1 s schedule. Its exact config (target = the gateway; for "beyond" the far server):`,

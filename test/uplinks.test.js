@@ -16,43 +16,13 @@ const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
 const { tcpConnection } = require('./helpers/tcp');
 
-const FAR = '203.0.113.10';
+const { addTwoUplinks, FAR_SERVER: FAR } = require('../lib/lab/two-uplinks');
 
-/** client --up0-- r1 --+                      client --up1-- r2 --+-- far (203.0.113.10) */
+/** The two-uplink lab (src/lab/two-uplinks.ts), removed at the test's end. */
 async function twoUplinks(t) {
   const lab = Lab.create();
   t.teardown(() => lab.destroy());
-  const client = await lab.addNamespace('client');
-  const r1 = await lab.addNamespace('r1');
-  const r2 = await lab.addNamespace('r2');
-  const far = await lab.addNamespace('far');
-  await lab.addVeth({ ns: client, name: 'up0' }, { ns: r1, name: 'down0' });
-  await lab.addVeth({ ns: client, name: 'up1' }, { ns: r2, name: 'down1' });
-  await lab.addVeth({ ns: r1, name: 'core1' }, { ns: far, name: 'f1' });
-  await lab.addVeth({ ns: r2, name: 'core2' }, { ns: far, name: 'f2' });
-  await lab.addAddress(client, 'up0', '192.0.2.2/24');
-  await lab.addAddress(r1, 'down0', '192.0.2.1/24');
-  await lab.addAddress(client, 'up1', '198.51.100.2/24');
-  await lab.addAddress(r2, 'down1', '198.51.100.1/24');
-  await lab.addAddress(r1, 'core1', '10.1.0.1/24');
-  await lab.addAddress(far, 'f1', '10.1.0.2/24');
-  await lab.addAddress(r2, 'core2', '10.2.0.1/24');
-  await lab.addAddress(far, 'f2', '10.2.0.2/24');
-  await lab.addAddress(far, 'lo', `${FAR}/32`);
-  for (const [ns, via] of [[r1, '10.1.0.2'], [r2, '10.2.0.2']]) {
-    await lab.enableForwarding(ns);
-    await lab.addRoute(ns, `${FAR}/32`, 'via', via);
-    // Each provider drops what does not come from its own customers' addresses (BCP 38).
-    await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1']);
-  }
-  await lab.exec(r1, 'sysctl', ['-qw', 'net.ipv4.conf.down0.rp_filter=1']);
-  await lab.exec(r2, 'sysctl', ['-qw', 'net.ipv4.conf.down1.rp_filter=1']);
-  await lab.addRoute(far, '192.0.2.0/24', 'via', '10.1.0.1');
-  await lab.addRoute(far, '198.51.100.0/24', 'via', '10.2.0.1');
-  // The managers' routes: the primary at 100, the backup at 200.
-  await lab.addRoute(client, 'default', 'via', '192.0.2.1', 'dev', 'up0', 'metric', '100');
-  await lab.addRoute(client, 'default', 'via', '198.51.100.1', 'dev', 'up1', 'metric', '200');
-  return { lab, client, r1, r2, far };
+  return { lab, ...(await addTwoUplinks(lab)) };
 }
 
 /** A server in `ns` that accepts for ever; a client loop that connects every 10 ms, each success printed with its start time. */
