@@ -54,15 +54,15 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
         // A bad file never replaces a good running config.
         logger.error(`reload refused, keeping the running configuration: ${(error as Error).message}`);
         notifier.status(`reload refused: ${(error as Error).message}`);
-        daemon.metrics.configLoaded(false);
+        daemon.noteReload(false, (error as Error).message);
         return;
       }
       try {
         await daemon.reload(next);
-        daemon.metrics.configLoaded(true);
+        daemon.noteReload(true);
         logger.notice('configuration reloaded');
       } catch (error) {
-        daemon.metrics.configLoaded(false);
+        daemon.noteReload(false, (error as Error).message);
         logger.error(`reload failed: ${(error as Error).message}`);
         if (daemon.stopped) {
           // Nothing runs any more: exit non-zero so the service manager restarts us.

@@ -182,3 +182,29 @@ test('a hooks directory runs its hooks in name order, skips names run-parts woul
   const error = t.throws(() => validateConfig(raw));
   t.regex(error.message, /interfaces\.up0\.hook\.path: .*20-second is writable by others/);
 });
+
+test('a refused reload shows in status: the running configuration is kept and says so', async (t) => {
+  const { client } = await clientRouter(t);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-reload-status-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const socket = path.join(dir, 'status.sock');
+  const configFile = path.join(dir, 'config.json');
+  const good = { netns: Lab.path(client), policy: { graceMs: 60000 }, status: { socket }, interfaces: { up0: {} } };
+  fs.writeFileSync(configFile, JSON.stringify(good));
+  const daemon = await startDaemonProcess(t, configFile, path.join(dir, 'state'));
+  const status = (args) => new Promise((resolve) => {
+    require('node:child_process').execFile(process.execPath, [require.resolve('../lib/cli.js'), 'status', '--socket', socket, ...args], (_e, out) => resolve(out));
+  });
+  t.is(JSON.parse(String(await status(['--json']))).lastReload, null, 'no reload yet');
+  fs.writeFileSync(configFile, JSON.stringify({ ...good, interfaces: { up0: { probe: { targets: ['nonsense'] } } } }));
+  daemon.child.kill('SIGHUP');
+  await daemon.next((l) => /reload refused/.test(l.msg ?? ''));
+  const refused = JSON.parse(String(await status(['--json']))).lastReload;
+  t.false(refused.ok);
+  t.regex(refused.error, /interfaces\.up0\.probe\.targets\[0\]/);
+  t.regex(String(await status([])), /LAST RELOAD REFUSED at .*running the previous configuration: .*targets\[0\]/);
+  fs.writeFileSync(configFile, JSON.stringify(good));
+  daemon.child.kill('SIGHUP');
+  await daemon.next((l) => l.msg === 'configuration reloaded');
+  t.true(JSON.parse(String(await status(['--json']))).lastReload.ok);
+});

@@ -32,6 +32,8 @@ export function statusVerdict(status: Pick<StatusDocument, 'interfaces'>): { cod
 interface StatusDocument {
   pid: number;
   startedAt: string;
+  /** The last SIGHUP reload: refused (a bad file), failed, or applied; null before any. */
+  lastReload?: { ok: boolean; time: string; error: string | null } | null;
   netns: string | null;
   dryRun: boolean;
   interfaces: Record<string, {
@@ -76,6 +78,8 @@ export function registerStatus(program: Command): void {
         return verdict.code;
       }
       out(`netheal daemon pid ${status.pid}, up since ${status.startedAt}${status.netns ? `, namespace ${status.netns}` : ''}${status.dryRun ? ' (dry run)' : ''}`);
+      const reload = status.lastReload;
+      if (reload) out(reload.ok ? `last reload applied at ${reload.time}` : `LAST RELOAD REFUSED at ${reload.time}, running the previous configuration: ${reload.error}`);
       out('');
       printTable(['INTERFACE', 'STATE', 'LADDER', 'ATTEMPTS', 'DAMPING', 'BUDGET', 'EVIDENCE'],
         Object.entries(status.interfaces).map(([name, s]) => [

@@ -145,6 +145,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   readonly metrics: DaemonMetrics;
   private readonly recent: RecentEvent[] = [];
   private readonly startedAt = new Date().toISOString();
+  private lastReload: { ok: boolean; time: string; error: string | null } | null = null;
   /** Per interface: CLOCK_MONOTONIC (ns) of the first bad evidence of the current episode, and when it went down. */
   private readonly episode = new Map<string, { badSinceNs: bigint; downAtNs: bigint | null }>();
 
@@ -165,6 +166,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
   }
 
+  /**
+   * Records how the last reload of the configuration file went (the daemon entry reads and
+   * checks the file; a refused one never reaches {@link Daemon.reload}): shown by `status`,
+   * and in the reload metrics.
+   */
+  noteReload(ok: boolean, error: string | null = null): void {
+    this.lastReload = { ok, time: new Date().toISOString(), error };
+    this.metrics.configLoaded(ok);
+  }
+
   /** The status document `netheal status` shows. JSON-safe. */
   status(): Record<string, unknown> {
     const snapshot = this.engine?.snapshot();
@@ -173,6 +184,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return {
       pid: process.pid,
       startedAt: this.startedAt,
+      lastReload: this.lastReload,
       netns: this.netnsPath ?? null,
       dryRun: this.options.dryRun === true,
       state: this.state,
