@@ -12,7 +12,7 @@ import { Daemon } from './daemon/daemon';
 import { LogFormat, createLogger, defaultLogFormat } from './daemon/logger';
 import { SystemdNotifier } from './daemon/notify';
 import { DEFAULT_STATUS_SOCKET } from './daemon/status';
-import { defaultStateDirectory } from './daemon/holds';
+import { defaultStateDirectory } from './daemon/state-files';
 
 interface DaemonFlags {
   config?: string;

@@ -10,16 +10,15 @@ import { z } from 'zod';
 import {
   InterruptionJournal, StoredConfiguration, UndoPlan, loadConfiguration, storeConfiguration,
 } from '../actions/interruption';
-import { StateScope, readStateFile, sameScope, writeStateFile } from './state-files';
+import { StateScope, readStateFile, sameScope, storedConfigurationSchema, writeStateFile } from './state-files';
 
 const FILE = 'journal.json';
 const VERSION = 1;
 
-const storedMessage = z.object({ type: z.number().int(), flags: z.number().int(), payload: z.string() });
 const storedPlan = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('link-up-and-replay'),
-    configuration: z.object({ ifindex: z.number().int(), routes: z.array(storedMessage), addresses: z.array(storedMessage) }),
+    configuration: storedConfigurationSchema,
   }),
   z.object({ kind: z.literal('ifup'), args: z.array(z.string()) }),
 ]);

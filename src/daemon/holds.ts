@@ -5,8 +5,6 @@
 import { join } from 'node:path';
 import { readStateFile, writeStateFile } from './state-files';
 
-export { defaultStateDirectory } from './state-files';
-
 const VERSION = 1;
 const FILE = 'holds.json';
 

@@ -13,13 +13,12 @@ import { z } from 'zod';
 import { InterfaceConfiguration } from '../actions/link-bounce';
 import { StoredConfiguration, loadConfiguration, storeConfiguration } from '../actions/interruption';
 import type { InterfaceSafetyState, SafetyState } from '../policy/engine-events';
-import { StateScope, monotonicMs, readStateFile, sameScope, writeStateFile } from './state-files';
+import { StateScope, monotonicMs, readStateFile, sameScope, storedConfigurationSchema, writeStateFile } from './state-files';
 
 const FILE = 'safety.json';
 const VERSION = 1;
 
 const nonNegative = z.number().finite().min(0);
-const storedMessage = z.object({ type: z.number().int(), flags: z.number().int(), payload: z.string() });
 const storedInterface = z.object({
   safety: z.object({
     budgetSpentAgoMs: z.array(nonNegative),
@@ -28,7 +27,7 @@ const storedInterface = z.object({
     totalActions: z.number().int().min(0),
     baselineAddresses: z.array(z.string()),
   }).optional(),
-  knownGood: z.object({ ifindex: z.number().int(), routes: z.array(storedMessage), addresses: z.array(storedMessage) }).optional(),
+  knownGood: storedConfigurationSchema.optional(),
 });
 const safetyFile = z.object({
   version: z.literal(VERSION), scope: z.unknown(), savedMonotonicMs: nonNegative, interfaces: z.record(z.string(), storedInterface),

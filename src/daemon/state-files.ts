@@ -7,6 +7,19 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The schema of a stored interface configuration (src/actions/interruption.ts's
+ * StoredConfiguration: addresses and routes as base64 netlink messages), shared by the safety
+ * state and the action journal.
+ */
+const storedMessageSchema = z.object({ type: z.number().int(), flags: z.number().int(), payload: z.string() });
+export const storedConfigurationSchema = z.object({
+  ifindex: z.number().int(),
+  routes: z.array(storedMessageSchema),
+  addresses: z.array(storedMessageSchema),
+});
 
 /** The state directory systemd gives the unit, else /var/lib/netheal. */
 export function defaultStateDirectory(env: NodeJS.ProcessEnv = process.env): string {
