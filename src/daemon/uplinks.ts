@@ -106,7 +106,7 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
    */
   reassert(): void {
     if (this.closed) return;
-    const to = this.uplinks[this.names.indexOf(this.selector.inUse)]!;
+    const to = this.uplinkNamed(this.selector.inUse);
     this.queue = this.queue.then(() => (this.closed ? undefined : this.route.set({ iface: to.iface, gateway: to.gateway }))).catch((error: unknown) => {
       this.options.logger.warning(`uplink: could not put the default route back through ${this.selector.inUse}: ${(error as Error).message}`);
     });
@@ -133,6 +133,11 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
     this.sockets.close();
   }
 
+  /** The configured uplink of a selector name (`iface/gateway`). */
+  private uplinkNamed(name: string): NonNullable<DaemonConfig['uplinks']>[number] {
+    return this.uplinks[this.names.indexOf(name)]!;
+  }
+
   private onGroup(event: GroupStateEvent, up: boolean): void {
     if (this.closed) return;
     const name = event.group.replace(/^uplink:/, '');
@@ -148,9 +153,9 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
 
   private async apply(change: UplinkChange): Promise<void> {
     if (this.closed) return;
-    const to = this.uplinks[this.names.indexOf(change.to)]!;
+    const to = this.uplinkNamed(change.to);
     await this.route.set({ iface: to.iface, gateway: to.gateway });
-    const from = change.from === null ? undefined : this.uplinks[this.names.indexOf(change.from)];
+    const from = change.from === null ? undefined : this.uplinkNamed(change.from);
     let destroyed = 0;
     if (from !== undefined && from.iface !== to.iface) {
       // The addresses of the uplink left behind cannot be used through the new one; their
