@@ -5,6 +5,7 @@
 // bad filters (exit 2, the flag and value named, never a stack trace).
 /** @type {import('ava').TestFn} */
 const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
+const fs = require('node:fs');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
@@ -81,11 +82,14 @@ test('port-free: a listener is reported with its pid; TIME_WAIT leftovers block 
     t.is(status.holders.length, 1);
     t.is(status.holders[0].state, 'listen');
     t.deepEqual(status.holders[0].owners.map((o) => o.pid), [holder.pid]);
-    t.is(status.holders[0].owners[0].command, 'node');
+    // The kernel's name for the process, as ss -p shows it: `node`, or `MainThread` on Node 24,
+    // which names its main thread.
+    const comm = fs.readFileSync(`/proc/${holder.pid}/comm`, 'utf8').trim();
+    t.is(status.holders[0].owners[0].command, comm);
     // Human form names the pid too.
     r = await cli('port-free', '8080', '--netns', ns);
     t.is(r.code, 1);
-    t.regex(r.stdout, new RegExp(`pid ${holder.pid} \\(node\\): tcp listen 0\\.0\\.0\\.0:8080`));
+    t.regex(r.stdout, new RegExp(`pid ${holder.pid} \\(${comm}\\): tcp listen 0\\.0\\.0\\.0:8080`));
 
     // The holder closes its connections first and exits: TIME_WAIT stays on port 8080.
     const exited = new Promise((resolve) => holder.once('exit', resolve));

@@ -13,6 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn, execFileSync, execFile } = require('node:child_process');
 const { BOOT_MASKS } = require('./helpers/boot-masks');
+const { NODE_BIND_ARGS } = require('./helpers/box-node');
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'lib/cli.js');
@@ -133,7 +134,7 @@ time.sleep(600)
 `);
   const machine = `nh${process.pid}`;
   box.proc = spawn(nspawn, ['-D', '/', '--volatile=yes', '--register=no', '--keep-unit', '--private-network',
-    `--bind-ro=${ROOT}`, `--bind=${dir}:${SHARED}`, '-M', machine, '-b', '--console=pipe',
+    `--bind-ro=${ROOT}`, ...NODE_BIND_ARGS, `--bind=${dir}:${SHARED}`, '-M', machine, '-b', '--console=pipe',
     ...BOOT_MASKS.map((unit) => `systemd.mask=${unit}`)], { stdio: ['pipe', 'pipe', 'pipe'] });
   box.proc.stdout.on('data', (d) => { box.log += d; });
   box.proc.stderr.on('data', (d) => { box.log += d; });

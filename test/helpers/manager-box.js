@@ -32,9 +32,6 @@ const FAR_ADDRESS = '10.96.0.1';
 const TCP_PORT = 7000;
 const REAL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const NFT = '/usr/sbin/nft';
-/** This Node, also inside the container: under /usr it is there already, else its prefix is bound in. */
-const NODE = process.execPath;
-const NODE_PREFIX = NODE.startsWith('/usr/') ? null : path.dirname(path.dirname(NODE));
 
 /** Per manager: the interface and addresses (distinct so logs of different boxes never mix). */
 const MANAGERS = {
@@ -47,6 +44,7 @@ const MANAGERS = {
 // wait-online services (no network at boot), and services installed on CI hosts that pull in
 // network-online.target or touch the network.
 const { BOOT_MASKS } = require('./boot-masks');
+const { NODE, NODE_BIND_ARGS } = require('./box-node');
 
 const hrMs = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -336,7 +334,7 @@ class ManagerBox {
     for (const [name, text] of [['echo-server.js', ECHO_SERVER], ['tcp-client.js', TCP_CLIENT]]) fs.writeFileSync(path.join(this.dir, name), text);
     const args = ['-D', '/', '--volatile=yes', '--register=no', '--keep-unit', '--private-network',
       `--bind-ro=${ROOT}:${NH}`, `--bind=${this.dir}:${BOX}`];
-    if (NODE_PREFIX !== null) args.push(`--bind-ro=${NODE_PREFIX}`);
+    args.push(...NODE_BIND_ARGS);
     if (this.manager === 'networkmanager') {
       this.nmTree = await networkManagerTree(this.log);
       this.timings.nmTreeMs = hrMs() - t0;
