@@ -53,7 +53,10 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
       } catch (error) {
         // A bad file never replaces a good running config.
         logger.error(`reload refused, keeping the running configuration: ${(error as Error).message}`);
-        notifier.status(`reload refused: ${(error as Error).message}`);
+        // A whole reload cycle all the same: Type=notify-reload (systemd >= 253) signals before
+        // any check and waits for RELOADING=1 then READY=1 (else it hangs until its timeout).
+        notifier.reloading();
+        notifier.ready(`reload refused: ${(error as Error).message}`);
         daemon.noteReload(false, (error as Error).message);
         return;
       }

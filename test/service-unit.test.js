@@ -82,6 +82,22 @@ test('netheal unit: Type=notify, node started directly, restart forever, watchdo
   t.deepEqual(unit.get('MemoryDenyWriteExecute'), [], 'V8 needs W+X memory');
 });
 
+test('netheal unit on systemd >= 253: Type=notify-reload, systemd signals, ExecReload= only checks; older or unknown: Type=notify', (t) => {
+  const config = validateConfig({ interfaces: { lo: {} } });
+  const check = `${process.execPath} ${path.resolve(__dirname, '../lib/cli.js')} config check --config /etc/netheal/config.json`;
+  for (const version of [253, 254, 257]) {
+    const unit = parseUnit(nethealUnit({ config, systemdVersion: version }));
+    t.deepEqual(unit.get('Type'), ['notify-reload'], `systemd ${version}`);
+    t.deepEqual(unit.get('ExecReload'), [check], 'no kill -HUP: systemd sends the reload signal itself');
+    t.deepEqual(unit.get('NotifyAccess'), ['main']);
+  }
+  for (const version of [252, 245, null]) {
+    const unit = parseUnit(nethealUnit({ config, systemdVersion: version }));
+    t.deepEqual(unit.get('Type'), ['notify'], `systemd ${version}`);
+    t.deepEqual(unit.get('ExecReload'), [check, '/bin/kill -HUP $MAINPID'], 'checked first, then signalled');
+  }
+});
+
 test('capabilities follow the actions: NET_RAW only with probes, SYS_ADMIN only with a netns, root only for managers', (t) => {
   const caps = (raw) => configNeeds(validateConfig(raw)).capabilities.map((c) => c.capability);
   t.deepEqual(caps({ interfaces: { eth0: { ladder: ['kill-sockets'] } } }), ['CAP_NET_ADMIN']);

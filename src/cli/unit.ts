@@ -57,7 +57,7 @@ function unitFor(flags: UnitFlags): { name: string; text: string } {
   if (flags.service === undefined) {
     if (flags.exec !== undefined || flags.port !== undefined) throw new NethealError('NETHEAL_ERR_USAGE', '--exec and --port go with --service NAME');
     const { path, config } = readConfig(flags.config);
-    return { name: NETHEAL_UNIT_NAME, text: nethealUnit({ configPath: path, config, watchdogSec: flags.watchdogSec, restartSec: flags.restartSec, environment: flags.env }) };
+    return { name: NETHEAL_UNIT_NAME, text: nethealUnit({ configPath: path, config, watchdogSec: flags.watchdogSec, restartSec: flags.restartSec, environment: flags.env, systemdVersion: systemdVersion() }) };
   }
   if (flags.exec === undefined) throw new NethealError('NETHEAL_ERR_USAGE', '--service needs --exec CMD');
   const text = serviceUnit({

@@ -98,7 +98,12 @@ export interface NethealUnitOptions {
   restartSec?: number;
   /** Extra Environment= lines, NAME=value. */
   environment?: Record<string, string>;
+  /** The installed systemd's version: Type=notify-reload when >= 253 (null or older: Type=notify and a kill -HUP). */
+  systemdVersion?: number | null;
 }
+
+/** Type=notify-reload (systemd 253): systemd sends SIGHUP itself and waits for RELOADING=1 + READY=1. */
+export const NOTIFY_RELOAD_SINCE = 253;
 
 function checkSeconds(value: number | undefined, fallback: number, option: string, min: number, max: number): number {
   const v = value ?? fallback;
@@ -114,7 +119,10 @@ function absolute(path: string, option: string): string {
 }
 
 /** A unit file as lines of `[Section]`, `Key=value` and `# comments`. */
-function render(sections: Array<[string, Array<string | [string, string | number]>]>, header: string[]): string {
+/** A unit line: a comment, or a key and its value. */
+type UnitLine = string | [string, string | number];
+
+function render(sections: Array<[string, UnitLine[]]>, header: string[]): string {
   const out: string[] = header.map((l) => `# ${l}`);
   for (const [name, entries] of sections) {
     if (out.length > 0) out.push('');
@@ -191,6 +199,33 @@ function hardening(needs: ConfigNeeds, binds: string[] = []): Array<string | [st
   return lines;
 }
 
+/**
+ * Type= and the reload lines. Before 253: Type=notify, and ExecReload= runs the check, then
+ * signals, so a bad file is never signalled. From 253: Type=notify-reload, where systemd sends
+ * SIGHUP *before* ExecReload= runs (src/core/service.c, service_enter_reload) and waits for the
+ * daemon's RELOADING=1 and READY=1: the daemon runs the same check on SIGHUP and keeps its running
+ * config on a bad one; ExecReload= still runs the check so that `systemctl reload` fails on it.
+ */
+function reloadLines(systemdVersion: number | null, exec: string, check: string): UnitLine[] {
+  if (systemdVersion !== null && systemdVersion >= NOTIFY_RELOAD_SINCE) {
+    return [
+      ['Type', 'notify-reload'],
+      ['NotifyAccess', 'main'],
+      ['ExecStart', exec],
+      'systemd signals SIGHUP itself; the daemon checks the file and its conf.d/ drop-ins and keeps its running config on a bad one. The check here makes `systemctl reload` fail on it (exit 78, each problem in the journal)',
+      ['ExecReload', check],
+    ];
+  }
+  return [
+    ['Type', 'notify'],
+    ['NotifyAccess', 'main'],
+    ['ExecStart', exec],
+    `Reload checks the file and its conf.d/ drop-ins first: a bad one makes \`systemctl reload\` fail (exit 78, each problem in the journal) and is never signalled. (systemd ${systemdVersion ?? 'unknown'}: Type=notify-reload needs ${NOTIFY_RELOAD_SINCE})`,
+    ['ExecReload', check],
+    ['ExecReload', '/bin/kill -HUP $MAINPID'],
+  ];
+}
+
 /** The unit file for netheal's own daemon. */
 export function nethealUnit(options: NethealUnitOptions = {}): string {
   const configPath = absolute(options.configPath ?? '/etc/netheal/config.json', '--config');
@@ -219,12 +254,7 @@ export function nethealUnit(options: NethealUnitOptions = {}): string {
     ]],
     ['Service', [
       'READY=1 comes only when monitoring is live; node is started directly so NotifyAccess=main accepts it',
-      ['Type', 'notify'],
-      ['NotifyAccess', 'main'],
-      ['ExecStart', exec],
-      'Reload checks the file and its conf.d/ drop-ins first: a bad one makes `systemctl reload` fail (exit 78, each problem in the journal) and is never signalled',
-      ['ExecReload', check],
-      ['ExecReload', '/bin/kill -HUP $MAINPID'],
+      ...reloadLines(options.systemdVersion ?? null, exec, check),
       ...environment,
       ['Restart', 'always'],
       ['RestartSec', restartSec],
