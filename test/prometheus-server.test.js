@@ -129,6 +129,7 @@ test('a real Prometheus loads the rules, scrapes the daemon, and NethealCannotFi
     return alert?.state === 'firing' ? alert : undefined;
   }, 60_000).catch(fail);
   t.log(`fault -> NethealCannotFix firing in Prometheus: ${Date.now() - faultAt} ms`);
+  if (process.env.DEBUG_LOG) t.log(daemonLog);
   t.is(firing.labels.severity, 'warning');
   t.is(firing.labels.job, 'netheal');
   t.is(alertNamed(await api(client, '/api/v1/alerts'), 'NethealRecoveryFailing'), undefined, 'a fault nothing can fix is not a failing recovery');
