@@ -9,6 +9,7 @@ import { ExitCode, NethealError } from './errors';
 import { reportError } from './cli/common';
 import { DEFAULT_CONFIG_PATH, DaemonConfig, checkConfig, loadConfig, validateConfig } from './daemon/config';
 import { Daemon } from './daemon/daemon';
+import { journalSender } from './daemon/journal';
 import { LogFormat, createLogger, defaultLogFormat } from './daemon/logger';
 import { SystemdNotifier } from './daemon/notify';
 import { DEFAULT_STATUS_SOCKET } from './daemon/status';
@@ -27,7 +28,8 @@ async function runDaemon(flags: DaemonFlags): Promise<number> {
   const configPath = flags.config ?? DEFAULT_CONFIG_PATH;
   // An explicit --config must exist; the default file may be absent (then: defaults).
   const config: DaemonConfig = loadConfig(configPath, { optional: flags.config === undefined }) ?? validateConfig({});
-  const logger = createLogger({ format: flags.logFormat ?? config.log.format ?? defaultLogFormat(), minLevel: flags.logLevel ?? config.log.level });
+  const format = flags.logFormat ?? config.log.format ?? defaultLogFormat();
+  const logger = createLogger({ format, minLevel: flags.logLevel ?? config.log.level, journal: format === 'journal' ? journalSender() : undefined });
   const notifier = new SystemdNotifier();
   const daemon = new Daemon({
     config, netns: flags.netns, dryRun: flags.dryRun, logger, notifier, statusSocket: DEFAULT_STATUS_SOCKET, stateDirectory: defaultStateDirectory(),

@@ -156,6 +156,8 @@ export interface NativeBinding {
   scanSockDiagDump?(datagram: Buffer, seq: number, portId: number, protocol: number): SockDiagScan;
   /** Sends one sd_notify datagram; '@name' addresses the abstract namespace. */
   sdNotify(address: string, message: string): void;
+  /** One AF_UNIX datagram (a journal entry); dontWait: EAGAIN instead of blocking on a full queue. */
+  sendDatagram(address: string, message: string | Buffer, dontWait?: boolean): void;
   /** Opens (creating if needed) tap device `name` in the namespace file `netns`; returns the fd. */
   openTap(name: string, netns?: string): number;
   /** TUNSETCARRIER on a tap fd: carrier on/off as a NIC driver would report it. */

@@ -358,6 +358,17 @@ time.sleep(600)
   t.log(log.split('\n').filter((l) => /step \d/.test(l)).join('\n'));
   t.regex(log, /link-bounce: ok/);
   t.notRegex(log, /EPERM|EACCES|Operation not permitted|CAP_/);
+  // The records went to journald as native entries with fields, from inside the sandbox: the
+  // interface, the fault and the action select them.
+  const byInterface = await inBox('journalctl', ['-q', '--no-pager', '-o', 'json', 'INTERFACE=vh0', 'NETHEAL_ACTION=link-bounce']);
+  const entries = byInterface.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const bounce = entries.find((e) => /link-bounce: ok/.test(e.MESSAGE));
+  t.truthy(bounce, `journalctl INTERFACE=vh0 NETHEAL_ACTION=link-bounce: ${byInterface.stdout.slice(0, 500)}${byInterface.stderr}`);
+  t.is(bounce.NETHEAL_FAULT, 'link');
+  t.is(bounce.SYSLOG_IDENTIFIER, 'netheal');
+  t.is(bounce._SYSTEMD_UNIT, 'netheal.service');
+  t.is(bounce._TRANSPORT, 'journal', 'the native protocol, not stdout');
+  t.regex(bounce.PRIORITY, /^[3-6]$/);
   await inBox('ip', ['link', 'set', 'vh1', 'up']);
   await inBox('systemctl', ['stop', 'netheal.service']);
   const un = await inBox(process.execPath, [CLI, 'uninstall']);

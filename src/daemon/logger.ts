@@ -1,7 +1,11 @@
 /**
  * Daemon logging. Three formats:
- * - `journal`: one line per record with the syslog priority prefix (`<3>`..`<7>`) that
- *   journald parses from a service's stdout; chosen when JOURNAL_STREAM is set.
+ * - `journal`: when a journal sender is given (the daemon gives one under systemd with
+ *   journald's socket present), each record is a native journal entry with its fields
+ *   (journal.ts: INTERFACE=, NETHEAL_FAULT=, NETHEAL_ACTION=, ...); otherwise, and for an entry
+ *   the sender refuses (journald's queue full, an entry too large), one line with the syslog
+ *   priority prefix (`<3>`..`<7>`) that journald parses from a service's stdout. The default
+ *   when JOURNAL_STREAM is set.
  * - `text`: timestamped readable lines for a terminal.
  * - `json`: one JSON object per line for collectors (`--log-format json`).
  */
@@ -10,6 +14,8 @@
 export const LEVELS = { error: 3, warning: 4, notice: 5, info: 6, debug: 7 } as const;
 export type LogLevel = keyof typeof LEVELS;
 export type LogFormat = 'journal' | 'text' | 'json';
+
+import { encodeJournalEntry, journalFields } from './journal';
 
 /** Structured fields attached to a record. */
 export type LogFields = Record<string, unknown>;
@@ -47,13 +53,30 @@ function formatFields(fields: LogFields | undefined): string {
   return parts.length ? ` ${parts.join(' ')}` : '';
 }
 
+/** Sends one native journal entry; false (or a throw) when it could not, and the line is written instead. */
+export type JournalSender = (entry: Buffer) => boolean;
+
+/** The SYSLOG_IDENTIFIER of the daemon's journal entries. */
+export const SYSLOG_IDENTIFIER = 'netheal';
+
 /** Creates a logger writing to `write` (default: stdout) at `minLevel` and above. */
-export function createLogger(options: { format?: LogFormat; minLevel?: LogLevel; write?: (line: string) => void } = {}): Logger {
+export function createLogger(options: { format?: LogFormat; minLevel?: LogLevel; write?: (line: string) => void; journal?: JournalSender } = {}): Logger {
   const format = options.format ?? defaultLogFormat();
   const min = LEVELS[options.minLevel ?? 'info'];
   const write = options.write ?? ((line: string) => process.stdout.write(line));
+  const journal = format === 'journal' ? options.journal : undefined;
+  const sendToJournal = (level: LogLevel, text: string, fields?: LogFields): boolean => {
+    if (journal === undefined) return false;
+    try {
+      return journal(encodeJournalEntry(journalFields(SYSLOG_IDENTIFIER, LEVELS[level], text, fields)));
+    } catch {
+      return false;
+    }
+  };
   const log = (level: LogLevel, message: string, fields?: LogFields): void => {
     if (LEVELS[level] > min) return;
+    // The same text as the stdout line, so `journalctl -u netheal` reads the same either way.
+    if (journal !== undefined && sendToJournal(level, escapeControl(`${message}${formatFields(fields)}`), fields)) return;
     let line: string;
     if (format === 'json') {
       line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields });
