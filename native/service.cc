@@ -72,10 +72,48 @@ Napi::Value ReusePortListener(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd.Release());
 }
 
+// tcpSocket(family 4|6, netnsPath?, device?) -> fd: an unconnected, non-blocking TCP socket
+// created inside the namespace (a socket keeps its namespace for life) and bound to `device`
+// (SO_BINDTODEVICE), for `new net.Socket({ fd }).connect(...)`: the TCP and HTTP probes of the
+// watched namespace. SO_LINGER 0: closing it sends a RST and leaves no TIME_WAIT behind, so a
+// probe every few milliseconds does not fill the port range.
+Napi::Value TcpSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "tcpSocket(family, netns?, device?)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int family = info[0].As<Napi::Number>().Int32Value();
+  if (family != 4 && family != 6) {
+    Napi::RangeError::New(env, "family must be 4 or 6").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string netns = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  std::string device = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  const char* syscall = "socket";
+  UniqueFd fd(SocketInNetns(netns, family == 4 ? AF_INET : AF_INET6, SOCK_STREAM, 0, &syscall));
+  if (!fd.Valid()) {
+    ErrnoError(env, errno, syscall, netns).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!device.empty() &&
+      setsockopt(fd.Get(), SOL_SOCKET, SO_BINDTODEVICE, device.c_str(), static_cast<socklen_t>(device.size())) != 0) {
+    ErrnoError(env, errno, "setsockopt", "SO_BINDTODEVICE " + device).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  linger off = {1, 0};
+  if (setsockopt(fd.Get(), SOL_SOCKET, SO_LINGER, &off, sizeof off) != 0) {
+    ErrnoError(env, errno, "setsockopt", "SO_LINGER").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd.Release());
+}
+
 }  // namespace
 
 void InitService(Napi::Env env, Napi::Object exports) {
   exports.Set("reusePortListener", Napi::Function::New(env, ReusePortListener, "reusePortListener"));
+  exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket, "tcpSocket"));
 }
 
 }  // namespace netheal

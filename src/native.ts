@@ -169,6 +169,11 @@ export interface NativeBinding {
    * namespace file `netns` when given); returns the fd for `net.Server.listen({ fd })`.
    */
   reusePortListener?(address: string, port: number, backlog: number, netns?: string): number;
+  /**
+   * An unconnected non-blocking TCP socket in the namespace file `netns`, bound to `device`,
+   * with SO_LINGER 0 (close sends RST, no TIME_WAIT); returns the fd for `new net.Socket({ fd })`.
+   */
+  tcpSocket(family: 4 | 6, netns?: string, device?: string): number;
 }
 
 /**

@@ -98,9 +98,10 @@ test('the addon sends one datagram (a Buffer, binary bytes intact) to an AF_UNIX
   const socket = path.join(dir, 'socket');
   // A receiver that reads one datagram and prints it as hex (Node's dgram has no AF_UNIX).
   const receiver = spawn('python3', ['-u', '-c', `
-import socket, sys
+import socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); print('ready', flush=True)
 print(s.recv(65536).hex(), flush=True)
+time.sleep(300)  # bound, not reading: the queue fills (a closed socket would refuse instead)
 `, socket], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => receiver.kill('SIGKILL'));
   let out = '';

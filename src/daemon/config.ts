@@ -13,6 +13,7 @@ import { resolveNetns } from '../netns';
 import { checkHookPath } from '../actions/hook';
 import { FAULT_CLASSES } from '../policy/fault';
 import { parseListen } from './metrics';
+import { parseStreamTarget } from '../monitor/stream-probe';
 import { BUILTIN_ACTIONS, DEFAULT_BACKOFF, DOWN_EVIDENCE_KINDS, InterfacePolicyConfig, PolicyConfig, validatePolicyConfig } from '../policy/config';
 
 /** The only directory netheal creates for its status socket. */
@@ -63,7 +64,35 @@ const policyFields = {
   settleMs: ms(0, 600_000).optional(),
 };
 
-const probeTarget = z.string().refine((t) => t === 'gateway' || isIP(t) !== 0, 'must be "gateway" or an IPv4/IPv6 address');
+/** A string target's problem, or null: "gateway", an IP address, tcp://A:P or http://A[:P]/path. */
+function stringTargetProblem(target: string): string | null {
+  if (target === 'gateway' || isIP(target) !== 0) return null;
+  try {
+    if (parseStreamTarget(target) !== null) return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return 'must be "gateway", an IPv4/IPv6 address, tcp://ADDRESS:PORT or http://ADDRESS[:PORT]/PATH';
+}
+
+/** An ICMP, TCP or HTTP target (stream-probe.ts), or an HTTP target with expectations. */
+const probeTarget = z.union([
+  z.string().superRefine((target, ctx) => {
+    const problem = stringTargetProblem(target);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+  z.strictObject({
+    http: z.string(),
+    expectStatus: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
+    expectBody: z.string().min(1).optional(),
+  }).superRefine((target, ctx) => {
+    try {
+      if (parseStreamTarget(target)?.kind !== 'http') ctx.addIssue({ code: 'custom', message: 'must be an http:// URL', path: ['http'] });
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message, path: ['http'] });
+    }
+  }),
+]);
 
 const probeSchema = z.strictObject({
   /** "gateway" follows the default route's gateway through this interface. */

@@ -11,6 +11,7 @@ import { Intent } from '../policy/intent';
 import { FAULT_CLASSES } from '../policy/fault';
 import { LinkMonitor, MonitorEvent } from '../monitor/link-monitor';
 import { GroupStateEvent, ProbeResult, Prober, TargetStateEvent } from '../monitor/prober';
+import { targetSpecName } from '../monitor/stream-probe';
 import { PathCleanup } from '../actions/path-cleanup';
 import { Sockets } from '../kernel/sockets';
 import { NativeBinding } from '../native';
@@ -618,7 +619,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.prober = prober;
     for (const { name, probe } of groups) {
       const targets = probe.targets.map((target) => prober.add(target, {
-        name: `${name}:${target}`, device: name, interval: probe.intervalMs, timeout: probe.timeoutMs,
+        name: `${name}:${targetSpecName(target)}`, device: name, interval: probe.intervalMs, timeout: probe.timeoutMs,
         multiplier: probe.multiplier, recovery: probe.recovery,
       }));
       prober.addGroup(name, { targets, quorum: probe.quorum ?? 1 });

@@ -16,6 +16,10 @@
  *
  * One native socket per family (and device) serves every target; one timer drives them all
  * (a min-heap of due times), and probes due together leave in one sendmmsg().
+ *
+ * Targets written `tcp://A:P` or `http://A[:P]/path` are probed by a connection instead of an
+ * echo (stream-probe.ts), on the same schedule, detection rule, groups and early evidence: a
+ * SYN-ACK, a RST or the expected HTTP status is a reply; host/net unreachable is `unreachable`.
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
@@ -25,6 +29,7 @@ import { errnoName, NethealError } from '../errors';
 import { encodeAddress, icmpErrorName, RESULT_RECORD, ResultFlag, ResultKind, SEND_RECORD, writeSendRecord, decodeAddress } from '../kernel/icmp';
 import { NativeBinding, nativeBinding, NativeIcmpSocket } from '../native';
 import { resolveNetns } from '../netns';
+import { HttpTargetSpec, parseStreamTarget, startStreamProbe, StreamOutcome, StreamTarget, targetSpecName } from './stream-probe';
 
 /**
  * What the prober reads of a gateway source's events: their type ('default-route', 'resync',
@@ -126,7 +131,7 @@ export interface ProbeResult {
  * ARP/NDP entry went FAILED while it was silent) or `no-gateway`.
  */
 export interface DownReason {
-  kind: 'timeout' | 'unreachable' | 'send-error' | 'no-gateway' | 'neighbour-failed';
+  kind: 'timeout' | 'unreachable' | 'send-error' | 'no-gateway' | 'neighbour-failed' | 'http-status';
   /** ICMP type and code (unreachable) or errno (send-error). */
   type?: number;
   code?: number;
@@ -210,6 +215,8 @@ interface Probe {
   deadline: number;
   target: Target;
   done: boolean;
+  /** A TCP/HTTP probe's connection: reset when the probe ends otherwise (timeout, cancel). */
+  cancel?: () => void;
 }
 
 interface SocketSlot {
@@ -274,12 +281,15 @@ class Target {
   addressBytes: Buffer | null = null;
   groups = new Set<Group>();
   count = Infinity;
+  /** A TCP/HTTP target (no ICMP socket slot then), and the device its connections are bound to. */
+  stream: StreamTarget | null = null;
+  device: string | undefined = undefined;
 
   constructor(
     readonly name: string,
     readonly spec: string,
     readonly family: 4 | 6,
-    readonly slot: SocketSlot,
+    readonly slot: SocketSlot | null,
     readonly interval: number,
     readonly timeout: number,
     readonly multiplier: number,
@@ -489,9 +499,17 @@ export class Prober extends EventEmitter<ProberEvents> {
    * of `family`, followed when it changes; needs `gatewaySource`). Returns the target's name.
    * Throws NETHEAL_ERR_PRIVILEGE when neither a raw nor a ping socket may be opened.
    */
-  add(target: string, options: AddTargetOptions = {}): string {
+  add(spec: string | HttpTargetSpec, options: AddTargetOptions = {}): string {
     this.assertOpen();
-    if (typeof target !== 'string' || target.length === 0) throw invalid('target', `expected an IP address or "gateway", got ${JSON.stringify(target)}`);
+    const objectForm = spec !== null && typeof spec === 'object';
+    if (!objectForm && (typeof spec !== 'string' || spec.length === 0)) throw invalid('target', `expected an IP address, "gateway", tcp://A:P or http://A/path, got ${JSON.stringify(spec)}`);
+    let stream: StreamTarget | null;
+    try {
+      stream = parseStreamTarget(spec);
+    } catch (error) {
+      throw invalid('target', (error as Error).message);
+    }
+    const target = targetSpecName(spec);
     const timing = checkTiming(options, '');
     const name = options.name ?? target;
     if (typeof name !== 'string' || name.length === 0) throw invalid('name', `expected a non-empty string, got ${JSON.stringify(name)}`);
@@ -499,7 +517,9 @@ export class Prober extends EventEmitter<ProberEvents> {
     const device = checkDevice('device', options.device) ?? this.device;
     let family: 4 | 6;
     const isGateway = target === 'gateway';
-    if (isGateway) {
+    if (stream !== null) {
+      family = stream.family;
+    } else if (isGateway) {
       if (options.family !== undefined && options.family !== 4 && options.family !== 6) throw invalid('family', `expected 4 or 6, got ${JSON.stringify(options.family)}`);
       if (this.gatewaySource === undefined) throw invalid('target', '"gateway" needs the gatewaySource option (a LinkMonitor)');
       family = options.family ?? 4;
@@ -511,16 +531,20 @@ export class Prober extends EventEmitter<ProberEvents> {
     }
     const count = checkNumber('count', options.count, 1, Number.MAX_SAFE_INTEGER, true);
     const interval = timing.interval ?? this.defaults.interval;
-    const slot = this.socketFor(family, device);
+    const slot = stream === null ? this.socketFor(family, device) : null;
     const t = new Target(name, target, family, slot,
       interval,
       timing.timeout ?? this.defaults.timeout ?? interval,
       timing.multiplier ?? this.defaults.multiplier,
       timing.recovery ?? this.defaults.recovery,
       timing.window ?? this.defaults.window);
-    slot.users++;
+    if (slot !== null) slot.users++;
+    t.stream = stream;
+    t.device = device;
     if (count !== undefined) t.count = count;
-    if (isGateway) {
+    if (stream !== null) {
+      t.setAddress(stream.address);
+    } else if (isGateway) {
       const route = this.currentGateway(family);
       t.setAddress(route?.gateway ?? null);
       t.ifindex = route?.ifindex ?? null;
@@ -575,11 +599,13 @@ export class Prober extends EventEmitter<ProberEvents> {
       g.targets = g.targets.filter((x) => x !== t);
       this.evaluateGroup(g);
     }
-    t.slot.users--;
-    if (t.slot.users === 0) {
-      t.slot.socket.close();
-      this.sockets.delete(t.slot.key);
-      this.dirty.delete(t.slot);
+    const slot = t.slot;
+    if (slot === null) return;
+    slot.users--;
+    if (slot.users === 0) {
+      slot.socket.close();
+      this.sockets.delete(slot.key);
+      this.dirty.delete(slot);
     }
   }
 
@@ -686,6 +712,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.gatewaySource?.off('event', this.onGatewayEvent);
     for (const slot of this.sockets.values()) slot.socket.close();
     this.sockets.clear();
+    for (const probe of this.pending.values()) probe.cancel?.();
     this.pending.clear();
     this.heap.length = 0;
     this.dirty.clear();
@@ -721,6 +748,10 @@ export class Prober extends EventEmitter<ProberEvents> {
 
   private queueProbe(t: Target, now: number): void {
     const slot = t.slot;
+    if (slot === null) {
+      this.startStream(t, now);
+      return;
+    }
     if (slot.count * SEND_RECORD >= slot.records.length) {
       const bigger = Buffer.alloc(slot.records.length * 2);
       slot.records.copy(bigger);
@@ -739,6 +770,36 @@ export class Prober extends EventEmitter<ProberEvents> {
     t.sent++;
     this.pending.set(tag, probe);
     this.dirty.add(slot);
+  }
+
+  /** One TCP/HTTP probe: a connection now; its outcome finishes the probe unless its timeout did. */
+  private startStream(t: Target, now: number): void {
+    const tag = this.nextTag;
+    this.nextTag = (this.nextTag + 1) % MAX_TAG;
+    t.seq++;
+    const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false };
+    if (Number.isNaN(t.silentSince)) t.resetSilence(now);
+    t.outstanding.push(probe);
+    t.sent++;
+    this.pending.set(tag, probe);
+    const onOutcome = (outcome: StreamOutcome): void => {
+      if (this.closed || probe.done) return;
+      if (outcome.status === 'reply') this.finish(probe, 'reply', null, outcome.rttMs, t.address, null, null, false);
+      else this.finish(probe, outcome.status, { kind: outcome.kind, name: outcome.name, ...(outcome.errno === undefined ? {} : { errno: outcome.errno, code: outcome.errno }) }, null, null, null, outcome.errno ?? null, false);
+      if (this.closed) return;
+      this.flush();
+      this.arm();
+    };
+    try {
+      probe.cancel = startStreamProbe(t.stream!, { binding: this.binding, netns: this.netns, device: t.device }, onOutcome);
+    } catch (error) {
+      // No socket (the namespace or device went away): a refused send, as for ICMP.
+      const e = error as { errno?: unknown; code?: unknown };
+      const errno = typeof e.errno === 'number' ? Math.abs(e.errno) : 0;
+      const name = typeof e.code === 'string' ? e.code : errno !== 0 ? errnoName(errno) : 'send-failed';
+      // Finished on the next turn: the caller (process()) is in the middle of this target.
+      setImmediate(() => onOutcome({ status: 'error', kind: 'send-error', name, ...(errno !== 0 ? { errno } : {}) }));
+    }
   }
 
   // Sends each dirty slot's batch. The batch is taken off its slot before send(), so whatever
@@ -842,6 +903,7 @@ export class Prober extends EventEmitter<ProberEvents> {
   private finish(probe: Probe, status: ProbeStatus, reason: DownReason | null, rttMs: number | null,
     from: string | null, type: number | null, code: number | null, kernelRtt: boolean): void {
     probe.done = true;
+    if (status === 'timeout') probe.cancel?.();
     this.pending.delete(probe.tag);
     const t = probe.target;
     // Drop finished probes at the head so the next deadline is the oldest live one.
@@ -981,6 +1043,7 @@ export class Prober extends EventEmitter<ProberEvents> {
   private cancelOutstanding(t: Target): void {
     for (const p of t.outstanding) {
       p.done = true;
+      p.cancel?.();
       this.pending.delete(p.tag);
     }
     t.outstanding.length = 0;
