@@ -87,6 +87,49 @@ kubectlTest('kubectl kustomize builds the manifests offline; the DaemonSet is wh
   t.is(container.ports.find((/** @type {any} */ p) => p.name === 'metrics').containerPort, port);
 });
 
+/**
+ * Fields of `written` missing from `decoded` or changed in it (paths), ignoring defaults the
+ * decode adds. @param {any} written @param {any} decoded @returns {string[]}
+ */
+function lost(written, decoded, at = '') {
+  if (written !== null && typeof written === 'object') {
+    if (decoded === null || typeof decoded !== 'object') return [at];
+    return Object.keys(written).flatMap((key) => lost(written[key], decoded[key], Array.isArray(written) ? `${at}[${key}]` : `${at}.${key}`));
+  }
+  return written === decoded ? [] : [`${at} (${JSON.stringify(written)} -> ${JSON.stringify(decoded)})`];
+}
+
+/**
+ * The DaemonSet decoded into the typed apps/v1 structures and encoded again, offline:
+ * `kubectl set resources --local` (a request the manifest does not set, so there is a change
+ * to print). A wrong type fails the decode; an unknown or misspelt field is dropped by it,
+ * which comparing what was written with what came back catches.
+ * @param {string} yamlText
+ */
+function typedRoundTrip(yamlText) {
+  return new Promise((resolve) => {
+    const child = execFile('kubectl', ['set', 'resources', '--local', '-f', '-', '--requests=ephemeral-storage=1Mi', '-o', 'json'],
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, KUBECONFIG: '/dev/null' } },
+      (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }));
+    child.stdin?.end(yamlText);
+  });
+}
+
+kubectlTest('the DaemonSet survives a typed apps/v1 decode: no field unknown to Kubernetes, none of the wrong type', async (t) => {
+  const text = fs.readFileSync(path.join(DIR, 'daemonset.yaml'), 'utf8');
+  const written = YAML.parse(text);
+  const result = await typedRoundTrip(text);
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(lost(written, JSON.parse(result.stdout)), []);
+  // The check has teeth: a misspelt field is dropped and caught, a wrong type fails the decode.
+  const misspelt = await typedRoundTrip(text.replace('hostNetwork: true', 'hostNetwrok: true'));
+  t.is(misspelt.code, 0, misspelt.stderr);
+  t.true(lost(YAML.parse(text.replace('hostNetwork: true', 'hostNetwrok: true')), JSON.parse(misspelt.stdout)).some((p) => p.startsWith('.spec.template.spec.hostNetwrok')));
+  const wrongType = await typedRoundTrip(text.replace('containerPort: 9469', 'containerPort: "metrics"'));
+  t.not(wrongType.code, 0);
+  t.regex(wrongType.stderr, /containerPort|ContainerPort/);
+});
+
 test('the ConfigMap source passes `netheal config check`', async (t) => {
   const check = await run(process.execPath, [CLI, 'config', 'check', '--config', path.join(DIR, 'netheal.json')]);
   t.is(check.code, 0, check.stderr);
