@@ -17,9 +17,9 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
 const { summarize, round, ratio } = require('./lib/stats');
+const { ipBatch: batch, collect } = require('./lib/processes');
 
 const TARGETS = 1000;
 const RATE = 10; // probes per second per target
@@ -31,23 +31,6 @@ function addresses() {
   return out;
 }
 
-function batch(ns, lines) {
-  return new Promise((resolve, reject) => {
-    const child = execFile('ip', ['-n', ns, '-batch', '-'], (error) => (error ? reject(error) : resolve()));
-    child.stdin.end(`${lines.join('\n')}\n`);
-  });
-}
-
-function collect(child) {
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function runNodeChild(lab, ns, mode, args) {
   const res = await collect(lab.spawn(ns, process.execPath, [__filename, '--child', mode, ...args]));
