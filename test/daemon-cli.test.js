@@ -256,7 +256,9 @@ test('node lib/daemon.js --lab detects and recovers every fault', async (t) => {
   // netlink is first. Either way it is seen fast.
   const nic = /NIC carrier loss [^|]*\| ([\d.]+) ms *\| link: carrier \((carrier-sync|netlink)\)/.exec(result.stdout);
   t.truthy(nic, result.stdout);
-  t.true(Number(nic?.[1]) < 250, `NIC carrier loss seen after ${nic?.[1]} ms`);
+  // Well inside linkwatch's 1 s hold (carrier-sync polls every 50 ms in the lab); 600 ms leaves
+  // room for a machine at load 15 on 2 cores, where 270-300 ms was measured.
+  t.true(Number(nic?.[1]) < 600, `NIC carrier loss seen after ${nic?.[1]} ms`);
   // The least disruptive repair: the lost route put back by netlink, no bounce.
   t.regex(result.stdout, /default-route loss .*\| local-config: .*repair:ok.*verified:repair/);
   t.notRegex(result.stdout, /default-route loss [^\n]*link-bounce/);

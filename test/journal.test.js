@@ -90,6 +90,13 @@ test('journal format with a sender: one entry with its fields, no line; a refuse
 test('no sender outside systemd: JOURNAL_STREAM unset, or no journald socket', (t) => {
   t.is(journalSender({}), undefined);
   t.is(journalSender({ JOURNAL_STREAM: '8:1234' }, path.join(os.tmpdir(), 'no-such-journal-socket')), undefined);
+  // JOURNAL_STREAM inherited, but our stdout is something else: no entries.
+  const socket = path.join(os.tmpdir(), `netheal-journal-socket-${process.pid}`);
+  fs.writeFileSync(socket, '');
+  t.teardown(() => fs.rmSync(socket, { force: true }));
+  t.is(journalSender({ JOURNAL_STREAM: '1:1' }, socket, 1), undefined);
+  const stat = fs.fstatSync(1);
+  t.is(typeof journalSender({ JOURNAL_STREAM: `${stat.dev}:${stat.ino}` }, socket, 1), 'function');
 });
 
 test('the addon sends one datagram (a Buffer, binary bytes intact) to an AF_UNIX socket, and EAGAIN does not block', async (t) => {
@@ -108,7 +115,7 @@ time.sleep(300)  # bound, not reading: the queue fills (a closed socket would re
   const lines = new Promise((resolve) => receiver.stdout.on('data', (d) => { out += d; if (out.split('\n').length > 2) resolve(out); }));
   for (const end = Date.now() + 30_000; !fs.existsSync(socket) && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 20));
   const entry = encodeJournalEntry([['MESSAGE', 'a\nb'], ['INTERFACE', 'eth0']]);
-  const send = journalSender({ JOURNAL_STREAM: '1:1' }, socket);
+  const send = journalSender({ JOURNAL_STREAM: '1:1' }, socket, null);
   t.truthy(send);
   t.true(/** @type {any} */ (send)(entry));
   const hex = String(await lines).split('\n')[1];

@@ -219,7 +219,7 @@ boxTest('reload: a bad drop-in makes `systemctl reload` fail and is never signal
   const bad = await inBox('systemctl', ['reload', 'netheal.service']);
   t.not(bad.code, 0, 'systemctl reload fails');
   const log = await journalUntil('netheal.service', /50-bad\.json: interfaces\.lo\.probe\.targets\[0\]/);
-  t.regex(log, /conf\.d\/50-bad\.json: interfaces\.lo\.probe\.targets\[0\]: must be "gateway" or an IPv4\/IPv6 address/, 'the check names the drop-in and the field');
+  t.regex(log, /conf\.d\/50-bad\.json: interfaces\.lo\.probe\.targets\[0\]: must be "gateway", an IPv4\/IPv6 address, tcp:\/\/ADDRESS:PORT or http:\/\/ADDRESS\[:PORT\]\/PATH/, 'the check names the drop-in and the field');
   t.notRegex(log, /reload refused/, 'the daemon was never signalled');
   const during = await show('netheal.service', 'ActiveState', 'MainPID');
   t.deepEqual(during, { ActiveState: 'active', MainPID: before.MainPID }, 'still running, the same process');
@@ -283,7 +283,9 @@ boxTest('a hung event loop: the watchdog kills it and systemd restarts it', asyn
   const tookMs = (Number(after.ActiveEnterTimestampMonotonic) - hungAt) / 1000;
   t.log(`hung loop replaced after ${tookMs.toFixed(0)} ms (WatchdogSec=${WATCHDOG_SEC}, RestartSec=${RESTART_SEC})`);
   t.true(tookMs >= WATCHDOG_SEC * 1000 - 1600, 'not before the watchdog could expire (last ping at most half an interval earlier)');
-  t.true(tookMs <= (WATCHDOG_SEC + RESTART_SEC + 2) * 1000, `took ${tookMs} ms`);
+  // Plus the new daemon's start to READY=1: about a second on a quiet machine, 2-3 s at load 12
+  // on 2 cores (6.1-6.9 s in all was measured there).
+  t.true(tookMs <= (WATCHDOG_SEC + RESTART_SEC + 5) * 1000, `took ${tookMs} ms`);
   t.regex(await journalUntil('netheal.service', /[Ww]atchdog timeout/), /[Ww]atchdog timeout/);
 });
 

@@ -10,7 +10,7 @@
  * (those are the journal's trusted fields).
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, fstatSync } from 'node:fs';
 import { nativeBinding } from '../native';
 
 /** Where journald listens for native entries. */
@@ -67,15 +67,28 @@ export function encodeJournalEntry(fields: ReadonlyArray<readonly [string, strin
   return Buffer.concat(parts);
 }
 
+/** True when `fd` is the stream that JOURNAL_STREAM ("DEV:INODE") names. */
+function isStream(journalStream: string, fd: number): boolean {
+  try {
+    const stat = fstatSync(fd);
+    return journalStream === `${stat.dev}:${stat.ino}`;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A sender of native entries when the daemon runs under systemd with its output going to the
- * journal (JOURNAL_STREAM set, as systemd sets it for such services) and journald's socket is
- * there; otherwise undefined, and the logger writes priority-prefixed lines. A send that fails
+ * journal (JOURNAL_STREAM set, as systemd sets it for such services, and naming our stdout)
+ * and journald's socket is there; otherwise undefined, and the logger writes priority-prefixed lines. A send that fails
  * (EAGAIN: journald's queue is full; EMSGSIZE: an entry too large for one datagram, where
  * systemd's own client would pass a memfd) returns false and that record goes to stdout.
  */
-export function journalSender(env: NodeJS.ProcessEnv = process.env, socket = JOURNAL_SOCKET): ((entry: Buffer) => boolean) | undefined {
+export function journalSender(env: NodeJS.ProcessEnv = process.env, socket = JOURNAL_SOCKET, stdoutFd: number | null = 1): ((entry: Buffer) => boolean) | undefined {
   if (!env.JOURNAL_STREAM || !existsSync(socket)) return undefined;
+  // JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected; it is inherited by children
+  // whose stdout may go elsewhere (a shell redirect), so it counts only when it is our stdout.
+  if (stdoutFd !== null && !isStream(env.JOURNAL_STREAM, stdoutFd)) return undefined;
   const binding = nativeBinding();
   return (entry) => {
     try {

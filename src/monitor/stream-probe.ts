@@ -59,7 +59,7 @@ const PATH_ERRORS = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENONET
 export function parseStreamTarget(spec: string | HttpTargetSpec): StreamTarget | null {
   const text = typeof spec === 'string' ? spec : spec.http;
   if (typeof text !== 'string' || !/^(tcp|http):\/\//i.test(text)) {
-    if (typeof spec !== 'string') throw new RangeError('http: expected an http:// URL');
+    if (typeof spec !== 'string') throw new RangeError('expected an http:// URL');
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw new RangeError(`${text}: only tcp:// and http:// targets are supported (https is not yet)`);
     return null;
   }
