@@ -136,3 +136,11 @@ test('stall rule: a verdict with nothing left to judge by fades after clearMs; c
   t.false(detector.dead, 'cleared after clearMs');
   t.false(detector.observe([], 800 + RULE.clearMs).dead);
 });
+
+test('stall rule: the kernel dates the last receive (a fault between two polls counts from then)', (t) => {
+  const detector = new TcpStallDetector({ ...RULE, minSegments: 2 });
+  detector.observe([{ ...s('a', 10, 10, 0), lastRecvMs: 5 }], 0);
+  const v = detector.observe([{ ...s('a', 12, 10, 2, 1), lastRecvMs: 520 }], 100);
+  t.is(v.stalledForMs, 520, 'not 100: the last receive was 520 ms ago');
+  t.true(v.dead);
+});

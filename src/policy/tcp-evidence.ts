@@ -4,9 +4,10 @@
  * deltas and decides, in the spirit of Android's data-stall detector:
  *
  * the path is dead when, across all of the uplink's sockets, not one segment has been
- * received for at least `stallMs`, while at least `minSegments` segments were sent and at
- * least `minRetransmits` of them were retransmissions (tcpi_total_retrans, or the 6.7 RTO
- * count tcpi_total_rto when it rose more).
+ * received for at least `stallMs` (dated by the kernel: the least tcpi_last_ack_recv /
+ * tcpi_last_data_recv of the uplink's sockets), while at least `minSegments` segments were
+ * sent and at least `minRetransmits` of them were retransmissions (tcpi_total_retrans, or the
+ * 6.7 RTO count tcpi_total_rto when it rose more).
  *
  * One socket that receives anything clears the stall: the path works, whatever one peer
  * does. A dead verdict holds until a socket of the uplink receives again, or for `clearMs`
@@ -25,6 +26,8 @@ export interface TcpSample {
   totalRto?: number;
   /** Segments in flight now. */
   unacked: number;
+  /** ms since this socket last received anything (min of tcpi_last_ack_recv, tcpi_last_data_recv). */
+  lastRecvMs?: number;
 }
 
 /** The rule's thresholds. */
@@ -42,7 +45,7 @@ export interface TcpVerdict {
   sent: number;
   received: number;
   retransmitted: number;
-  /** Traffic on the path now (something sent, received or in flight): poll fast. */
+  /** Traffic on the path now (something sent, received or in flight, or a new connection): poll fast. */
   active: boolean;
   /** ms without a received segment while segments went out, null when not stalled. */
   stalledForMs: number | null;
@@ -77,12 +80,18 @@ export class TcpStallDetector {
     let received = 0;
     let retransmitted = 0;
     let inFlight = false;
+    let fresh = false;
+    let lastRecvMs = Infinity;
     const next = new Map<string, TcpSample>();
     for (const sample of samples) {
       next.set(sample.cookie, sample);
       if (sample.unacked > 0) inFlight = true;
+      if (sample.lastRecvMs !== undefined) lastRecvMs = Math.min(lastRecvMs, sample.lastRecvMs);
       const before = this.previous.get(sample.cookie);
-      if (before === undefined) continue;
+      if (before === undefined) {
+        fresh = true;
+        continue;
+      }
       sent += delta(sample.segsOut, before.segsOut);
       received += delta(sample.segsIn, before.segsIn);
       const retrans = delta(sample.totalRetrans, before.totalRetrans);
@@ -113,7 +122,10 @@ export class TcpStallDetector {
     if (this.deadSinceMs !== null && received === 0 && nowMs - this.deadSinceMs >= this.rule.clearMs && this.stallSinceMs === null) {
       this.deadSinceMs = null;
     }
-    const stalledForMs = this.stallSinceMs === null ? null : nowMs - this.stallSinceMs;
+    // The kernel dates the last receive to the ms; the polls only bound it (a fault between
+    // two polls began before the later one).
+    const stalledForMs = this.stallSinceMs === null ? null
+      : Math.max(nowMs - this.stallSinceMs, Number.isFinite(lastRecvMs) ? lastRecvMs : 0);
     let declared = false;
     if (this.deadSinceMs === null && stalledForMs !== null && stalledForMs >= this.rule.stallMs
       && this.sentInStall >= this.rule.minSegments && this.retransInStall >= this.rule.minRetransmits) {
@@ -122,7 +134,7 @@ export class TcpStallDetector {
     }
     return {
       sockets: samples.length, sent, received, retransmitted,
-      active: sent > 0 || received > 0 || inFlight,
+      active: sent > 0 || received > 0 || inFlight || fresh,
       stalledForMs, dead: this.deadSinceMs !== null, declared,
     };
   }
