@@ -113,3 +113,16 @@ test.serial('a healthy busy flow raises no alarm and is polled fast; an uplink w
   t.false(events.some((e) => e.type === 'path-changed' && e.reason === 'failover'));
   t.false(polls()[PRIMARY]?.dead);
 });
+
+test('config: failover.tcpEvidence has defaults, and bad values are refused naming the field', (t) => {
+  const base = { uplinks: [{ iface: 'a', gateway: '192.0.2.1' }, { iface: 'b', gateway: '198.51.100.1' }] };
+  t.like(validateConfig(base).failover.tcpEvidence, { enabled: true, fastIntervalMs: 100, idleIntervalMs: 2000, stallMs: 500, minSegments: 2, minRetransmits: 2 });
+  for (const [tcpEvidence, field] of /** @type {[any, RegExp][]} */ ([
+    [{ stallMs: 'x' }, /failover\.tcpEvidence\.stallMs/],
+    [{ minRetransmits: 0 }, /failover\.tcpEvidence\.minRetransmits/],
+    [{ fastIntervalMs: 5000, idleIntervalMs: 1000 }, /failover\.tcpEvidence\.fastIntervalMs: 5000 is above idleIntervalMs 1000/],
+    [{ bogus: 1 }, /failover\.tcpEvidence: unknown key "bogus"/],
+  ])) {
+    t.throws(() => validateConfig({ ...base, failover: { tcpEvidence } }), { message: field });
+  }
+});
