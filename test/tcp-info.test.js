@@ -144,3 +144,12 @@ test('stall rule: the kernel dates the last receive (a fault between two polls c
   t.is(v.stalledForMs, 520, 'not 100: the last receive was 520 ms ago');
   t.true(v.dead);
 });
+
+test('stall rule: idle sockets left on the uplink (nothing in flight) do not keep a verdict alive', (t) => {
+  const detector = new TcpStallDetector(RULE);
+  detector.observe([s('a', 0, 0, 0), s('idle', 5, 5, 0)], 0);
+  t.true(detector.observe([s('a', 5, 0, 3, 2), s('idle', 5, 5, 0)], 600).dead);
+  // The stalled socket was destroyed by the failover; an idle one stays.
+  t.true(detector.observe([s('idle', 5, 5, 0)], 700).dead);
+  t.false(detector.observe([s('idle', 5, 5, 0)], 600 + RULE.clearMs).dead, 'cleared after clearMs');
+});

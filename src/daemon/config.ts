@@ -99,7 +99,7 @@ const uplinkSchema = z.strictObject({
 
 /** Defaults of `failover.tcpEvidence` (see docs/design.md for the rule). */
 const TCP_EVIDENCE_DEFAULTS = {
-  enabled: true, fastIntervalMs: 100, idleIntervalMs: 2_000, stallMs: 500, minSegments: 2, minRetransmits: 2, clearMs: 30_000,
+  enabled: true, fastIntervalMs: 100, idleIntervalMs: 2_000, stallMs: 500, minSegments: 2, minRetransmits: 2, clearMs: 5_000,
 };
 
 /** The schema of the whole file. */
@@ -159,7 +159,7 @@ export const configSchema = z.strictObject({
       minSegments: z.number().int().min(1).max(100_000).default(2),
       minRetransmits: z.number().int().min(1).max(100_000).default(2),
       /** A dead verdict with nothing to contradict it (its sockets moved away) is dropped after this. */
-      clearMs: ms(0, 86_400_000).default(30_000),
+      clearMs: ms(0, 86_400_000).default(5_000),
     }).default(TCP_EVIDENCE_DEFAULTS),
   }).default({ metric: 1, holdUpMs: 5_000, intervalMs: 100, multiplier: 3, recovery: 3, tcpEvidence: TCP_EVIDENCE_DEFAULTS }),
   carrierSyncIntervalMs: ms(5, 60_000).default(100),

@@ -73,6 +73,8 @@ export class Flow extends EventEmitter<FlowEvents> {
   echoes = 0;
   /** The last echo (CLOCK_MONOTONIC ns), 0n before the first. */
   lastEchoNs = 0n;
+  /** Source address of the connection now, null between connections. */
+  src: string | null = null;
 
   constructor(private readonly child: ChildProcess) {
     super();
@@ -83,8 +85,13 @@ export class Flow extends EventEmitter<FlowEvents> {
         this.echoes++;
         this.lastEchoNs = atNs;
         this.emit('echo', { atNs });
-      } else if (kind === 'connected') this.emit('connected', { atNs, src: detail ?? '' });
-      else if (kind === 'failed') this.emit('failed', { atNs, error: detail ?? '' });
+      } else if (kind === 'connected') {
+        this.src = detail ?? '';
+        this.emit('connected', { atNs, src: this.src });
+      } else if (kind === 'failed') {
+        this.src = null;
+        this.emit('failed', { atNs, error: detail ?? '' });
+      }
       else if (kind === 'connect-failed') this.emit('connect-failed', { atNs, error: detail ?? '' });
     });
   }

@@ -108,16 +108,17 @@ export class TcpStallDetector {
       this.sentInStall = 0;
       this.retransInStall = 0;
       this.deadSinceMs = null;
-    } else if (samples.length === 0) {
-      // Nothing to judge by: a stall cannot go on, a verdict fades after clearMs.
-      this.stallSinceMs = null;
-      this.sentInStall = 0;
-      this.retransInStall = 0;
-    } else if (sent > 0 || this.stallSinceMs !== null) {
-      // Nothing received since the previous poll at least.
+    } else if (sent > 0 || inFlight) {
+      // Segments wait for an answer and nothing came since the previous poll at least.
       if (this.stallSinceMs === null) this.stallSinceMs = since;
       this.sentInStall += sent;
       this.retransInStall += retransmitted;
+    } else {
+      // Nothing waits for an answer (no sockets, or idle ones): no stall to go on with, and
+      // a verdict fades after clearMs.
+      this.stallSinceMs = null;
+      this.sentInStall = 0;
+      this.retransInStall = 0;
     }
     if (this.deadSinceMs !== null && received === 0 && nowMs - this.deadSinceMs >= this.rule.clearMs && this.stallSinceMs === null) {
       this.deadSinceMs = null;
