@@ -745,7 +745,7 @@ async function run({ quick = false } = {}) {
   ].filter((l) => l !== null).join('\n');
   return {
     name: 'failover',
-    metrics: { netheal: n, rounds, holdUpMs: HOLD_UP_MS, storm, loadavg1: { before: loadBefore[0], after: loadAfter[0] } },
+    metrics: { netheal: n, rounds, holdUpMs: HOLD_UP_MS, storm, falseAlarm, loadavg1: { before: loadBefore[0], after: loadAfter[0] } },
     peers: { keepalived: k, keepalivedVersion: kaVersion, keepalivedConfig: kaConf },
     targets,
     markdown,
