@@ -32,9 +32,20 @@
  * damping (RFC 2439 defaults, not configurable for uplinks) would, by design, suppress the
  * fail-back after the third failover within minutes. Hold-up 1 s in the rounds (default 5 s in
  * the flap storm).
+ *  - tcp-only: r1 drops forwarded TCP only (nft, inet forward hook): ICMP, and so every
+ *    probe, still passes. netheal can see it only in TCP itself (passive TCP evidence from the
+ *    tcp_info of the uplink's connections); the round records when that evidence declared the
+ *    path dead, and whether the probes ever did.
+ * Reconnecting client: a flow (src/lab/flow.ts) that exchanges a line every 10 ms with an echo
+ * server on the far namespace and reconnects at once on ECONNABORTED, ECONNRESET or 2 s without
+ * an echo; per round, fault -> its first echo again. It is also the traffic the TCP evidence reads.
  * Flap storm: the primary's carrier at 1 Hz (0.5 s down, 0.5 s up) for 20 s, then 10 s quiet:
  * changes of each contender's metric 1 route.
- * Knobs: FAILOVER_ROUNDS=N, FAILOVER_ONLY=netheal|keepalived, FAILOVER_STORM=0.
+ * False alarms of the TCP evidence: FAILOVER_FALSE_ALARM_S=600 runs netheal that long with 1 %
+ * of forwarded TCP dropped at random on r1 (nft numgen; netem is not built into this kernel)
+ * under three flows (exchanges every 1, 10 and 100 ms) and the new-flow loop; counted: the
+ * TCP evidence's dead-path verdicts and the failovers. Off by default (not part of npm test).
+ * Knobs: FAILOVER_ROUNDS=N, FAILOVER_ONLY=netheal|keepalived, FAILOVER_STORM=0, FAILOVER_FALSE_ALARM_S=S.
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -46,6 +57,7 @@ const { addTwoUplinks } = require('../lib/lab/two-uplinks');
 const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
 const { createLogger } = require('../lib/daemon/logger');
+const { startEchoServer, startFlow } = require('../lib/lab/flow');
 const { summarize, round, cdf } = require('./lib/stats');
 
 const FAR = '203.0.113.10';
@@ -55,6 +67,8 @@ const SRC0 = '192.0.2.2';
 const SRC1 = '198.51.100.2';
 const LOOP_PORT = 7401;
 const HOLD_PORT = 7402;
+const FLOW_PORT = 7403;
+const FLOW_TIMEOUT_MS = 2000;
 const ATTEMPT_EVERY_MS = 5;
 const HOLD_UP_MS = 1000;
 
@@ -281,6 +295,10 @@ function faults(lab, { r1 }) {
       apply: () => lab.ip(r1, 'route', 'replace', 'blackhole', `${FAR}/32`),
       remove: () => lab.ip(r1, 'route', 'replace', `${FAR}/32`, 'via', '10.1.0.2'),
     },
+    tcpOnly: {
+      apply: () => nftScript(lab, r1, 'add table inet nhtcponly\nadd chain inet nhtcponly through { type filter hook forward priority 0; }\nadd rule inet nhtcponly through meta l4proto tcp drop\n'),
+      remove: () => nftScript(lab, r1, 'delete table inet nhtcponly\n'),
+    },
   };
 }
 
@@ -311,6 +329,7 @@ async function startNetheal(lab, client, holdUpMs) {
   });
   const events = [];
   daemon.on('path-changed', (e) => events.push({ at: now(), ...e }));
+  daemon.on('uplink-health', (e) => events.push({ at: now(), type: 'uplink-health', ...e }));
   await daemon.start();
   const on = await poll(async () => (await metricOneVia(lab, client)) === GW0, 5000, 10);
   if (!on) throw new Error('netheal did not put its route on the primary');
@@ -402,7 +421,7 @@ async function startKeepalived(lab, client, target, monitor) {
  * One round: fault at t0, first new flow through the backup, sockets, restore, fail-back.
  * `waitBack(restoredAt)` resolves with the stamp of the contender's return to the primary.
  */
-async function oneRound({ fault, loop, holder, monitor, waitFailover, waitBack, maxWaitMs }) {
+async function oneRound({ fault, loop, holder, monitor, flow, waitFailover, waitBack, maxWaitMs }) {
   const pauseFrom = now();
   await sleep(150 + Math.random() * 50); // a random phase in every schedule
   // A contender that left the primary with no fault (a check that timed out on a loaded
@@ -411,8 +430,10 @@ async function oneRound({ fault, loop, holder, monitor, waitFailover, waitBack, 
   if (monitor.current !== GW0) await poll(() => monitor.current === GW0, 10000, 5);
   await fault.apply();
   const t0 = now();
+  const reconnected = Promise.race([flow.echoAfter(t0), sleep(maxWaitMs).then(() => null)]);
   const first = await poll(() => loop.firstSince(t0), maxWaitMs, 2);
   const moved = await waitFailover(t0);
+  const echoAgain = await reconnected;
   await sleep(100);
   const restoreAt = now();
   const aborted = holder.aborted(t0, restoreAt);
@@ -427,13 +448,15 @@ async function oneRound({ fault, loop, holder, monitor, waitFailover, waitBack, 
     newFlowMs: first === null ? null : msSince(t0, first.began),
     newFlowSrc: first?.src ?? null,
     routeMs: moved === null ? null : msSince(t0, moved),
+    t0,
+    reconnectMs: echoAgain === null ? null : msSince(t0, echoAgain),
     aborted, abortedFailback,
     failbackMs: back === null ? null : msSince(restored, back),
     failbackWaitedMs: msSince(restored, backAt),
   };
 }
 
-async function runNetheal(lab, nss, loop, holder, monitor, faultSet, kinds, rounds) {
+async function runNetheal(lab, nss, loop, holder, monitor, flow, faultSet, kinds, rounds) {
   const out = {};
   for (const kind of kinds) {
     process.stderr.write(`  failover: netheal, ${kind}, ${rounds} rounds\n`);
@@ -443,14 +466,21 @@ async function runNetheal(lab, nss, loop, holder, monitor, faultSet, kinds, roun
       try {
         await poll(() => holder.allUp(), 5000, 20);
         await sleep(300); // the probes' first replies
+        // The flow on the primary and exchanging (it may still be reconnecting from the last round).
+        await poll(() => flow.src === SRC0 && Number(now() - flow.lastEchoNs) < 100e6, 10000, 10);
         const r = await oneRound({
-          fault: faultSet[kind], loop, holder, monitor, maxWaitMs: 5000,
+          fault: faultSet[kind], loop, holder, monitor, flow, maxWaitMs: 5000,
           waitFailover: (t0) => poll(() => monitor.next(GW1, t0)?.at, 5000, 2),
           waitBack: (t1) => poll(() => events.find((e) => e.at >= t1 && e.reason === 'failback')?.at, 15000, 5),
         });
         const failover = events.find((e) => e.reason === 'failover');
         r.destroyedReported = failover?.destroyed ?? null;
         r.destroyedAtFailback = events.find((e) => e.reason === 'failback')?.destroyed ?? null;
+        const primary = `up0/${GW0}`;
+        const tcpDead = events.find((e) => e.type === 'uplink-health' && e.uplink === primary && e.source === 'tcp' && !e.healthy && e.at >= r.t0);
+        r.tcpEvidenceMs = tcpDead === undefined ? null : msSince(r.t0, tcpDead.at);
+        r.probesSawIt = events.some((e) => e.type === 'uplink-health' && e.uplink === primary && e.source === 'probes' && !e.healthy && e.at >= r.t0);
+        delete r.t0;
         rows.push(r);
       } finally {
         await daemon.stop();
@@ -461,7 +491,7 @@ async function runNetheal(lab, nss, loop, holder, monitor, faultSet, kinds, roun
   return out;
 }
 
-async function runKeepalived(lab, nss, loop, holder, monitor, faultSet, plan, rounds) {
+async function runKeepalived(lab, nss, loop, holder, monitor, flow, faultSet, plan, rounds) {
   const out = {};
   for (const { key, kind, target, maxWaitMs, rounds: n } of plan) {
     const count = n ?? rounds;
@@ -473,13 +503,14 @@ async function runKeepalived(lab, nss, loop, holder, monitor, faultSet, plan, ro
         await poll(() => holder.allUp(), 5000, 20);
         await sleep(Math.random() * 1000); // the check's 1 s schedule at a random phase
         rows.push(await oneRound({
-          fault: faultSet[kind], loop, holder, monitor, maxWaitMs,
+          fault: faultSet[kind], loop, holder, monitor, flow, maxWaitMs,
           waitFailover: (t0) => poll(() => monitor.next(GW1, t0)?.at, maxWaitMs, 5),
           waitBack: async (t1) => {
             const hit = await poll(() => monitor.next(GW0, t1)?.at ?? (monitor.current === GW0 ? t1 : null), 15000, 5);
             return hit;
           },
         }));
+        delete rows[rows.length - 1].t0;
       }
     } finally {
       await ka.stop();
@@ -487,6 +518,44 @@ async function runKeepalived(lab, nss, loop, holder, monitor, faultSet, plan, ro
     }
   }
   return out;
+}
+
+/**
+ * False alarms of the TCP evidence: netheal for `seconds` with 1 % of the TCP r1 forwards
+ * dropped at random (both directions), busy flows on the primary. No fault: every dead-path
+ * verdict from TCP, and every failover, is a false alarm.
+ */
+async function falseAlarmRun(lab, nss, monitor, loop, seconds) {
+  const { daemon, events } = await startNetheal(lab, nss.client, HOLD_UP_MS);
+  const flows = [1, 10, 100].map((everyMs) => startFlow(nss.client, FAR, FLOW_PORT, { everyMs, timeoutMs: FLOW_TIMEOUT_MS }));
+  const failures = [];
+  flows.forEach((f, i) => f.on('failed', (e) => failures.push({ flow: i, error: e.error })));
+  try {
+    await poll(() => flows.every((f) => f.echoes > 0), 10000, 20);
+    await nftScript(lab, nss.r1, 'add table inet nhloss\nadd chain inet nhloss through { type filter hook forward priority 0; }\nadd rule inet nhloss through meta l4proto tcp numgen random mod 100 < 1 counter drop\n');
+    const from = now();
+    const echoesBefore = flows.map((f) => f.echoes);
+    const newFlowsBefore = loop.successes.length;
+    await sleep(seconds * 1000);
+    const counters = await lab.exec(nss.r1, 'nft', ['list', 'table', 'inet', 'nhloss']);
+    await nftScript(lab, nss.r1, 'delete table inet nhloss\n');
+    const status = daemon.tcpEvidence() ?? {};
+    return {
+      seconds,
+      lossPercent: 1,
+      droppedPackets: Number(/packets (\d+)/.exec(counters)?.[1] ?? NaN),
+      echoes: flows.map((f, i) => f.echoes - echoesBefore[i]),
+      newFlows: loop.successes.length - newFlowsBefore,
+      flowFailures: failures.length,
+      tcpFalseAlarms: events.filter((e) => e.type === 'uplink-health' && e.source === 'tcp' && !e.healthy && e.at >= from).length,
+      probeFalseAlarms: events.filter((e) => e.type === 'uplink-health' && e.source === 'probes' && !e.healthy && e.at >= from).length,
+      failovers: events.filter((e) => e.reason === 'failover' && e.at >= from).length,
+      primaryPolls: status[`up0/${GW0}`]?.polls ?? null,
+    };
+  } finally {
+    for (const f of flows) f.stop();
+    await daemon.stop();
+  }
 }
 
 /** 1 Hz carrier flaps of the primary for 20 s, then 10 s quiet: route changes. */
@@ -533,6 +602,11 @@ function table(rows) {
     movedClientDestroyed: sum((r) => r.aborted.defaultRoute),
     backupFarDestroyedAtFailback: sum((r) => r.abortedFailback.backupFar),
     falseFailovers: sum((r) => r.falseFailovers),
+    reconnectMs: summary(rows.map((r) => r.reconnectMs)),
+    reconnectMissed: rows.filter((r) => r.reconnectMs === null).length,
+    tcpEvidenceMs: summary(rows.map((r) => r.tcpEvidenceMs ?? null)),
+    tcpEvidenceMissed: rows.filter((r) => r.tcpEvidenceMs === null).length,
+    probesSawIt: rows.filter((r) => r.probesSawIt === true).length,
     raw: flows.map((v) => (v === null ? null : Number(v.toFixed(2)))),
     cdf: cdf(flows.filter((v) => v !== null)),
   };
@@ -542,26 +616,31 @@ async function run({ quick = false } = {}) {
   const rounds = Number(process.env.FAILOVER_ROUNDS ?? (quick ? 3 : 20));
   const only = process.env.FAILOVER_ONLY ?? null;
   const doStorm = process.env.FAILOVER_STORM !== '0';
+  const falseAlarmS = quick ? 0 : Number(process.env.FAILOVER_FALSE_ALARM_S ?? 0);
   const kaVersion = keepalivedVersion();
   const loadBefore = os.loadavg();
   const nss = await buildLab();
   const { lab } = nss;
-  const kinds = ['carrier', 'firstHop', 'beyond'];
-  let netheal = null, keepalived = null, storm = { netheal: null, keepalived: null }, kaConf = {};
+  const kinds = ['carrier', 'firstHop', 'beyond', 'tcpOnly'];
+  let netheal = null, keepalived = null, storm = { netheal: null, keepalived: null }, kaConf = {}, falseAlarm = null;
   try {
     await startServers(lab, nss);
+    const echo = await startEchoServer(nss.far, FAR, FLOW_PORT);
+    const flow = startFlow(nss.client, FAR, FLOW_PORT, { everyMs: 10, timeoutMs: FLOW_TIMEOUT_MS });
     const loop = await startConnectLoop(lab, nss.client);
     const holder = await startHolder(lab, nss.client);
     const monitor = startRouteMonitor(lab, nss.client);
     const faultSet = faults(lab, nss);
     if (!(await poll(() => holder.allUp() && loop.successes.length > 0, 20000, 50))) throw new Error(`lab traffic did not start: ${loop.successes.length} new flows, holder ${JSON.stringify(holder.events.slice(-8), (k, v) => (typeof v === "bigint" ? String(v) : v))}`);
-    if (only === null || only === 'netheal') netheal = await runNetheal(lab, nss, loop, holder, monitor, faultSet, kinds, rounds);
+    if (!(await poll(() => flow.echoes > 0, 20000, 50))) throw new Error('the reconnecting flow did not start');
+    if (only === null || only === 'netheal') netheal = await runNetheal(lab, nss, loop, holder, monitor, flow, faultSet, kinds, rounds);
     if (kaVersion && (only === null || only === 'keepalived')) {
-      const ka = await runKeepalived(lab, nss, loop, holder, monitor, faultSet, [
+      const ka = await runKeepalived(lab, nss, loop, holder, monitor, flow, faultSet, [
         { key: 'carrier', kind: 'carrier', target: GW0, maxWaitMs: 5000 },
         { key: 'firstHop', kind: 'firstHop', target: GW0, maxWaitMs: 5000 },
         { key: 'beyond', kind: 'beyond', target: FAR, maxWaitMs: 5000 },
         { key: 'beyondPingGateway', kind: 'beyond', target: GW0, maxWaitMs: 4000, rounds: Math.min(rounds, 5) },
+        { key: 'tcpOnly', kind: 'tcpOnly', target: FAR, maxWaitMs: 4000, rounds: Math.min(rounds, 5) },
       ], rounds);
       keepalived = Object.fromEntries(Object.entries(ka).map(([k, v]) => [k, v.rows]));
       kaConf = { gateway: ka.carrier?.conf, far: ka.beyond?.conf };
@@ -579,6 +658,12 @@ async function run({ quick = false } = {}) {
         storm.keepalived = await flapStorm(lab, nss, monitor, () => startKeepalived(lab, nss.client, GW0, monitor));
       }
     }
+    if (falseAlarmS > 0 && (only === null || only === 'netheal')) {
+      process.stderr.write(`  failover: TCP evidence false alarms, ${falseAlarmS} s at 1 % random TCP loss\n`);
+      falseAlarm = await falseAlarmRun(lab, nss, monitor, loop, falseAlarmS);
+    }
+    flow.stop();
+    echo.kill('SIGKILL');
     monitor.stop();
   } finally {
     await lab.destroy();
@@ -587,15 +672,26 @@ async function run({ quick = false } = {}) {
 
   const n = netheal ? Object.fromEntries(Object.entries(netheal).map(([k, v]) => [k, table(v)])) : null;
   const k = keepalived ? Object.fromEntries(Object.entries(keepalived).map(([key, v]) => [key, table(v)])) : null;
-  const names = { carrier: 'carrier loss', firstHop: 'first-hop loss', beyond: 'loss beyond the first hop' };
+  const names = { carrier: 'carrier loss', firstHop: 'first-hop loss', beyond: 'loss beyond the first hop', tcpOnly: 'TCP-only blackhole (ICMP passes)' };
   const targets = [];
-  for (const kind of kinds) {
+  for (const kind of kinds.filter((k) => k !== 'tcpOnly')) {
     const x = n?.[kind];
     const skip = x ? {} : { skipped: 'netheal not run (FAILOVER_ONLY)' };
     targets.push({ what: `${names[kind]}: netheal new flow p50 (ms)`, target: '<= 100', measured: x?.newFlowMs.median ?? null, pass: !!x && x.missed === 0 && x.newFlowMs.median <= 100, ...skip });
     targets.push({ what: `${names[kind]}: netheal new flow p99 (ms)`, target: '<= 250', measured: x?.newFlowMs.p99 ?? null, pass: !!x && x.missed === 0 && x.newFlowMs.p99 <= 250, ...skip });
     targets.push({ what: `${names[kind]}: sockets destroyed on the healthy uplink (netheal)`, target: 0, measured: x?.healthyDestroyed ?? null, pass: !!x && x.healthyDestroyed === 0, ...skip });
   }
+  {
+    const x = n?.tcpOnly;
+    const skip = x ? {} : { skipped: 'netheal not run (FAILOVER_ONLY)' };
+    targets.push({ what: 'TCP-only blackhole: netheal detects it from TCP evidence alone, p99 (ms; the probes never saw it)', target: '<= 1000', measured: x?.tcpEvidenceMs.p99 ?? null, pass: !!x && x.tcpEvidenceMissed === 0 && x.probesSawIt === 0 && x.tcpEvidenceMs.p99 <= 1000, ...skip });
+    targets.push({ what: 'TCP-only blackhole: netheal new flow through the backup in every round, p99 (ms)', target: 'every round', measured: x?.newFlowMs.p99 ?? null, pass: !!x && x.missed === 0, ...skip });
+    for (const kind of kinds) {
+      const y = n?.[kind];
+      targets.push({ what: `${names[kind]}: reconnecting client exchanges data again, netheal p99 (ms)`, target: '<= 1000', measured: y?.reconnectMs.p99 ?? null, pass: !!y && y.reconnectMissed === 0 && y.reconnectMs.p99 <= 1000, ...skip });
+    }
+  }
+  if (falseAlarm) targets.push({ what: `TCP evidence false alarms in ${falseAlarm.seconds} s at 1 % random TCP loss`, target: 0, measured: falseAlarm.tcpFalseAlarms, pass: falseAlarm.tcpFalseAlarms === 0 && falseAlarm.failovers === 0 });
   const boundBack = n ? kinds.reduce((a, kind) => a + n[kind].backupFarDestroyedAtFailback, 0) : null;
   targets.push({ what: 'netheal: connections bound to the backup (SO_BINDTODEVICE up1, unaffected by the default route) destroyed at fail-back', target: 0, measured: boundBack, pass: boundBack === 0, ...(n ? {} : { skipped: 'netheal not run (FAILOVER_ONLY)' }) });
   if (storm.netheal) targets.push({ what: 'flap storm (1 Hz x 20): netheal route changes after the first failover', target: 0, measured: storm.netheal.routeChangesDuringStorm + storm.netheal.routeChangesAfter10s - 1, pass: storm.netheal.routeChangesDuringStorm + storm.netheal.routeChangesAfter10s - 1 <= 0 });
@@ -622,6 +718,18 @@ async function run({ quick = false } = {}) {
     row(`keepalived (ping ${GW0})`, names.firstHop, k?.firstHop),
     row(`keepalived (ping ${FAR})`, names.beyond, k?.beyond),
     row(`keepalived (ping ${GW0}, the common setup)`, names.beyond, k?.beyondPingGateway),
+    row(`keepalived (ping ${FAR})`, names.tcpOnly, k?.tcpOnly),
+    '',
+    `**TCP evidence and the reconnecting client.** TCP-only blackhole = r1 drops forwarded TCP (nft inet forward hook), ICMP passes, so no probe fails: netheal sees it only in the tcp_info of the primary's connections (failover.tcpEvidence defaults: polled every 100 ms while they carry traffic, dead after 500 ms without a received segment with >= 2 segments sent and >= 2 retransmitted). "TCP evidence" = fault -> the evidence's dead-path verdict (its \`uplink-health\` event); "probes saw it" = rounds in which the primary's probes failed too. Reconnecting client = a flow exchanging a line every 10 ms that reconnects on ECONNABORTED, ECONNRESET or ${FLOW_TIMEOUT_MS} ms without an echo; fault -> its first echo again (within the round's wait).`,
+    '',
+    '| contender | fault | rounds | TCP evidence p50 / p99 / max ms | evidence missed | probes saw it | reconnecting client p50 / p99 / max ms | client missed |',
+    '|---|---|---:|---|---:|---:|---|---:|',
+    ...kinds.map((kind) => (n?.[kind] ? `| netheal | ${names[kind]} | ${n[kind].rounds} | ${kind === 'tcpOnly' ? f(n[kind].tcpEvidenceMs) : f(n[kind].tcpEvidenceMs) + ' (beside the probes)'} | ${kind === 'tcpOnly' ? n[kind].tcpEvidenceMissed : '-'} | ${n[kind].probesSawIt} | ${f(n[kind].reconnectMs)} | ${n[kind].reconnectMissed} |` : null)).filter(Boolean),
+    ...[['carrier', GW0, k?.carrier], ['firstHop', GW0, k?.firstHop], ['beyond', FAR, k?.beyond], ['tcpOnly', FAR, k?.tcpOnly]].map(([kind, target, x]) => (x ? `| keepalived (ping ${target}) | ${names[kind]} | ${x.rounds} | n/a | - | - | ${f(x.reconnectMs)} | ${x.reconnectMissed} |` : null)).filter(Boolean),
+    '',
+    falseAlarm
+      ? `False alarms of the TCP evidence: ${falseAlarm.seconds} s with 1 % of r1's forwarded TCP dropped at random (nft \`numgen random mod 100 < 1\`: ${falseAlarm.droppedPackets} packets dropped; netem is not built into this kernel), flows exchanging every 1 / 10 / 100 ms (${falseAlarm.echoes.join(' / ')} echoes) and ${falseAlarm.newFlows} new connections: **${falseAlarm.tcpFalseAlarms} dead-path verdicts from TCP**, ${falseAlarm.probeFalseAlarms} from the probes, ${falseAlarm.failovers} failovers; ${falseAlarm.flowFailures} flow failures (2 s without an echo).`
+      : 'False alarms of the TCP evidence: not run in this run (FAILOVER_FALSE_ALARM_S=600 runs it).',
     '',
     `"missed": no new flow through the backup within the wait (5 s; 4 s for the gateway-ping row). Fail-back includes netheal's hold-up (${HOLD_UP_MS} ms) and recovery (3 replies at 10 ms).`,
     'New flows count only through the backup (source address ' + SRC1 + '). t0 is when the command that makes the fault (`ip`, `nft`, run through `ip netns exec`) has returned to this process, so on a loaded machine the fault is in place a few ms before t0, for every contender alike; a keepalived round can then come out below 1 ms (its reaction to a carrier event started before t0). "false failovers": moves to the backup with no fault, in the pause before a fault (a check timed out on the loaded machine); the round then waits until the contender is back on the primary.',
@@ -637,7 +745,7 @@ async function run({ quick = false } = {}) {
   ].filter((l) => l !== null).join('\n');
   return {
     name: 'failover',
-    metrics: { netheal: n, rounds, holdUpMs: HOLD_UP_MS, storm, loadavg1: { before: loadBefore[0], after: loadAfter[0] } },
+    metrics: { netheal: n, rounds, holdUpMs: HOLD_UP_MS, storm, falseAlarm, loadavg1: { before: loadBefore[0], after: loadAfter[0] } },
     peers: { keepalived: k, keepalivedVersion: kaVersion, keepalivedConfig: kaConf },
     targets,
     markdown,

@@ -246,7 +246,7 @@ test('node lib/daemon.js --lab detects and recovers every fault', async (t) => {
   const result = await runDaemon(['--lab'], { timeout: 90000 });
   t.is(result.code, 0, result.stdout + result.stderr);
   const rows = result.stdout.split('\n').filter((l) => / \| /.test(l) && !/^fault /.test(l));
-  t.is(rows.length, 8, result.stdout);
+  t.is(rows.length, 10, result.stdout);
   for (const row of rows) {
     t.notRegex(row, /NOT DETECTED|NOT RECOVERED/);
   }
@@ -267,6 +267,9 @@ test('node lib/daemon.js --lab detects and recovers every fault', async (t) => {
   // A storm of 40 ms flaps never lasts the link hold-down: no bounce at all.
   const bounces = Number(/flap storm .*\((\d+) link bounce\(s\) during the storm\)/.exec(result.stdout)?.[1]);
   t.is(bounces, 0, `${bounces} bounces during the storm`);
+  // Two uplinks: the probes see a loss beyond the primary's first hop; only TCP sees a TCP-only blackhole.
+  t.regex(result.stdout, /loss beyond the primary's first hop .*\| probe \(uplink up0\) .*failover to up1.*fail-back/);
+  t.regex(result.stdout, /TCP-only blackhole .*\| TCP evidence \(tcp_info\) .*failover to up1.*fail-back/);
   t.regex(result.stdout, /namespaces removed/);
   // The timeline is in order.
   const times = [...result.stdout.matchAll(/^ {2}\+(\d+\.\d+)s {2}daemon: /gm)].map((m) => Number(m[1]));

@@ -126,6 +126,11 @@ const uplinkSchema = z.strictObject({
   targets: z.array(z.string().refine((t) => isIP(t) === 4, 'must be an IPv4 address')).min(1).optional(),
 });
 
+/** Defaults of `failover.tcpEvidence` (see docs/design.md for the rule). */
+const TCP_EVIDENCE_DEFAULTS = {
+  enabled: true, fastIntervalMs: 100, idleIntervalMs: 2_000, stallMs: 500, minSegments: 2, minRetransmits: 2, clearMs: 5_000,
+};
+
 /** The schema of the whole file. */
 export const configSchema = z.strictObject({
   /** Namespace (name under /run/netns or a path) the daemon watches and acts in. */
@@ -169,7 +174,23 @@ export const configSchema = z.strictObject({
     timeoutMs: ms(1, 60_000).optional(),
     multiplier: z.number().int().min(1).max(255).default(3),
     recovery: z.number().int().min(1).max(255).default(3),
-  }).default({ metric: 1, holdUpMs: 5_000, intervalMs: 100, multiplier: 3, recovery: 3 }),
+    /**
+     * Passive evidence from TCP (src/policy/tcp-evidence.ts): an uplink whose established
+     * sockets have received nothing for `stallMs` while sending `minSegments` segments, of
+     * which `minRetransmits` were retransmitted, counts as failed, as if its probes had failed.
+     */
+    tcpEvidence: z.strictObject({
+      enabled: z.boolean().default(true),
+      /** Polling while the uplink carries traffic, and while it does not. */
+      fastIntervalMs: ms(10, 10_000).default(100),
+      idleIntervalMs: ms(100, 600_000).default(2_000),
+      stallMs: ms(50, 600_000).default(500),
+      minSegments: z.number().int().min(1).max(100_000).default(2),
+      minRetransmits: z.number().int().min(1).max(100_000).default(2),
+      /** A dead verdict with nothing to contradict it (its sockets moved away) is dropped after this. */
+      clearMs: ms(0, 86_400_000).default(5_000),
+    }).default(TCP_EVIDENCE_DEFAULTS),
+  }).default({ metric: 1, holdUpMs: 5_000, intervalMs: 100, multiplier: 3, recovery: 3, tcpEvidence: TCP_EVIDENCE_DEFAULTS }),
   carrierSyncIntervalMs: ms(5, 60_000).default(100),
   status: z.strictObject({ socket: z.string().startsWith('/') }).optional(),
   metrics: z.strictObject({ listen: z.string().min(1) }).optional(),
@@ -236,6 +257,10 @@ function crossFieldProblems(config: DaemonConfig, actions: readonly string[]): s
     if (seen.has(key)) problems.push(`uplinks[${i}]: ${key} is listed twice`);
     seen.add(key);
   });
+  const tcp = config.failover.tcpEvidence;
+  if (tcp.fastIntervalMs > tcp.idleIntervalMs) {
+    problems.push(`failover.tcpEvidence.fastIntervalMs: ${tcp.fastIntervalMs} is above idleIntervalMs ${tcp.idleIntervalMs}`);
+  }
   return problems;
 }
 

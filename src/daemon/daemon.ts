@@ -34,7 +34,8 @@ import { StateScope, currentScope, monotonicMs } from './state-files';
 import { undoInterrupted } from '../actions/interruption';
 import { decodeRoute } from '../kernel/rtnetlink';
 import type { SafetyState } from '../policy/engine-events';
-import { PathChangedEvent, PathLostEvent, UplinkFailover } from './uplinks';
+import { PathChangedEvent, PathLostEvent, UplinkFailover, UplinkHealthEvent } from './uplinks';
+import type { TcpEvidenceStatus } from './tcp-evidence';
 import type { Server } from 'node:net';
 
 /** Options of {@link Daemon}. */
@@ -97,6 +98,8 @@ export interface DaemonEvents {
   'path-changed': [PathChangedEvent];
   /** A source address lost its path in a failover; its connections were destroyed. */
   'path-lost': [PathLostEvent];
+  /** An uplink's probes or its TCP evidence changed their verdict. */
+  'uplink-health': [UplinkHealthEvent];
   ready: [];
 }
 
@@ -193,8 +196,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       groups: snapshot?.groups ?? {},
       inGrace: snapshot?.inGrace ?? false,
       targets,
+      ...(this.failover === undefined ? {} : { uplinks: { inUse: this.failover.inUse, tcpEvidence: this.failover.tcpEvidence() ?? null } }),
       recentEvents: [...this.recent],
     };
+  }
+
+  /** The TCP evidence per uplink (polls, verdict, last poll), when uplinks and the evidence are on. */
+  tcpEvidence(): Record<string, TcpEvidenceStatus> | undefined {
+    return this.failover?.tcpEvidence();
   }
 
   private remember(kind: RecentEvent['kind'], text: string, iface?: string): void {
@@ -551,6 +560,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         this.remember('action', `uplink ${event.reason}: default route via ${event.to}${event.destroyed ? `, ${event.destroyed} connections moved` : ''}`);
         this.emit('path-changed', event);
       });
+      failover.on('uplink-health', (event) => this.emit('uplink-health', event));
       failover.on('path-lost', (event) => {
         if (event.destroyed > 0) this.metrics.socketsDestroyed.inc({ reason: 'path-lost' }, event.destroyed);
         this.emit('path-lost', event);

@@ -16,8 +16,10 @@ import { GroupStateEvent, Prober } from '../monitor/prober';
 import { NativeBinding } from '../native';
 import { Clock, systemClock } from '../policy/clock';
 import { DEFAULT_DAMPING } from '../policy/config';
+import { TcpVerdict } from '../policy/tcp-evidence';
 import { UplinkChange, UplinkSelector } from '../policy/uplinks';
 import type { DaemonConfig } from './config';
+import { TcpEvidence, TcpEvidenceStatus } from './tcp-evidence';
 import type { Logger } from './logger';
 
 /** A switch of uplink, as the library reports it. */
@@ -35,10 +37,21 @@ export interface PathLostEvent {
   atMs: number;
 }
 
+/** A change of one source of an uplink's health: its probes, or the TCP evidence. */
+export interface UplinkHealthEvent {
+  uplink: string;
+  source: 'probes' | 'tcp';
+  healthy: boolean;
+  atMs: number;
+  /** For `tcp`: what the poll that changed the verdict showed. */
+  tcp?: TcpVerdict;
+}
+
 /** Events of {@link UplinkFailover}. */
 export interface UplinkFailoverEvents {
   'path-changed': [PathChangedEvent];
   'path-lost': [PathLostEvent];
+  'uplink-health': [UplinkHealthEvent];
 }
 
 /** TCP states of connections that wait on their path. */
@@ -52,6 +65,11 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
   private readonly selector: UplinkSelector;
   private readonly names: string[];
   private readonly uplinks: NonNullable<DaemonConfig['uplinks']>;
+  /** Passive TCP evidence per uplink, when enabled. */
+  private readonly tcp: TcpEvidence | undefined;
+  /** Health per uplink from each source: the selector hears "probes answer and TCP is not stalled". */
+  private readonly probesUp = new Map<string, boolean>();
+  private readonly tcpDead = new Map<string, boolean>();
   /** Route changes in order: a switch never overtakes the one before it. */
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
@@ -92,6 +110,27 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
       holdUpMs: f.holdUpMs, damping: { ...DEFAULT_DAMPING }, clock: options.clock ?? systemClock,
       onChange: (change) => this.enqueue(change),
     }, options.initial);
+    if (f.tcpEvidence.enabled) {
+      this.tcp = new TcpEvidence({
+        settings: f.tcpEvidence, uplinks: this.uplinks.map((u, i) => ({ name: this.names[i]!, iface: u.iface })),
+        netnsPath: options.netnsPath, binding: options.binding, logger: options.logger,
+        addressesOf: (iface) => options.addressesOf(iface), inUse: () => this.selector.inUse,
+        onVerdict: (name, dead, verdict) => {
+          if (this.closed) return;
+          options.logger.info(`uplink ${name}: TCP evidence: ${dead
+            ? `path dead (nothing received for ${Math.round(verdict.stalledForMs ?? 0)} ms over ${verdict.sockets} connections, retransmissions rising)`
+            : 'path delivers again, or nothing left to judge by'}`, { uplink: name, tcpDead: dead });
+          this.tcpDead.set(name, dead);
+          this.emit('uplink-health', { uplink: name, source: 'tcp', healthy: !dead, atMs: performance.now(), tcp: verdict });
+          this.updateHealth(name);
+        },
+      });
+    }
+  }
+
+  /** The TCP evidence per uplink (absent when disabled). */
+  tcpEvidence(): Record<string, TcpEvidenceStatus> | undefined {
+    return this.tcp?.status();
   }
 
   /** The uplink in use (`iface/gateway`). */
@@ -127,6 +166,7 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
     this.closed = true;
     this.selector.close();
     this.prober.close();
+    this.tcp?.close();
     await this.queue;
     if (!options.keepRoute) await this.route.remove();
     this.route.close();
@@ -142,7 +182,14 @@ export class UplinkFailover extends EventEmitter<UplinkFailoverEvents> {
     if (this.closed) return;
     const name = event.group.replace(/^uplink:/, '');
     this.options.logger.info(`uplink ${name} ${up ? 'healthy' : 'down'} (${event.up} of ${event.targets.length} targets answer)`, { uplink: name, healthy: up });
-    this.selector.setHealth(name, up);
+    this.probesUp.set(name, up);
+    this.emit('uplink-health', { uplink: name, source: 'probes', healthy: up, atMs: performance.now() });
+    this.updateHealth(name);
+  }
+
+  /** One verdict from both sources: the probes answer and TCP shows no stall. */
+  private updateHealth(name: string): void {
+    this.selector.setHealth(name, (this.probesUp.get(name) ?? true) && !(this.tcpDead.get(name) ?? false));
   }
 
   private enqueue(change: UplinkChange): void {

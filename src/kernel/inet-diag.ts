@@ -30,6 +30,9 @@ export const IPPROTO_UDP = 17;
 /** Request attribute (linux/inet_diag.h enum { INET_DIAG_REQ_NONE, INET_DIAG_REQ_BYTECODE, ... }). */
 export const INET_DIAG_REQ_BYTECODE = 1;
 /** Reply attributes we read (linux/inet_diag.h). */
+/** struct tcp_info for TCP (decoded by tcp-info.ts); asked for with idiag_ext bit INET_DIAG_INFO - 1. */
+export const INET_DIAG_INFO = 2;
+export const INET_DIAG_INFO_EXT = 1 << (INET_DIAG_INFO - 1);
 export const INET_DIAG_SHUTDOWN = 8;
 export const INET_DIAG_MARK = 15;
 export const INET_DIAG_CGROUP_ID = 21;
@@ -121,6 +124,8 @@ export interface InetDiagMessage {
   inode: number;
   /** INET_DIAG_MARK when present (needs CAP_NET_ADMIN). */
   mark?: number;
+  /** INET_DIAG_INFO (struct tcp_info for TCP) when the dump asked for it: decode with tcp-info.ts. */
+  info?: Buffer;
 }
 
 /** Reads a struct inet_diag_sockid at `offset` (caller checked the length). */
@@ -169,8 +174,11 @@ export function decodeInetDiagMessage(message: NetlinkMessage): InetDiagMessage 
     inode: p.readUInt32LE(68),
   };
   if (p.length > INET_DIAG_MSG_LEN) {
-    const mark = attrU32(parseAttributes(p, INET_DIAG_MSG_LEN), INET_DIAG_MARK);
+    const attributes = parseAttributes(p, INET_DIAG_MSG_LEN);
+    const mark = attrU32(attributes, INET_DIAG_MARK);
     if (mark !== undefined) decoded.mark = mark;
+    const info = attributes.get(INET_DIAG_INFO);
+    if (info !== undefined) decoded.info = info;
   }
   return decoded;
 }
@@ -288,9 +296,12 @@ export function encodeInetDiagReq(family: number, protocol: number, states: numb
   return out;
 }
 
-/** SOCK_DIAG_BY_FAMILY dump of one family and protocol, filtered by state mask and bytecode. */
-export function encodeInetDiagDump(seq: number, family: number, protocol: number, states: number, bytecode?: Buffer): Buffer {
-  const req = encodeInetDiagReq(family, protocol, states);
+/**
+ * SOCK_DIAG_BY_FAMILY dump of one family and protocol, filtered by state mask and bytecode;
+ * `ext` asks for extensions (bit N-1 for attribute N, e.g. INET_DIAG_INFO).
+ */
+export function encodeInetDiagDump(seq: number, family: number, protocol: number, states: number, bytecode?: Buffer, ext = 0): Buffer {
+  const req = encodeInetDiagReq(family, protocol, states, undefined, ext);
   const payload = bytecode !== undefined && bytecode.length > 0
     ? Buffer.concat([req, encodeAttribute(INET_DIAG_REQ_BYTECODE, bytecode)])
     : req;

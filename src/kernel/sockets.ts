@@ -14,6 +14,7 @@ import {
   ALL_STATES,
   BytecodeCondition,
   INET_DIAG_MSG_LEN,
+  INET_DIAG_INFO_EXT,
   IPPROTO_TCP,
   IPPROTO_UDP,
   InetDiagMessage,
@@ -36,6 +37,7 @@ import {
   sockIdAddress,
 } from './inet-diag';
 import { NETLINK_SOCK_DIAG } from './netlink';
+import { TcpInfo, decodeTcpInfo } from './tcp-info';
 import { parseIp } from './rtnetlink';
 import { NativeBinding, NativeSockDestroyer, SockDestroyResult, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
@@ -74,6 +76,12 @@ export interface SocketInfo {
   cookie: string;
   /** With `owners: true`: the processes holding it. */
   owners?: SocketOwner[];
+}
+
+/** An established TCP socket with its struct tcp_info (see {@link Sockets.tcpStats}). */
+export interface TcpSocketStats {
+  socket: SocketInfo;
+  info: TcpInfo;
 }
 
 /** Options of {@link Sockets}. */
@@ -370,6 +378,23 @@ export class Sockets {
   }
 
   /**
+   * The established TCP sockets whose local address is in `src` (an address or prefix), each
+   * with its struct tcp_info: one dump per family, filtered in the kernel by bytecode, the
+   * tcp_info extension asked for (INET_DIAG_INFO). Passive path evidence reads these.
+   */
+  async tcpStats(src: string): Promise<TcpSocketStats[]> {
+    const plan = validateFilter({ src, protocol: 'tcp', state: 'established' });
+    return this.serial(async () => {
+      const out: TcpSocketStats[] = [];
+      for (const raw of await this.dumpPlan(plan, masks(plan, false), INET_DIAG_INFO_EXT)) {
+        if (raw.message.info === undefined) continue;
+        out.push({ socket: infoOf(raw), info: decodeTcpInfo(raw.message.info) });
+      }
+      return out;
+    });
+  }
+
+  /**
    * Destroys the sockets matching `filter` (never listeners unless `state` names them).
    * An empty filter needs `all: true`. EPERM raises NETHEAL_ERR_PRIVILEGE (CAP_NET_ADMIN).
    */
@@ -470,7 +495,7 @@ export class Sockets {
   }
 
   /** What a plan dumps: one request per protocol and family it can match. */
-  private async dumpSpecs(plan: Plan, mask: { tcp: number; udp: number }): Promise<DumpSpec[]> {
+  private async dumpSpecs(plan: Plan, mask: { tcp: number; udp: number }, ext = 0): Promise<DumpSpec[]> {
     const specs: DumpSpec[] = [];
     const ifindex = plan.dev === undefined ? undefined : await this.resolveDev(plan.dev);
     for (const protocol of plan.protocols) {
@@ -491,7 +516,7 @@ export class Sockets {
         specs.push({
           protocol,
           name: `SOCK_DIAG_BY_FAMILY ${protocol}${family}`,
-          encode: (seq) => encodeInetDiagDump(seq, af, proto, states, bytecode),
+          encode: (seq) => encodeInetDiagDump(seq, af, proto, states, bytecode, ext),
         });
       }
     }
@@ -499,9 +524,9 @@ export class Sockets {
   }
 
   /** Dumps on the event loop and decodes every reply (queries, dry runs, uid filters). */
-  private async dumpPlan(plan: Plan, mask: { tcp: number; udp: number }): Promise<RawSocket[]> {
+  private async dumpPlan(plan: Plan, mask: { tcp: number; udp: number }, ext = 0): Promise<RawSocket[]> {
     const sockets: RawSocket[] = [];
-    for (const { protocol, name, encode } of await this.dumpSpecs(plan, mask)) {
+    for (const { protocol, name, encode } of await this.dumpSpecs(plan, mask, ext)) {
       const reply = await this.client.dump(name, encode);
       for (const message of reply.messages) {
         const decoded = decodeInetDiagMessage(message);

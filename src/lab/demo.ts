@@ -24,6 +24,8 @@ import { monotonicNs } from '../native';
 import { NethealError } from '../errors';
 import { Lab, TapHandle, pacedFlaps } from './lab';
 import { DAEMON_NODE_FLAGS } from '../daemon/node-flags';
+import { FAR_SERVER, addTwoUplinks } from './two-uplinks';
+import { startEchoServer, startFlow } from './flow';
 
 /** One line of the daemon's JSON log. */
 interface LogRecord {
@@ -365,6 +367,11 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
 
     out('');
     printTable(outcomes, out);
+    out('');
+    const uplinkOutcomes = await twoUplinkPhase(scratch, out, at);
+    out('');
+    printTable(uplinkOutcomes, out);
+    outcomes.push(...uplinkOutcomes);
     const ok = outcomes.every((o) => o.detectedMs !== null && o.recoveredMs !== null);
     out('');
     out(ok ? 'netheal lab: every fault detected and recovered.' : 'netheal lab: some faults were not detected or not recovered (see the table).');
@@ -379,6 +386,101 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
     driver?.close();
     await lab.destroy(); // and the scratch directory (onDestroy above)
     out('netheal lab: namespaces removed.');
+  }
+}
+
+/**
+ * The second part of the lab: a host with two uplinks (src/lab/two-uplinks.ts) and a live TCP
+ * flow to a far server, a second daemon keeping the default route on the healthy one. Faults
+ * on the primary: a loss beyond its first hop (the probes see it), then a TCP-only blackhole
+ * (its router drops TCP, ICMP passes: only the flow's tcp_info shows it). Each: detection,
+ * the failover and the connections moved, and the fail-back once the cause is removed.
+ */
+async function twoUplinkPhase(scratch: string, out: (line: string) => void, at: (ns: bigint | string) => string): Promise<FaultOutcome[]> {
+  const lab = Lab.create();
+  let daemon: ChildProcess | undefined;
+  let flow: ReturnType<typeof startFlow> | undefined;
+  let server: ChildProcess | undefined;
+  const outcomes: FaultOutcome[] = [];
+  try {
+    out('netheal lab: two uplinks: client up0 -> r1, up1 -> r2, both routers to a far server; a live TCP flow to it ...');
+    const { client, r1, far } = await addTwoUplinks(lab);
+    server = await startEchoServer(far, FAR_SERVER, 7700);
+    const config = {
+      netns: Lab.path(client),
+      interfaces: { up0: {}, up1: {} },
+      policy: { graceMs: 600000 },
+      uplinks: [{ iface: 'up0', gateway: '192.0.2.1', targets: [FAR_SERVER] }, { iface: 'up1', gateway: '198.51.100.1', targets: [FAR_SERVER] }],
+      // Demo timing: fail back 0.5 s after the primary is healthy again; a TCP verdict with
+      // nothing left to judge by fades after 1 s (defaults: 5 s each).
+      failover: { intervalMs: 10, holdUpMs: 500, tcpEvidence: { clearMs: 1000, idleIntervalMs: 500 } },
+      managers: { ifupdown: { interfaces: join(scratch, 'interfaces') }, networkScriptsDir: scratch },
+    };
+    const configPath = join(scratch, 'uplinks.json');
+    writeFileSync(configPath, JSON.stringify(config, null, 2));
+    daemon = spawn(process.execPath, [...DAEMON_NODE_FLAGS, join(__dirname, '..', 'daemon.js'), '--config', configPath, '--log-format', 'json'], {
+      stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, STATE_DIRECTORY: join(scratch, 'state-uplinks') },
+    });
+    const log = new DaemonLog(daemon, (r, receivedNs) => {
+      if (r.uplink !== undefined && (r.reason !== undefined || r.tcpDead !== undefined || r.healthy === false)) out(`  ${at(receivedNs)}  daemon: ${r.msg}`);
+    });
+    if ((await log.next((r) => /monitoring is live/.test(r.msg), 10000)) === null) throw new NethealError('NETHEAL_ERR_LAB', 'the uplinks daemon did not become ready within 10 s');
+    flow = startFlow(client, FAR_SERVER, 7700, { everyMs: 20, timeoutMs: 3000 });
+    const running = flow;
+    await new Promise<void>((resolve) => running.once('echo', () => resolve()));
+    await delay(500);
+
+    const uplinkFault = async (fault: string, detectedBy: (r: LogRecord) => string | null, inject: () => Promise<void>, remove: () => Promise<void>): Promise<void> => {
+      out(`-- fault: ${fault}`);
+      const outcome: FaultOutcome = { fault, iface: 'up0', detectedMs: null, detectedBy: null, actions: [], recoveredMs: null, recoveredFrom: 'cause removed' };
+      outcomes.push(outcome);
+      const mark = log.mark();
+      const failover = log.next((r) => r.reason === 'failover', 5000);
+      const t0 = monotonicNs();
+      await inject();
+      const moved = await failover;
+      if (moved === null) {
+        outcome.note = 'no failover within 5 s';
+        await remove();
+        return;
+      }
+      const cause = log.records.slice(mark).find((r) => detectedBy(r) !== null);
+      outcome.detectedMs = ms(t0, cause?.receivedNs ?? monotonicNs());
+      outcome.detectedBy = cause === undefined ? null : detectedBy(cause);
+      outcome.actions.push(`failover to up1${typeof moved.destroyed === 'number' && moved.destroyed > 0 ? ` (${moved.destroyed} connection(s) moved)` : ''}`);
+      const back = await running.echoAfter(t0);
+      outcome.note = `flow exchanging again ${ms(t0, back).toFixed(0)} ms after the fault`;
+      await delay(500);
+      const failback = log.next((r) => r.reason === 'failback', 10000);
+      const removedNs = monotonicNs();
+      await remove();
+      const returned = await failback;
+      if (returned !== null) {
+        outcome.actions.push('fail-back after the hold-up');
+        outcome.recoveredMs = ms(removedNs, monotonicNs());
+      }
+      await delay(300);
+    };
+    const nft = (script: string[]) => async (): Promise<void> => {
+      for (const line of script) await lab.exec(r1, '/usr/sbin/nft', [line]);
+    };
+    await uplinkFault('uplinks: loss beyond the primary\'s first hop', (r) => (r.healthy === false && r.uplink === 'up0/192.0.2.1' ? 'probe (uplink up0)' : null),
+      async () => { await lab.ip(r1, 'route', 'replace', 'blackhole', `${FAR_SERVER}/32`); },
+      async () => { await lab.ip(r1, 'route', 'replace', `${FAR_SERVER}/32`, 'via', '10.1.0.2'); });
+    await uplinkFault('uplinks: TCP-only blackhole on the primary (ICMP passes)', (r) => (r.tcpDead === true && r.uplink === 'up0/192.0.2.1' ? 'TCP evidence (tcp_info)' : null),
+      nft(['add table inet nhlab', 'add chain inet nhlab through { type filter hook forward priority 0; }', 'add rule inet nhlab through meta l4proto tcp drop']),
+      nft(['delete table inet nhlab']));
+    return outcomes;
+  } finally {
+    flow?.stop();
+    server?.kill('SIGKILL');
+    if (daemon !== undefined && daemon.exitCode === null) {
+      const exited = new Promise((resolve) => daemon!.once('exit', resolve));
+      daemon.kill('SIGTERM');
+      await Promise.race([exited, delay(5000)]);
+      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    }
+    await lab.destroy();
   }
 }
 
