@@ -207,13 +207,17 @@ async function startServers(lab, { r1, r2, far }) {
 async function startConnectLoop(lab, client) {
   const child = await startPython(lab, client, CONNECT_LOOP, [FAR, String(LOOP_PORT), String(ATTEMPT_EVERY_MS)]);
   const successes = [];
+  const counted = { total: 0 };
   lines(child, (line) => {
     const [began, src] = line.split(' ');
+    counted.total++;
     successes.push({ began: BigInt(began), src });
     if (successes.length > 50000) successes.splice(0, 25000);
   });
   return {
     successes,
+    /** Successes since the start (the list above keeps only the latest). */
+    get total() { return counted.total; },
     /** The first attempt started at or after t0 that succeeded through the backup (its source address). */
     firstSince(t0) { return successes.find((s) => s.began >= t0 && s.src === SRC1) ?? null; },
   };
@@ -535,7 +539,7 @@ async function falseAlarmRun(lab, nss, monitor, loop, seconds) {
     await nftScript(lab, nss.r1, 'add table inet nhloss\nadd chain inet nhloss through { type filter hook forward priority 0; }\nadd rule inet nhloss through meta l4proto tcp numgen random mod 100 < 1 counter drop\n');
     const from = now();
     const echoesBefore = flows.map((f) => f.echoes);
-    const newFlowsBefore = loop.successes.length;
+    const newFlowsBefore = loop.total;
     await sleep(seconds * 1000);
     const counters = await lab.exec(nss.r1, 'nft', ['list', 'table', 'inet', 'nhloss']);
     await nftScript(lab, nss.r1, 'delete table inet nhloss\n');
@@ -545,7 +549,7 @@ async function falseAlarmRun(lab, nss, monitor, loop, seconds) {
       lossPercent: 1,
       droppedPackets: Number(/packets (\d+)/.exec(counters)?.[1] ?? NaN),
       echoes: flows.map((f, i) => f.echoes - echoesBefore[i]),
-      newFlows: loop.successes.length - newFlowsBefore,
+      newFlows: loop.total - newFlowsBefore,
       flowFailures: failures.length,
       tcpFalseAlarms: events.filter((e) => e.type === 'uplink-health' && e.source === 'tcp' && !e.healthy && e.at >= from).length,
       probeFalseAlarms: events.filter((e) => e.type === 'uplink-health' && e.source === 'probes' && !e.healthy && e.at >= from).length,
