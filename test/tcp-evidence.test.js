@@ -10,9 +10,8 @@ const test = /** @type {any} */ (require('ava')); // its types describe the ESM 
 const { Lab } = require('../lib/lab/lab');
 const { addTwoUplinks, FAR_SERVER: FAR } = require('../lib/lab/two-uplinks');
 const { startEchoServer, startFlow } = require('../lib/lab/flow');
-const { Daemon } = require('../lib/daemon/daemon');
 const { validateConfig } = require('../lib/daemon/config');
-const { createLogger } = require('../lib/daemon/logger');
+const { startUplinkDaemon, nextEvent } = require('./helpers/uplink-daemon');
 
 const PRIMARY = 'up0/192.0.2.1';
 const BACKUP = 'up1/198.51.100.1';
@@ -24,33 +23,9 @@ async function setUp(t, port) {
   const { client, r1, far } = await addTwoUplinks(lab);
   const server = await startEchoServer(far, FAR, port);
   t.teardown(() => server.kill('SIGKILL'));
-  const daemon = new Daemon({
-    config: validateConfig({
-      netns: Lab.path(client), policy: { graceMs: 600000 }, interfaces: { up0: {}, up1: {} },
-      uplinks: [{ iface: 'up0', gateway: '192.0.2.1', targets: [FAR] }, { iface: 'up1', gateway: '198.51.100.1', targets: [FAR] }],
-      // The hold-up keeps traffic on the backup for the rest of the test once it moved.
-      failover: { intervalMs: 10, multiplier: 3, recovery: 3, holdUpMs: 600000 },
-      managers: { networkScriptsDir: '/nonexistent' },
-    }),
-    logger: createLogger({ format: 'json', minLevel: process.env.UPLINK_DEBUG ? 'debug' : 'error', write: (l) => { if (process.env.UPLINK_DEBUG) process.stderr.write(l); } }),
-  });
-  /** @type {any[]} */
-  const events = [];
-  for (const type of ['path-changed', 'uplink-health']) daemon.on(/** @type {any} */ (type), (e) => events.push({ type, ...e }));
-  t.teardown(() => daemon.stop());
-  await daemon.start();
+  // The hold-up keeps traffic on the backup for the rest of the test once it moved.
+  const { daemon, events } = await startUplinkDaemon(t, client, { holdUpMs: 600000, events: ['path-changed', 'uplink-health'] });
   return { lab, client, r1, daemon, events };
-}
-
-/** Resolves with the first event that matches, seen or to come. */
-function nextEvent(daemon, events, type, match, timeoutMs = 15000) {
-  const seen = events.find((e) => e.type === type && match(e));
-  if (seen) return Promise.resolve(seen);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${type}: ${JSON.stringify(events)}`)), timeoutMs);
-    const on = (e) => { if (match(e)) { clearTimeout(timer); daemon.off(type, on); resolve(e); } };
-    daemon.on(type, on);
-  });
 }
 
 /** Waits until `predicate()` holds, checking on each of the daemon's TCP polls (every 20 ms at most). */

@@ -11,10 +11,8 @@ const test = /** @type {any} */ (require('ava')); // its types describe the ESM 
 const { spawn } = require('node:child_process');
 const readline = require('node:readline');
 const { Lab } = require('../lib/lab/lab');
-const { Daemon } = require('../lib/daemon/daemon');
-const { validateConfig } = require('../lib/daemon/config');
-const { createLogger } = require('../lib/daemon/logger');
 const { tcpConnection } = require('./helpers/tcp');
+const { startUplinkDaemon, nextEvent } = require('./helpers/uplink-daemon');
 
 const { addTwoUplinks, FAR_SERVER: FAR } = require('../lib/lab/two-uplinks');
 
@@ -58,38 +56,11 @@ while True:
   return { start, successes };
 }
 
-/** Resolves with the first event of `type` that matches, seen or to come. */
-function nextEvent(daemon, events, type, match, timeoutMs = 10000) {
-  const seen = events.find((e) => e.type === type && match(e));
-  if (seen) return Promise.resolve(seen);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${type}: ${JSON.stringify(events)}`)), timeoutMs);
-    const on = (e) => { if (match(e)) { clearTimeout(timer); daemon.off(type, on); resolve(e); } };
-    daemon.on(type, on);
-  });
-}
-
 const nethealRoute = async (lab, ns) => /** @type {any[]} */ (await lab.ipJson(ns, 'route', 'show', 'default')).find((r) => String(r.protocol) === '222');
 
 test('two uplinks: fail over beyond the first hop, move only the connections that lost their path, fail back after the hold-up, clean up on stop', async (t) => {
   const { lab, client, r1, far } = await twoUplinks(t);
-  const daemon = new Daemon({
-    config: validateConfig({
-      netns: Lab.path(client), policy: { graceMs: 600000 }, interfaces: { up0: {}, up1: {} },
-      uplinks: [
-        { iface: 'up0', gateway: '192.0.2.1', targets: [FAR] },
-        { iface: 'up1', gateway: '198.51.100.1', targets: [FAR] },
-      ],
-      failover: { intervalMs: 10, multiplier: 3, recovery: 3, holdUpMs: 1000 },
-      managers: { networkScriptsDir: '/nonexistent' },
-    }),
-    logger: createLogger({ format: 'json', minLevel: process.env.UPLINK_DEBUG ? 'debug' : 'error', write: (l) => { if (process.env.UPLINK_DEBUG) process.stderr.write(l); } }),
-  });
-  /** @type {any[]} */
-  const events = [];
-  for (const type of ['path-changed', 'path-lost']) daemon.on(/** @type {any} */ (type), (e) => events.push({ type, ...e }));
-  t.teardown(() => daemon.stop());
-  await daemon.start();
+  const { daemon, events } = await startUplinkDaemon(t, client, { holdUpMs: 1000, events: ['path-changed', 'path-lost'] });
   const first = await nethealRoute(lab, client);
   t.like(first, { gateway: '192.0.2.1', dev: 'up0', metric: 1 }, 'netheal\'s route on the preferred uplink');
 
