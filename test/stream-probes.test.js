@@ -6,7 +6,10 @@
 'use strict';
 /** @type {import('ava').TestFn} */
 const test = /** @type {any} */ (require('ava')); // its types describe the ESM default export
+const fs = require('node:fs');
 const os = require('node:os');
+const path = require('node:path');
+const { execFile } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
 const { Prober } = require('../lib/monitor/prober');
 const { Daemon } = require('../lib/daemon/daemon');
@@ -85,12 +88,15 @@ test('target specs: tcp:// and http:// with IP literals parse; names, hosts and 
   t.is(parseStreamTarget('10.0.0.1'), null);
   t.throws(() => parseStreamTarget('tcp://10.0.0.1'), { message: /needs a port/ });
   t.throws(() => parseStreamTarget('http://example.com/'), { message: /must be an IP address/ });
-  t.throws(() => parseStreamTarget('https://10.0.0.1/'), { message: /https is not yet/ });
+  t.like(parseStreamTarget('https://10.0.0.1/x'), { kind: 'http', tls: true, port: 443, insecure: false, serverName: null });
+  t.like(parseStreamTarget({ http: 'https://10.0.0.1:8443/', serverName: 'health.example', insecure: true }), { tls: true, port: 8443, serverName: 'health.example', insecure: true });
+  t.throws(() => parseStreamTarget({ http: 'http://10.0.0.1/', insecure: true }), { message: /for https:\/\/ targets/ });
+  t.throws(() => parseStreamTarget('ftp://10.0.0.1/'), { message: /only tcp:\/\/, http:\/\/ and https:\/\//});
   t.throws(() => parseStreamTarget('tcp://10.0.0.1:22/x'), { message: /no path/ });
   const bad = (targets) => { try { validateConfig({ interfaces: { eth0: { probe: { targets } } } }); return null; } catch (e) { return /** @type {Error} */ (e).message; } };
   t.regex(bad(['tcp://10.0.0.1']) ?? '', /interfaces\.eth0\.probe\.targets\[0\].*needs a port/);
   t.regex(bad([{ http: 'http://10.0.0.1/', expectStatus: 99 }]) ?? '', /interfaces\.eth0\.probe\.targets\[0\]/);
-  t.is(bad(['gateway', 'tcp://10.0.0.1:443', 'http://10.0.0.1/health', { http: 'http://10.0.0.1/', expectStatus: [200, 204] }]), null);
+  t.is(bad(['gateway', 'tcp://10.0.0.1:443', 'http://10.0.0.1/health', { http: 'http://10.0.0.1/', expectStatus: [200, 204] }, { http: 'https://10.0.0.1/', insecure: true }]), null);
 });
 
 test('ICMP dropped on the path: the echo target goes down, TCP (SYN-ACK and RST) and HTTP stay up; a dropped SYN is silence; a wrong status is a failure', async (t) => {
@@ -226,4 +232,44 @@ test('the policy decides: quorum 1 of ICMP + TCP rides out an ICMP-only filter, 
   const down = await strict.r.next((e) => e.iface === 'up0' && e.to === 'down' && strict.r.events.indexOf(e) >= strict.since, 'up0 down');
   t.true(down.reasons.some((/** @type {string} */ x) => x.includes(`probe-target-down:up0:${FAR}`)), down.reasons.join(', '));
   t.false(down.reasons.some((/** @type {string} */ x) => x.includes('tcp://')), 'the TCP target is not blamed');
+});
+
+test('HTTPS on the connection made in the namespace: a self-signed certificate fails verification (a failed check, with its reason), insecure accepts it, a CA that signed it verifies it', async (t) => {
+  const topology = await clientRouter(t, { extraRoutes: [['198.51.100.0/24', 'via', '192.0.2.1']] });
+  const { lab: l, client, router } = topology;
+  await l.addAddress(router, 'lo', `${FAR}/32`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netheal-https-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // A self-signed certificate for the far address (an IP SAN), which is its own CA.
+  const openssl = await new Promise((resolve) => execFile('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${FAR}`,
+    '-addext', `subjectAltName=IP:${FAR}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], (error, _out, err) => resolve(error ? err : null)));
+  t.is(openssl, null, String(openssl));
+  const server = l.spawn(router, process.execPath, ['-e', `
+const https = require('node:https'); const fs = require('node:fs');
+https.createServer({ key: fs.readFileSync(${JSON.stringify(path.join(dir, 'key.pem'))}), cert: fs.readFileSync(${JSON.stringify(path.join(dir, 'cert.pem'))}) },
+  (req, res) => { res.writeHead(204); res.end(); }).listen(8443, '${FAR}', () => console.log('ready'));
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => server.kill('SIGKILL'));
+  await new Promise((resolve, reject) => { server.stdout?.once('data', resolve); server.once('exit', (code) => reject(new Error(`https server exited ${code}`))); });
+  const prober = new Prober({ netns: Lab.path(client), device: 'up0', interval: 50, timeout: 1000, multiplier: 20, recovery: 1 });
+  t.teardown(() => prober.close());
+  const r = recorder(prober, ['target-up', 'target-down', 'probe']);
+  prober.add({ http: `https://${FAR}:8443/`, expectStatus: 204 }, { name: 'verified' });
+  prober.add({ http: `https://${FAR}:8443/`, expectStatus: 204, insecure: true }, { name: 'insecure' });
+  await r.next((e) => e.event === 'target-up' && e.target === 'insecure', 'insecure up');
+  const down = await r.next((e) => e.event === 'target-down' && e.target === 'verified', 'verified down');
+  t.is(down.reason.kind, 'http-status');
+  t.regex(down.reason.name, /^tls-(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)$/);
+  t.false(r.events.some((e) => e.event === 'probe' && e.target === 'verified' && e.status === 'reply'));
+  // The same certificate trusted as a CA (NODE_EXTRA_CA_CERTS is read at start: a child process).
+  const child = await new Promise((resolve) => {
+    const script = `
+const { Prober } = require(${JSON.stringify(path.resolve(__dirname, '../lib/monitor/prober'))});
+const p = new Prober({ netns: ${JSON.stringify(Lab.path(client))}, device: 'up0', interval: 50, timeout: 1000, multiplier: 20, recovery: 1 });
+p.on('target-up', () => { console.log('up'); p.close(); });
+p.on('target-down', (e) => { console.log('down ' + e.reason.name); p.close(); });
+p.add({ http: 'https://${FAR}:8443/', expectStatus: 204 });`;
+    execFile(process.execPath, ['-e', script], { env: { ...process.env, NODE_EXTRA_CA_CERTS: path.join(dir, 'cert.pem') }, timeout: 30_000 }, (error, stdout, stderr) => resolve(stdout + (error ? stderr : '')));
+  });
+  t.is(String(child).trim(), 'up', 'verified against the CA, by its IP SAN');
 });

@@ -219,7 +219,7 @@ boxTest('reload: a bad drop-in makes `systemctl reload` fail and is never signal
   const bad = await inBox('systemctl', ['reload', 'netheal.service']);
   t.not(bad.code, 0, 'systemctl reload fails');
   const log = await journalUntil('netheal.service', /50-bad\.json: interfaces\.lo\.probe\.targets\[0\]/);
-  t.regex(log, /conf\.d\/50-bad\.json: interfaces\.lo\.probe\.targets\[0\]: must be "gateway", an IPv4\/IPv6 address, tcp:\/\/ADDRESS:PORT or http:\/\/ADDRESS\[:PORT\]\/PATH/, 'the check names the drop-in and the field');
+  t.regex(log, /conf\.d\/50-bad\.json: interfaces\.lo\.probe\.targets\[0\]: must be "gateway", an IPv4\/IPv6 address, tcp:\/\/ADDRESS:PORT or http\(s\):\/\/ADDRESS\[:PORT\]\/PATH/, 'the check names the drop-in and the field');
   t.notRegex(log, /reload refused/, 'the daemon was never signalled');
   const during = await show('netheal.service', 'ActiveState', 'MainPID');
   t.deepEqual(during, { ActiveState: 'active', MainPID: before.MainPID }, 'still running, the same process');

@@ -72,7 +72,7 @@ function stringTargetProblem(target: string): string | null {
   } catch (error) {
     return (error as Error).message;
   }
-  return 'must be "gateway", an IPv4/IPv6 address, tcp://ADDRESS:PORT or http://ADDRESS[:PORT]/PATH';
+  return 'must be "gateway", an IPv4/IPv6 address, tcp://ADDRESS:PORT or http(s)://ADDRESS[:PORT]/PATH';
 }
 
 /** An ICMP, TCP or HTTP target (stream-probe.ts), or an HTTP target with expectations. */
@@ -85,9 +85,11 @@ const probeTarget = z.union([
     http: z.string(),
     expectStatus: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
     expectBody: z.string().min(1).optional(),
+    serverName: z.string().min(1).max(253).optional(),
+    insecure: z.boolean().optional(),
   }).superRefine((target, ctx) => {
     try {
-      if (parseStreamTarget(target)?.kind !== 'http') ctx.addIssue({ code: 'custom', message: 'must be an http:// URL', path: ['http'] });
+      if (parseStreamTarget(target)?.kind !== 'http') ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL', path: ['http'] });
     } catch (error) {
       ctx.addIssue({ code: 'custom', message: (error as Error).message, path: ['http'] });
     }

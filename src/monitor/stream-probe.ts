@@ -9,18 +9,28 @@
  * - `http://ADDRESS[:PORT]/PATH`: a GET whose status must be the expected one (default: any 2xx
  *   or 3xx) and whose body, when `expectBody` is set, must contain that text, as NetworkManager's
  *   connectivity check does. Without keep-alive: each probe proves a fresh path, like ICMP's.
- * Addresses are IP literals: a probe never depends on DNS. HTTPS is not supported yet.
+ * - `https://...`: the same over TLS on that connection. The certificate is verified against the
+ *   system's CAs and the address (or `serverName`, also sent as SNI); `insecure` skips that, as
+ *   `curl -k` does. A TLS failure is a failed check (`tls-<code>`), like a wrong status.
+ * Addresses are IP literals: a probe never depends on DNS.
  * Errors that an ICMP error caused (host or network unreachable) count as `unreachable`;
  * the kernel refusing locally as `send-error`; a wrong status or body as `http-status`.
  */
 import { isIP, Socket } from 'node:net';
 import { request } from 'node:http';
+import { checkServerIdentity, connect as tlsConnect, TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { NativeBinding } from '../native';
 
 /** A TCP or HTTP target, parsed. */
 export interface StreamTarget {
   kind: 'tcp' | 'http';
+  /** https:// (HTTP only). */
+  tls?: boolean;
+  /** TLS: the name verified in the certificate and sent as SNI (default: the address). */
+  serverName?: string | null;
+  /** TLS: accept any certificate. */
+  insecure?: boolean;
   address: string;
   family: 4 | 6;
   port: number;
@@ -35,6 +45,10 @@ export interface HttpTargetSpec {
   http: string;
   expectStatus?: number | number[];
   expectBody?: string;
+  /** https:// only: the certificate's name to verify and send as SNI. */
+  serverName?: string;
+  /** https:// only: do not verify the certificate. */
+  insecure?: boolean;
 }
 
 /** Why a stream probe failed, in the prober's DownReason terms. */
@@ -58,9 +72,9 @@ const PATH_ERRORS = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENONET
  */
 export function parseStreamTarget(spec: string | HttpTargetSpec): StreamTarget | null {
   const text = typeof spec === 'string' ? spec : spec.http;
-  if (typeof text !== 'string' || !/^(tcp|http):\/\//i.test(text)) {
-    if (typeof spec !== 'string') throw new RangeError('expected an http:// URL');
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw new RangeError(`${text}: only tcp:// and http:// targets are supported (https is not yet)`);
+  if (typeof text !== 'string' || !/^(tcp|https?):\/\//i.test(text)) {
+    if (typeof spec !== 'string') throw new RangeError('expected an http:// or https:// URL');
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw new RangeError(`${text}: only tcp://, http:// and https:// targets are supported`);
     return null;
   }
   let url: URL;
@@ -70,12 +84,13 @@ export function parseStreamTarget(spec: string | HttpTargetSpec): StreamTarget |
     throw new RangeError(`${text}: not a URL`);
   }
   const kind = url.protocol === 'tcp:' ? 'tcp' : 'http';
+  const tls = url.protocol === 'https:';
   if (typeof spec !== 'string' && kind !== 'http') throw new RangeError(`${text}: the object form is for http:// targets`);
   const address = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const family = isIP(address);
   if (family === 0) throw new RangeError(`${text}: the host must be an IP address (a probe never depends on DNS)`);
   if (url.username || url.password) throw new RangeError(`${text}: credentials in the URL are not supported`);
-  const port = url.port === '' ? (kind === 'http' ? 80 : NaN) : Number(url.port);
+  const port = url.port === '' ? (kind === 'http' ? (tls ? 443 : 80) : NaN) : Number(url.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`${text}: ${kind}:// needs a port 1-65535`);
   if (kind === 'tcp') {
     if (url.pathname !== '' && url.pathname !== '/') throw new RangeError(`${text}: a tcp:// target has no path`);
@@ -87,12 +102,21 @@ export function parseStreamTarget(spec: string | HttpTargetSpec): StreamTarget |
     if (!Number.isInteger(status) || status < 100 || status > 599) throw new RangeError(`expectStatus: ${status} is not an HTTP status`);
   }
   const expectBody = typeof spec === 'string' ? null : spec.expectBody ?? null;
-  return { kind, address, family: family as 4 | 6, port, path: `${url.pathname}${url.search}`, expectStatus, expectBody };
+  const serverName = typeof spec === 'string' ? null : spec.serverName ?? null;
+  const insecure = typeof spec === 'string' ? false : spec.insecure === true;
+  if (!tls && (serverName !== null || insecure)) throw new RangeError(`${text}: serverName and insecure are for https:// targets`);
+  const base: StreamTarget = { kind: 'http', address, family: family as 4 | 6, port, path: `${url.pathname}${url.search}`, expectStatus, expectBody };
+  return tls ? { ...base, tls, serverName, insecure } : base;
 }
 
 /** The name of a target spec (the config's string, or the object form's URL). */
 export function targetSpecName(spec: string | HttpTargetSpec): string {
   return typeof spec === 'string' ? spec : spec.http;
+}
+
+/** Node's check of a certificate's names against `name` (an IP address matches an IP SAN). */
+function checkIdentity(name: string, cert: import('node:tls').PeerCertificate): Error | undefined {
+  return checkServerIdentity(name, cert);
 }
 
 function failure(error: NodeJS.ErrnoException): StreamFailure {
@@ -123,7 +147,9 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
   // comes when the SYN is dropped (the kernel retries it for minutes): that would keep an fd
   // per lost probe. destroy() closes it at once (SO_LINGER 0 makes a close of an established
   // one a RST as well).
+  let tlsLayer: TLSSocket | null = null;
   const close = (): void => {
+    tlsLayer?.destroy();
     if (socket.connecting || socket.destroyed) socket.destroy();
     else socket.resetAndDestroy();
   };
@@ -148,9 +174,28 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
   }
   socket.once('error', (error: NodeJS.ErrnoException) => finish(failure(error)));
   socket.connect({ host: target.address, port: target.port });
+  // HTTPS: TLS on that very connection (the handshake waits for the connect).
+  let stream: Socket | TLSSocket = socket;
+  if (target.tls === true) {
+    const tlsSocket = tlsConnect({
+      socket,
+      rejectUnauthorized: target.insecure !== true,
+      ...(target.serverName ? { servername: target.serverName } : {}),
+      // Verify against the name asked for, or the address (an IP SAN) when none is.
+      checkServerIdentity: (_host, cert) => checkIdentity(target.serverName ?? target.address, cert),
+    });
+    tlsSocket.once('error', (error: NodeJS.ErrnoException) => {
+      // A system error (a syscall failed) is the connection's; anything else is the handshake
+      // or the certificate, which came from the far end: the path works, the check fails.
+      if (typeof error.syscall === 'string') finish(failure(error));
+      else finish({ status: 'error', kind: 'http-status', name: `tls-${error.code ?? 'ERROR'}` });
+    });
+    stream = tlsSocket;
+    tlsLayer = tlsSocket;
+  }
   const host = target.family === 6 ? `[${target.address}]` : target.address;
   const req = request({
-    createConnection: () => socket,
+    createConnection: () => stream,
     host: target.address,
     port: target.port,
     path: target.path,
@@ -185,7 +230,7 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
   req.on('error', (error: NodeJS.ErrnoException) => finish(failure(error)));
   req.on('socket', (used) => {
     // Defence in depth: a request on any other socket would leave from the wrong namespace.
-    if (used !== socket) {
+    if (used !== stream) {
       used.destroy();
       finish({ status: 'error', kind: 'send-error', name: 'foreign-socket' });
     }
