@@ -163,8 +163,10 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
     finished = true;
     close();
   };
+  // Error listeners stay for the socket's life (`on`, not `once`; finish() is idempotent): a
+  // second error after the first, or one after a reset, must never be unhandled in the daemon.
   if (target.kind === 'tcp') {
-    socket.once('error', (error: NodeJS.ErrnoException) => {
+    socket.on('error', (error: NodeJS.ErrnoException) => {
       // A RST answered the SYN: the path to the far end works, nothing listens there.
       if (error.code === 'ECONNREFUSED') finish({ status: 'reply', rttMs: performance.now() - started });
       else finish(failure(error));
@@ -172,7 +174,7 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
     socket.connect({ host: target.address, port: target.port }, () => finish({ status: 'reply', rttMs: performance.now() - started }));
     return cancel;
   }
-  socket.once('error', (error: NodeJS.ErrnoException) => finish(failure(error)));
+  socket.on('error', (error: NodeJS.ErrnoException) => finish(failure(error)));
   socket.connect({ host: target.address, port: target.port });
   // HTTPS: TLS on that very connection (the handshake waits for the connect).
   let stream: Socket | TLSSocket = socket;
@@ -184,7 +186,7 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
       // Verify against the name asked for, or the address (an IP SAN) when none is.
       checkServerIdentity: (_host, cert) => checkIdentity(target.serverName ?? target.address, cert),
     });
-    tlsSocket.once('error', (error: NodeJS.ErrnoException) => {
+    tlsSocket.on('error', (error: NodeJS.ErrnoException) => {
       // A system error (a syscall failed) is the connection's; anything else is the handshake
       // or the certificate, which came from the far end: the path works, the check fails.
       if (typeof error.syscall === 'string') finish(failure(error));
