@@ -329,6 +329,13 @@ class Target {
   }
 }
 
+/** A refused send's errno (0 when unknown) and name: the error's code, else the errno's name. */
+function sendErrorOf(error: unknown): { errno: number; name: string } {
+  const e = error as { errno?: unknown; code?: unknown };
+  const errno = typeof e.errno === 'number' ? Math.abs(e.errno) : 0;
+  return { errno, name: typeof e.code === 'string' ? e.code : errno !== 0 ? errnoName(errno) : 'send-failed' };
+}
+
 /** The interval less a random 0-25% (at least `minJitter`), RFC 5880 6.8.7. */
 function jittered(interval: number, minJitter: number): number {
   return interval * (1 - (minJitter + Math.random() * (0.25 - minJitter)));
@@ -758,30 +765,29 @@ export class Prober extends EventEmitter<ProberEvents> {
       slot.records = bigger;
       slot.errnos = new Int32Array(slot.errnos.length * 2);
     }
+    const probe = this.newProbe(t, now);
+    writeSendRecord(slot.records, slot.count * SEND_RECORD, t.addressBytes!, probe.seq, probe.tag);
+    slot.probes[slot.count] = probe;
+    slot.count++;
+    this.dirty.add(slot);
+  }
+
+  /** The next probe of `t`, sent at `now`: numbered, tagged, outstanding and pending. */
+  private newProbe(t: Target, now: number): Probe {
     const tag = this.nextTag;
     this.nextTag = (this.nextTag + 1) % MAX_TAG;
     t.seq++;
     const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false };
     if (Number.isNaN(t.silentSince)) t.resetSilence(now);
-    writeSendRecord(slot.records, slot.count * SEND_RECORD, t.addressBytes!, t.seq, tag);
-    slot.probes[slot.count] = probe;
-    slot.count++;
     t.outstanding.push(probe);
     t.sent++;
     this.pending.set(tag, probe);
-    this.dirty.add(slot);
+    return probe;
   }
 
   /** One TCP/HTTP probe: a connection now; its outcome finishes the probe unless its timeout did. */
   private startStream(t: Target, now: number): void {
-    const tag = this.nextTag;
-    this.nextTag = (this.nextTag + 1) % MAX_TAG;
-    t.seq++;
-    const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false };
-    if (Number.isNaN(t.silentSince)) t.resetSilence(now);
-    t.outstanding.push(probe);
-    t.sent++;
-    this.pending.set(tag, probe);
+    const probe = this.newProbe(t, now);
     const onOutcome = (outcome: StreamOutcome): void => {
       if (this.closed || probe.done) return;
       if (outcome.status === 'reply') this.finish(probe, 'reply', null, outcome.rttMs, t.address, null, null, false);
@@ -794,9 +800,7 @@ export class Prober extends EventEmitter<ProberEvents> {
       probe.cancel = startStreamProbe(t.stream!, { binding: this.binding, netns: this.netns, device: t.device }, onOutcome);
     } catch (error) {
       // No socket (the namespace or device went away): a refused send, as for ICMP.
-      const e = error as { errno?: unknown; code?: unknown };
-      const errno = typeof e.errno === 'number' ? Math.abs(e.errno) : 0;
-      const name = typeof e.code === 'string' ? e.code : errno !== 0 ? errnoName(errno) : 'send-failed';
+      const { errno, name } = sendErrorOf(error);
       // Finished on the next turn: the caller (process()) is in the middle of this target.
       setImmediate(() => onOutcome({ status: 'error', kind: 'send-error', name, ...(errno !== 0 ? { errno } : {}) }));
     }
@@ -837,16 +841,15 @@ export class Prober extends EventEmitter<ProberEvents> {
   // send() threw: none of the batch went out. Each probe is a send error now (not a timeout
   // later), and the error goes to 'error' listeners.
   private batchFailed(probes: Probe[], error: unknown): void {
-    const e = error as { errno?: unknown; code?: unknown; message?: unknown };
-    const errno = typeof e.errno === 'number' ? Math.abs(e.errno) : 0;
-    const name = typeof e.code === 'string' ? e.code : errno !== 0 ? errnoName(errno) : 'send-failed';
+    const { errno, name } = sendErrorOf(error);
     for (const probe of probes) {
       if (this.closed) return;
       if (probe.done) continue;
       this.finish(probe, 'error', { kind: 'send-error', errno, code: errno, name }, null, null, null, errno, false);
     }
     if (this.closed || this.listenerCount('error') === 0) return;
-    const text = typeof e.message === 'string' ? e.message : String(error);
+    const message = (error as { message?: unknown }).message;
+    const text = typeof message === 'string' ? message : String(error);
     this.emit('error', error instanceof NethealError ? error : new NethealError('NETHEAL_ERR_KERNEL', `send ICMP probes: ${text}`, { cause: error, ...(errno !== 0 ? { errno } : {}) }));
   }
 
