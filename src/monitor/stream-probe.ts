@@ -114,16 +114,13 @@ export function targetSpecName(spec: string | HttpTargetSpec): string {
   return typeof spec === 'string' ? spec : spec.http;
 }
 
-/** Node's check of a certificate's names against `name` (an IP address matches an IP SAN). */
-function checkIdentity(name: string, cert: import('node:tls').PeerCertificate): Error | undefined {
-  return checkServerIdentity(name, cert);
-}
-
+/** A connection's system error: `unreachable` when the path reported it, else a local `send-error`. */
 function failure(error: NodeJS.ErrnoException): StreamFailure {
   const code = error.code ?? 'ERROR';
+  const errno = typeof error.errno === 'number' ? { errno: Math.abs(error.errno) } : {};
   return PATH_ERRORS.has(code)
-    ? { status: 'unreachable', kind: 'unreachable', name: code, ...(typeof error.errno === 'number' ? { errno: Math.abs(error.errno) } : {}) }
-    : { status: 'error', kind: 'send-error', name: code, ...(typeof error.errno === 'number' ? { errno: Math.abs(error.errno) } : {}) };
+    ? { status: 'unreachable', kind: 'unreachable', name: code, ...errno }
+    : { status: 'error', kind: 'send-error', name: code, ...errno };
 }
 
 /** Where a stream probe's connection is made. */
@@ -143,13 +140,14 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
   const socket = new Socket({ fd, readable: true, writable: true });
   const started = performance.now();
   let finished = false;
+  /** What the request runs on: the socket, or the TLS layer over it (https://). */
+  let stream: Socket | TLSSocket = socket;
   // Closing: resetAndDestroy() on a socket still connecting waits for 'connect', which never
   // comes when the SYN is dropped (the kernel retries it for minutes): that would keep an fd
   // per lost probe. destroy() closes it at once (SO_LINGER 0 makes a close of an established
   // one a RST as well).
-  let tlsLayer: TLSSocket | null = null;
   const close = (): void => {
-    tlsLayer?.destroy();
+    if (stream !== socket) stream.destroy();
     if (socket.connecting || socket.destroyed) socket.destroy();
     else socket.resetAndDestroy();
   };
@@ -159,6 +157,7 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
     close();
     done(outcome);
   };
+  const replied = (): void => finish({ status: 'reply', rttMs: performance.now() - started });
   const cancel = (): void => {
     finished = true;
     close();
@@ -168,23 +167,22 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
   if (target.kind === 'tcp') {
     socket.on('error', (error: NodeJS.ErrnoException) => {
       // A RST answered the SYN: the path to the far end works, nothing listens there.
-      if (error.code === 'ECONNREFUSED') finish({ status: 'reply', rttMs: performance.now() - started });
+      if (error.code === 'ECONNREFUSED') replied();
       else finish(failure(error));
     });
-    socket.connect({ host: target.address, port: target.port }, () => finish({ status: 'reply', rttMs: performance.now() - started }));
+    socket.connect({ host: target.address, port: target.port }, replied);
     return cancel;
   }
   socket.on('error', (error: NodeJS.ErrnoException) => finish(failure(error)));
   socket.connect({ host: target.address, port: target.port });
   // HTTPS: TLS on that very connection (the handshake waits for the connect).
-  let stream: Socket | TLSSocket = socket;
   if (target.tls === true) {
     const tlsSocket = tlsConnect({
       socket,
       rejectUnauthorized: target.insecure !== true,
       ...(target.serverName ? { servername: target.serverName } : {}),
       // Verify against the name asked for, or the address (an IP SAN) when none is.
-      checkServerIdentity: (_host, cert) => checkIdentity(target.serverName ?? target.address, cert),
+      checkServerIdentity: (_host, cert) => checkServerIdentity(target.serverName ?? target.address, cert),
     });
     tlsSocket.on('error', (error: NodeJS.ErrnoException) => {
       // A system error (a syscall failed) is the connection's; anything else is the handshake
@@ -193,7 +191,6 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
       else finish({ status: 'error', kind: 'http-status', name: `tls-${error.code ?? 'ERROR'}` });
     });
     stream = tlsSocket;
-    tlsLayer = tlsSocket;
   }
   const host = target.family === 6 ? `[${target.address}]` : target.address;
   const req = request({
@@ -214,19 +211,21 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
       return;
     }
     if (target.expectBody == null) {
-      finish({ status: 'reply', rttMs: performance.now() - started });
+      replied();
       return;
     }
     // The expected text within the first 64 KiB, as a captive portal replaces the whole page.
+    // Each chunk is checked as it comes, so a body that ends without it is a mismatch.
     const expected = target.expectBody;
+    const mismatch: StreamFailure = { status: 'error', kind: 'http-status', name: 'http-body-mismatch' };
     let body = '';
     response.setEncoding('utf8');
     response.on('data', (chunk: string) => {
       body += chunk;
-      if (body.includes(expected)) finish({ status: 'reply', rttMs: performance.now() - started });
-      else if (body.length > 65536) finish({ status: 'error', kind: 'http-status', name: 'http-body-mismatch' });
+      if (body.includes(expected)) replied();
+      else if (body.length > 65536) finish(mismatch);
     });
-    response.on('end', () => finish(body.includes(expected) ? { status: 'reply', rttMs: performance.now() - started } : { status: 'error', kind: 'http-status', name: 'http-body-mismatch' }));
+    response.on('end', () => finish(mismatch));
     response.on('error', (error: NodeJS.ErrnoException) => finish(failure(error)));
   });
   req.on('error', (error: NodeJS.ErrnoException) => finish(failure(error)));
