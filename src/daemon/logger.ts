@@ -9,13 +9,12 @@
  * - `text`: timestamped readable lines for a terminal.
  * - `json`: one JSON object per line for collectors (`--log-format json`).
  */
+import { encodeJournalEntry, journalFields } from './journal';
 
 /** Severity, with the syslog priority journald understands. */
 export const LEVELS = { error: 3, warning: 4, notice: 5, info: 6, debug: 7 } as const;
 export type LogLevel = keyof typeof LEVELS;
 export type LogFormat = 'journal' | 'text' | 'json';
-
-import { encodeJournalEntry, journalFields } from './journal';
 
 /** Structured fields attached to a record. */
 export type LogFields = Record<string, unknown>;
@@ -65,7 +64,7 @@ export function createLogger(options: { format?: LogFormat; minLevel?: LogLevel;
   const min = LEVELS[options.minLevel ?? 'info'];
   const write = options.write ?? ((line: string) => process.stdout.write(line));
   const journal = format === 'journal' ? options.journal : undefined;
-  const sendToJournal = (level: LogLevel, text: string, fields?: LogFields): boolean => {
+  const sentToJournal = (level: LogLevel, text: string, fields?: LogFields): boolean => {
     if (journal === undefined) return false;
     try {
       return journal(encodeJournalEntry(journalFields(SYSLOG_IDENTIFIER, LEVELS[level], text, fields)));
@@ -75,18 +74,18 @@ export function createLogger(options: { format?: LogFormat; minLevel?: LogLevel;
   };
   const log = (level: LogLevel, message: string, fields?: LogFields): void => {
     if (LEVELS[level] > min) return;
-    // The same text as the stdout line, so `journalctl -u netheal` reads the same either way.
-    if (journal !== undefined && sendToJournal(level, escapeControl(`${message}${formatFields(fields)}`), fields)) return;
-    let line: string;
     if (format === 'json') {
-      line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields });
-    } else if (format === 'journal') {
-      // One record per line: a newline inside would start an unprefixed record.
-      line = `<${LEVELS[level]}>${escapeControl(`${message}${formatFields(fields)}`)}`;
-    } else {
-      line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(7)} ${escapeControl(`${message}${formatFields(fields)}`)}`;
+      write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
+      return;
     }
-    write(`${line}\n`);
+    // One text for the entry and both line forms, so `journalctl -u netheal` reads the same
+    // either way; one record per line: a newline inside would start an unprefixed record.
+    const text = escapeControl(`${message}${formatFields(fields)}`);
+    if (format === 'journal') {
+      if (!sentToJournal(level, text, fields)) write(`<${LEVELS[level]}>${text}\n`);
+    } else {
+      write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(7)} ${text}\n`);
+    }
   };
   return {
     log,
