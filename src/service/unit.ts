@@ -200,26 +200,20 @@ function hardening(needs: ConfigNeeds, binds: string[] = []): Array<string | [st
 }
 
 /**
- * Type= and the reload lines. Before 253: Type=notify, and ExecReload= runs the check, then
- * signals, so a bad file is never signalled. From 253: Type=notify-reload, where systemd sends
- * SIGHUP *before* ExecReload= runs (src/core/service.c, service_enter_reload) and waits for the
- * daemon's RELOADING=1 and READY=1: the daemon runs the same check on SIGHUP and keeps its running
- * config on a bad one; ExecReload= still runs the check so that `systemctl reload` fails on it.
+ * The reload lines. Before 253 (Type=notify): `ExecReload=` runs the check, then signals, so a
+ * bad file is never signalled. From 253 (Type=notify-reload): systemd sends SIGHUP *before*
+ * ExecReload= runs (src/core/service.c, service_enter_reload) and waits for the daemon's
+ * RELOADING=1 and READY=1: the daemon runs the same check on SIGHUP and keeps its running config
+ * on a bad one; ExecReload= still runs the check so that `systemctl reload` fails on it.
  */
-function reloadLines(systemdVersion: number | null, exec: string, check: string): UnitLine[] {
-  if (systemdVersion !== null && systemdVersion >= NOTIFY_RELOAD_SINCE) {
+function reloadLines(notifyReload: boolean, systemdVersion: number | null, check: string): UnitLine[] {
+  if (notifyReload) {
     return [
-      ['Type', 'notify-reload'],
-      ['NotifyAccess', 'main'],
-      ['ExecStart', exec],
       'systemd signals SIGHUP itself; the daemon checks the file and its conf.d/ drop-ins and keeps its running config on a bad one. The check here makes `systemctl reload` fail on it (exit 78, each problem in the journal)',
       ['ExecReload', check],
     ];
   }
   return [
-    ['Type', 'notify'],
-    ['NotifyAccess', 'main'],
-    ['ExecStart', exec],
     `Reload checks the file and its conf.d/ drop-ins first: a bad one makes \`systemctl reload\` fail (exit 78, each problem in the journal) and is never signalled. (systemd ${systemdVersion ?? 'unknown'}: Type=notify-reload needs ${NOTIFY_RELOAD_SINCE})`,
     ['ExecReload', check],
     ['ExecReload', '/bin/kill -HUP $MAINPID'],
@@ -233,6 +227,8 @@ export function nethealUnit(options: NethealUnitOptions = {}): string {
   const execPath = absolute(options.execPath ?? process.execPath, '--node');
   const daemonPath = absolute(options.daemonPath ?? resolve(__dirname, '..', 'daemon.js'), '--daemon');
   const watchdogSec = checkSeconds(options.watchdogSec, 30, '--watchdog-sec', 1, 3600);
+  const systemdVersion = options.systemdVersion ?? null;
+  const notifyReload = systemdVersion !== null && systemdVersion >= NOTIFY_RELOAD_SINCE;
   const restartSec = checkSeconds(options.restartSec, 2, '--restart-sec', 0, 3600);
   const needs = configNeeds(config);
   const exec = [execPath, ...DAEMON_NODE_FLAGS, daemonPath, '--config', configPath, '--log-format', 'journal'].map(quoteExecArg).join(' ');
@@ -254,7 +250,10 @@ export function nethealUnit(options: NethealUnitOptions = {}): string {
     ]],
     ['Service', [
       'READY=1 comes only when monitoring is live; node is started directly so NotifyAccess=main accepts it',
-      ...reloadLines(options.systemdVersion ?? null, exec, check),
+      ['Type', notifyReload ? 'notify-reload' : 'notify'],
+      ['NotifyAccess', 'main'],
+      ['ExecStart', exec],
+      ...reloadLines(notifyReload, systemdVersion, check),
       ...environment,
       ['Restart', 'always'],
       ['RestartSec', restartSec],
