@@ -19,7 +19,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { Lab } = require('../lib/lab/lab');
 const { summarize, round, ratio } = require('./lib/stats');
-const { ipBatch: batch, collect } = require('./lib/processes');
+const { collect } = require('./lib/processes');
+const { clientAndTargets } = require('./lib/target-lab');
 
 const TARGETS = 1000;
 const RATE = 10; // probes per second per target
@@ -170,14 +171,8 @@ async function run({ quick = false } = {}) {
   const file = path.join(os.tmpdir(), `netheal-probe-cost-${process.pid}.json`);
   const list = path.join(os.tmpdir(), `netheal-probe-cost-${process.pid}.txt`);
   try {
-    const c = await lab.addNamespace('client');
-    const r = await lab.addNamespace('router');
-    await lab.addVeth({ ns: c, name: 'eth0' }, { ns: r, name: 'rt0' });
-    await lab.addAddress(c, 'eth0', '10.4.0.2/24');
-    await lab.addAddress(r, 'rt0', '10.4.0.1/24');
-    await lab.addRoute(c, '10.200.0.0/16', 'via', '10.4.0.1');
     const targets = addresses();
-    await batch(r, targets.map((a) => `addr add ${a}/32 dev lo`));
+    const { client: c } = await clientAndTargets(lab, { link: '10.4.0', targetsRoute: '10.200.0.0/16', targets });
     fs.writeFileSync(file, JSON.stringify(targets));
     fs.writeFileSync(list, `${targets.join('\n')}\n`);
 

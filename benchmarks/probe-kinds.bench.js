@@ -25,7 +25,8 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { Lab } = require('../lib/lab/lab');
 const { ratio } = require('./lib/stats');
-const { ipBatch: batch, collect } = require('./lib/processes');
+const { collect } = require('./lib/processes');
+const { clientAndTargets } = require('./lib/target-lab');
 
 const TARGETS = 100;
 const RATE = 10; // probes per second per target: 1000 probes/s per kind
@@ -157,14 +158,8 @@ async function run({ quick = false } = {}) {
   const load = os.loadavg().map((x) => Number(x.toFixed(2)));
   const lab = Lab.create();
   try {
-    const c = await lab.addNamespace('client');
-    const r = await lab.addNamespace('router');
-    await lab.addVeth({ ns: c, name: 'eth0' }, { ns: r, name: 'rt0' });
-    await lab.addAddress(c, 'eth0', '10.5.0.2/24');
-    await lab.addAddress(r, 'rt0', '10.5.0.1/24');
-    await lab.addRoute(c, '10.201.0.0/16', 'via', '10.5.0.1');
     const targets = addresses();
-    await batch(r, targets.map((a) => `addr add ${a}/32 dev lo`));
+    const { client: c, router: r } = await clientAndTargets(lab, { link: '10.5.0', targetsRoute: '10.201.0.0/16', targets });
     await startServer(lab, r);
 
     // Two rates: 1000 probes/s per kind (100 targets), and 200 probes/s (20 targets). Interleaved repetitions; each kind's
