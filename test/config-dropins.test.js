@@ -79,8 +79,8 @@ test('problems name the drop-in that set the field, all at once; the daemon refu
   const dir = path.join(path.dirname(file), 'conf.d');
   const check = checkConfig(file);
   t.deepEqual(check.problems.sort(), [
-    `${dir}/10-fast.json: interfaces.eth0.probe.intervalMs: Too small: expected number to be >=10`,
-    `${dir}/10-fast.json: interfaces.eth0.probe.timeoutMs: Invalid input: expected number, received string`,
+    `${dir}/10-fast.json: interfaces.eth0.probe.intervalMs: Invalid value: Expected >=10 but received 1`,
+    `${dir}/10-fast.json: interfaces.eth0.probe.timeoutMs: Invalid type: Expected number but received "soon"`,
     `${dir}/20-typo.json: interfaces.eth0: unknown key "ladderr"`,
   ].sort());
   t.throws(() => loadConfig(file), { code: 'NETHEAL_ERR_CONFIG', message: /20-typo\.json: interfaces\.eth0: unknown key "ladderr"/ });

@@ -121,8 +121,8 @@ test('invalid configurations exit 78 naming the field, without a stack trace', a
   fs.chmodSync(writableHook, 0o777);
   /** @type {Array<[unknown, RegExp]>} */
   const cases = [
-    [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 'fast' } } } }, /interfaces\.eth0\.probe\.intervalMs: Invalid input: expected number/],
-    [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 1 } } } }, /interfaces\.eth0\.probe\.intervalMs: Too small/],
+    [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 'fast' } } } }, /interfaces\.eth0\.probe\.intervalMs: Invalid type: Expected number but received "fast"/],
+    [{ interfaces: { eth0: { probe: { targets: ['gateway'], intervalMs: 1 } } } }, /interfaces\.eth0\.probe\.intervalMs: Invalid value: Expected >=10 but received 1/],
     [{ interfacez: {} }, /unknown key "interfacez"/],
     [{ interfaces: { eth0: { ladder: ['link-bounce'], budget: { maxActions: -1 } } } }, /interfaces\.eth0\.budget\.maxActions/],
     [{ interfaces: { eth0: { hook: { path: notExecutable } } } }, /interfaces\.eth0\.hook\.path: .* is not executable/],

@@ -6,26 +6,26 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as v from 'valibot';
 import {
   InterruptionJournal, StoredConfiguration, UndoPlan, loadConfiguration, storeConfiguration,
 } from '../actions/interruption';
-import { StateScope, readStateFile, sameScope, storedConfigurationSchema, writeStateFile } from './state-files';
+import { StateScope, firstIssue, readStateFile, sameScope, storedConfigurationSchema, writeStateFile } from './state-files';
 
 const FILE = 'journal.json';
 const VERSION = 1;
 
-const storedPlan = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('link-up-and-replay'),
+const storedPlan = v.variant('kind', [
+  v.object({
+    kind: v.literal('link-up-and-replay'),
     configuration: storedConfigurationSchema,
   }),
-  z.object({ kind: z.literal('ifup'), args: z.array(z.string()) }),
+  v.object({ kind: v.literal('ifup'), args: v.array(v.string()) }),
 ]);
-const storedEntry = z.object({
-  id: z.string(), iface: z.string(), action: z.string(), pid: z.number().int(), startedAt: z.string(), undo: storedPlan,
+const storedEntry = v.object({
+  id: v.string(), iface: v.string(), action: v.string(), pid: v.pipe(v.number(), v.integer()), startedAt: v.string(), undo: storedPlan,
 });
-const journalFile = z.object({ version: z.literal(VERSION), scope: z.unknown(), entries: z.array(storedEntry) });
+const journalFile = v.object({ version: v.literal(VERSION), scope: v.unknown(), entries: v.array(storedEntry) });
 
 type StoredPlan = { kind: 'link-up-and-replay'; configuration: StoredConfiguration } | { kind: 'ifup'; args: string[] };
 
@@ -80,13 +80,13 @@ export class ActionJournal implements InterruptionJournal {
     if (this.dir === undefined) return [];
     const raw = readStateFile(this.dir, FILE, warn);
     if (raw === undefined) return [];
-    const parsed = journalFile.safeParse(raw);
+    const parsed = v.safeParse(journalFile, raw);
     if (!parsed.success) {
-      warn(`${join(this.dir, FILE)}: ignored, not a journal: ${parsed.error.issues[0]?.path.join('.') || '(top)'}: ${parsed.error.issues[0]?.message}`);
+      warn(`${join(this.dir, FILE)}: ignored, not a journal: ${firstIssue(parsed.issues)}`);
       return [];
     }
-    if (!sameScope(this.scope, parsed.data.scope)) return [];
-    return parsed.data.entries.map((e) => ({ ...e, undo: fromStored(e.undo as StoredPlan) }));
+    if (!sameScope(this.scope, parsed.output.scope)) return [];
+    return parsed.output.entries.map((e) => ({ ...e, undo: fromStored(e.undo as StoredPlan) }));
   }
 
   /** Forgets the predecessor's entries (once undone) and writes this daemon's own. */

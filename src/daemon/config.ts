@@ -1,13 +1,13 @@
 /**
  * The daemon's configuration file (JSON, default /etc/netheal/config.json) and its drop-in
- * directory (conf.d/*.json next to it, merged in name order), validated with zod: every
+ * directory (conf.d/*.json next to it, merged in name order), validated with valibot: every
  * problem names its file and field path, all are reported at once, and a bad file changes
  * nothing. `netheal config check` and the daemon (start and reload) share checkConfig().
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { NethealError } from '../errors';
 import { resolveNetns } from '../netns';
 import { checkHookPath } from '../actions/hook';
@@ -22,46 +22,55 @@ export const STATUS_DIR = '/run/netheal';
 /** Where the daemon looks when --config is not given. */
 export const DEFAULT_CONFIG_PATH = '/etc/netheal/config.json';
 
-const ms = (min: number, max: number) => z.number().int().min(min).max(max);
+const ms = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+const int = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+const nonEmpty = () => v.pipe(v.string(), v.minLength(1));
 
-const ladderStep = z.union([
-  z.string().min(1),
-  z.strictObject({
-    action: z.string().min(1),
-    timeoutMs: ms(1, 3_600_000).optional(),
-    verifyTimeoutMs: ms(0, 3_600_000).optional(),
+/**
+ * A string or an object: `lazy` picks the schema by the input's type, so that a bad object
+ * reports its own field (`ladder[0].bogus`) rather than a union's "expected string or object".
+ */
+const stringOr = <S extends v.GenericSchema, O extends v.GenericSchema>(string: S, object: O) =>
+  v.lazy((input) => (typeof input === 'string' ? string : object));
+
+const ladderStep = stringOr(
+  nonEmpty(),
+  v.strictObject({
+    action: nonEmpty(),
+    timeoutMs: v.optional(ms(1, 3_600_000)),
+    verifyTimeoutMs: v.optional(ms(0, 3_600_000)),
     /** Run only once the fault has lasted this long. */
-    afterMs: ms(0, 86_400_000).optional(),
+    afterMs: v.optional(ms(0, 86_400_000)),
     /** The fault classes this step may run for (default: what its action can fix). */
-    fixes: z.array(z.enum(FAULT_CLASSES as unknown as [string, ...string[]])).optional(),
-    options: z.record(z.string(), z.unknown()).optional(),
+    fixes: v.optional(v.array(v.picklist(FAULT_CLASSES))),
+    options: v.optional(v.record(v.string(), v.unknown())),
   }),
-]);
+);
 
 const policyFields = {
-  ladder: z.array(ladderStep).optional(),
-  backoff: z.strictObject({
-    initialMs: ms(0, 86_400_000).optional(),
-    maxMs: ms(0, 86_400_000).optional(),
-    multiplier: z.number().min(1).max(100).optional(),
-    resetAfterMs: ms(0, 86_400_000).optional(),
-  }).optional(),
-  damping: z.strictObject({
-    penaltyPerFlap: z.number().min(0).optional(),
-    halfLifeMs: ms(1, 86_400_000).optional(),
-    suppressThreshold: z.number().min(0).optional(),
-    reuseThreshold: z.number().min(0).optional(),
-    maxSuppressMs: ms(0, 86_400_000).optional(),
-  }).optional(),
-  budget: z.strictObject({
-    maxActions: z.number().int().min(0).max(1_000_000).optional(),
-    windowMs: ms(1, 86_400_000 * 7).optional(),
-  }).optional(),
-  verifyTimeoutMs: ms(0, 3_600_000).optional(),
-  actionTimeoutMs: ms(1, 3_600_000).optional(),
-  downOn: z.array(z.enum(DOWN_EVIDENCE_KINDS as unknown as [string, ...string[]])).optional(),
-  requiredAddresses: z.array(z.string().refine((a) => isIP(a) !== 0, 'must be an IP address')).optional(),
-  settleMs: ms(0, 600_000).optional(),
+  ladder: v.optional(v.array(ladderStep)),
+  backoff: v.optional(v.strictObject({
+    initialMs: v.optional(ms(0, 86_400_000)),
+    maxMs: v.optional(ms(0, 86_400_000)),
+    multiplier: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(100))),
+    resetAfterMs: v.optional(ms(0, 86_400_000)),
+  })),
+  damping: v.optional(v.strictObject({
+    penaltyPerFlap: v.optional(v.pipe(v.number(), v.minValue(0))),
+    halfLifeMs: v.optional(ms(1, 86_400_000)),
+    suppressThreshold: v.optional(v.pipe(v.number(), v.minValue(0))),
+    reuseThreshold: v.optional(v.pipe(v.number(), v.minValue(0))),
+    maxSuppressMs: v.optional(ms(0, 86_400_000)),
+  })),
+  budget: v.optional(v.strictObject({
+    maxActions: v.optional(int(0, 1_000_000)),
+    windowMs: v.optional(ms(1, 86_400_000 * 7)),
+  })),
+  verifyTimeoutMs: v.optional(ms(0, 3_600_000)),
+  actionTimeoutMs: v.optional(ms(1, 3_600_000)),
+  downOn: v.optional(v.array(v.picklist(DOWN_EVIDENCE_KINDS))),
+  requiredAddresses: v.optional(v.array(v.pipe(v.string(), v.check((a) => isIP(a) !== 0, 'must be an IP address')))),
+  settleMs: v.optional(ms(0, 600_000)),
 };
 
 /** A string target's problem, or null: "gateway", an IP address, tcp://A:P or http://A[:P]/path. */
@@ -75,57 +84,68 @@ function stringTargetProblem(target: string): string | null {
   return 'must be "gateway", an IPv4/IPv6 address, tcp://ADDRESS:PORT or http(s)://ADDRESS[:PORT]/PATH';
 }
 
+/** The problem of an object target's `http` URL, or null. */
+function httpTargetProblem(target: { http: string }): string | null {
+  try {
+    return parseStreamTarget(target)?.kind === 'http' ? null : 'must be an http:// or https:// URL';
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+const httpStatus = int(100, 599);
+
 /** An ICMP, TCP or HTTP target (stream-probe.ts), or an HTTP target with expectations. */
-const probeTarget = z.union([
-  z.string().superRefine((target, ctx) => {
-    const problem = stringTargetProblem(target);
-    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
-  }),
-  z.strictObject({
-    http: z.string(),
-    expectStatus: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
-    expectBody: z.string().min(1).optional(),
-    serverName: z.string().min(1).max(253).optional(),
-    insecure: z.boolean().optional(),
-  }).superRefine((target, ctx) => {
-    try {
-      if (parseStreamTarget(target)?.kind !== 'http') ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL', path: ['http'] });
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message, path: ['http'] });
-    }
-  }),
-]);
+const probeTarget = stringOr(
+  v.pipe(v.string(), v.rawCheck(({ dataset, addIssue }) => {
+    const problem = dataset.typed ? stringTargetProblem(dataset.value) : null;
+    if (problem !== null) addIssue({ message: problem });
+  })),
+  v.pipe(
+    v.strictObject({
+      http: v.string(),
+      expectStatus: v.optional(v.union([httpStatus, v.pipe(v.array(httpStatus), v.minLength(1))])),
+      expectBody: v.optional(nonEmpty()),
+      serverName: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(253))),
+      insecure: v.optional(v.boolean()),
+    }),
+    v.forward(v.check((target) => httpTargetProblem(target) === null, (issue) => httpTargetProblem(issue.input) ?? 'invalid'), ['http']),
+  ),
+);
 
-const probeSchema = z.strictObject({
-  /** "gateway" follows the default route's gateway through this interface. */
-  targets: z.array(probeTarget).min(1),
-  intervalMs: ms(10, 3_600_000).default(1000),
-  /** A probe unanswered this long counts as lost in statistics; it does not decide down. */
-  timeoutMs: ms(1, 60_000).default(1000),
-  /** BFD's detect multiplier: a target is down after multiplier x intervalMs without a reply. */
-  multiplier: z.number().int().min(1).max(255).default(3),
-  /** Consecutive replies before a down target is up again. */
-  recovery: z.number().int().min(1).max(255).default(3),
-  /** The group is down when fewer than this many targets are up. */
-  quorum: z.number().int().min(1).optional(),
-}).refine((p) => p.quorum === undefined || p.quorum <= p.targets.length, {
-  message: 'quorum cannot exceed the number of targets', path: ['quorum'],
-});
+const probeSchema = v.pipe(
+  v.strictObject({
+    /** "gateway" follows the default route's gateway through this interface. */
+    targets: v.pipe(v.array(probeTarget), v.minLength(1)),
+    intervalMs: v.optional(ms(10, 3_600_000), 1000),
+    /** A probe unanswered this long counts as lost in statistics; it does not decide down. */
+    timeoutMs: v.optional(ms(1, 60_000), 1000),
+    /** BFD's detect multiplier: a target is down after multiplier x intervalMs without a reply. */
+    multiplier: v.optional(int(1, 255), 3),
+    /** Consecutive replies before a down target is up again. */
+    recovery: v.optional(int(1, 255), 3),
+    /** The group is down when fewer than this many targets are up. */
+    quorum: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  }),
+  v.forward(v.check((p) => p.quorum === undefined || p.quorum <= p.targets.length, 'quorum cannot exceed the number of targets'), ['quorum']),
+);
 
-const interfaceSchema = z.strictObject({
-  probe: probeSchema.optional(),
-  hook: z.strictObject({ path: z.string().startsWith('/', 'must be an absolute path'), timeoutMs: ms(1, 3_600_000).default(30_000) }).optional(),
+const interfaceSchema = v.strictObject({
+  probe: v.optional(probeSchema),
+  hook: v.optional(v.strictObject({ path: v.pipe(v.string(), v.startsWith('/', 'must be an absolute path')), timeoutMs: v.optional(ms(1, 3_600_000), 30_000) })),
   /** Poll carrier of this device (default: on for unstacked devices: NICs, taps, bridges). */
-  carrierSync: z.boolean().optional(),
+  carrierSync: v.optional(v.boolean()),
   ...policyFields,
 });
 
+const ipv4 = v.pipe(v.string(), v.check((a) => isIP(a) === 4, 'must be an IPv4 address'));
+
 /** One way out of the host: an interface and the gateway behind it (listed most preferred first). */
-const uplinkSchema = z.strictObject({
-  iface: z.string().refine(isValidInterfaceName, 'must be a kernel interface name'),
-  gateway: z.string().refine((g) => isIP(g) === 4, 'must be an IPv4 address'),
+const uplinkSchema = v.strictObject({
+  iface: v.pipe(v.string(), v.check(isValidInterfaceName, 'must be a kernel interface name')),
+  gateway: ipv4,
   /** What proves the path: the gateway by default; farther targets catch losses beyond it. */
-  targets: z.array(z.string().refine((t) => isIP(t) === 4, 'must be an IPv4 address')).min(1).optional(),
+  targets: v.optional(v.pipe(v.array(ipv4), v.minLength(1))),
 });
 
 /** Defaults of `failover.tcpEvidence` (see docs/design.md for the rule). */
@@ -134,79 +154,79 @@ const TCP_EVIDENCE_DEFAULTS = {
 };
 
 /** The schema of the whole file. */
-export const configSchema = z.strictObject({
+export const configSchema = v.strictObject({
   /** Namespace (name under /run/netns or a path) the daemon watches and acts in. */
-  netns: z.string().min(1).optional(),
+  netns: v.optional(nonEmpty()),
   /** Watched interfaces by name. Empty or absent: the interfaces of the default routes. */
-  interfaces: z.record(z.string().refine(isValidInterfaceName,
-    'must be a kernel interface name: 1-15 bytes, no "/", ":" or white space, not "." or ".."'), interfaceSchema).default({}),
-  policy: z.strictObject({
-    graceMs: ms(0, 86_400_000).optional(),
-    defaults: z.strictObject(policyFields).optional(),
-  }).default({}),
-  killSockets: z.strictObject({
-    includeTimeWait: z.boolean().default(false),
+  interfaces: v.optional(v.record(v.pipe(v.string(), v.check(isValidInterfaceName,
+    'must be a kernel interface name: 1-15 bytes, no "/", ":" or white space, not "." or ".."')), interfaceSchema), {}),
+  policy: v.optional(v.strictObject({
+    graceMs: v.optional(ms(0, 86_400_000)),
+    defaults: v.optional(v.strictObject(policyFields)),
+  }), {}),
+  killSockets: v.optional(v.strictObject({
+    includeTimeWait: v.optional(v.boolean(), false),
     /**
      * Sockets on a removed address are destroyed once it has stayed away this long: a
      * manager's remove-and-re-add (networkd's reconfigure: 2-3 ms) or netheal's own repair must not trip it.
      */
-    addressGoneMs: ms(0, 600_000).default(1_000),
+    addressGoneMs: v.optional(ms(0, 600_000), 1_000),
     /** Sockets stuck on a dead path are destroyed once it has been dead this long. */
-    pathDeadMs: ms(0, 86_400_000).default(10_000),
-  }).default({ includeTimeWait: false, addressGoneMs: 1_000, pathDeadMs: 10_000 }),
-  managers: z.strictObject({
-    ifupdown: z.strictObject({
-      interfaces: z.string().optional(),
-      stateDir: z.string().optional(),
-      options: z.array(z.string()).optional(),
-    }).optional(),
-    networkScriptsDir: z.string().optional(),
-  }).default({}),
+    pathDeadMs: v.optional(ms(0, 86_400_000), 10_000),
+  }), {}),
+  managers: v.optional(v.strictObject({
+    ifupdown: v.optional(v.strictObject({
+      interfaces: v.optional(v.string()),
+      stateDir: v.optional(v.string()),
+      options: v.optional(v.array(v.string())),
+    })),
+    networkScriptsDir: v.optional(v.string()),
+  }), {}),
   /**
    * Two or more uplinks, most preferred first: netheal keeps its own default route (metric
    * `failover.metric`, below the managers') through the best healthy one (see
    * src/daemon/uplinks.ts).
    */
-  uplinks: z.array(uplinkSchema).min(2, 'needs at least two uplinks to choose between').optional(),
-  failover: z.strictObject({
-    metric: z.number().int().min(0).max(0xffffffff).default(1),
+  uplinks: v.optional(v.pipe(v.array(uplinkSchema), v.minLength(2, 'needs at least two uplinks to choose between'))),
+  failover: v.optional(v.strictObject({
+    metric: v.optional(int(0, 0xffffffff), 1),
     /** How long a more preferred uplink must stay healthy before traffic moves back (ms). */
-    holdUpMs: ms(0, 3_600_000).default(5_000),
-    intervalMs: ms(10, 60_000).default(100),
-    timeoutMs: ms(1, 60_000).optional(),
-    multiplier: z.number().int().min(1).max(255).default(3),
-    recovery: z.number().int().min(1).max(255).default(3),
+    holdUpMs: v.optional(ms(0, 3_600_000), 5_000),
+    intervalMs: v.optional(ms(10, 60_000), 100),
+    timeoutMs: v.optional(ms(1, 60_000)),
+    multiplier: v.optional(int(1, 255), 3),
+    recovery: v.optional(int(1, 255), 3),
     /**
      * Passive evidence from TCP (src/policy/tcp-evidence.ts): an uplink whose established
      * sockets have received nothing for `stallMs` while sending `minSegments` segments, of
      * which `minRetransmits` were retransmitted, counts as failed, as if its probes had failed.
      */
-    tcpEvidence: z.strictObject({
-      enabled: z.boolean().default(true),
+    tcpEvidence: v.optional(v.strictObject({
+      enabled: v.optional(v.boolean(), TCP_EVIDENCE_DEFAULTS.enabled),
       /** Polling while the uplink carries traffic, and while it does not. */
-      fastIntervalMs: ms(10, 10_000).default(100),
-      idleIntervalMs: ms(100, 600_000).default(2_000),
-      stallMs: ms(50, 600_000).default(500),
-      minSegments: z.number().int().min(1).max(100_000).default(2),
-      minRetransmits: z.number().int().min(1).max(100_000).default(2),
+      fastIntervalMs: v.optional(ms(10, 10_000), TCP_EVIDENCE_DEFAULTS.fastIntervalMs),
+      idleIntervalMs: v.optional(ms(100, 600_000), TCP_EVIDENCE_DEFAULTS.idleIntervalMs),
+      stallMs: v.optional(ms(50, 600_000), TCP_EVIDENCE_DEFAULTS.stallMs),
+      minSegments: v.optional(int(1, 100_000), TCP_EVIDENCE_DEFAULTS.minSegments),
+      minRetransmits: v.optional(int(1, 100_000), TCP_EVIDENCE_DEFAULTS.minRetransmits),
       /** A dead verdict with nothing to contradict it (its sockets moved away) is dropped after this. */
-      clearMs: ms(0, 86_400_000).default(5_000),
-    }).default(TCP_EVIDENCE_DEFAULTS),
-  }).default({ metric: 1, holdUpMs: 5_000, intervalMs: 100, multiplier: 3, recovery: 3, tcpEvidence: TCP_EVIDENCE_DEFAULTS }),
-  carrierSyncIntervalMs: ms(5, 60_000).default(100),
-  status: z.strictObject({ socket: z.string().startsWith('/') }).optional(),
-  metrics: z.strictObject({ listen: z.string().min(1) }).optional(),
-  log: z.strictObject({
-    format: z.enum(['journal', 'text', 'json']).optional(),
-    level: z.enum(['error', 'warning', 'notice', 'info', 'debug']).default('info'),
-  }).default({ level: 'info' }),
+      clearMs: v.optional(ms(0, 86_400_000), TCP_EVIDENCE_DEFAULTS.clearMs),
+    }), {}),
+  }), {}),
+  carrierSyncIntervalMs: v.optional(ms(5, 60_000), 100),
+  status: v.optional(v.strictObject({ socket: v.pipe(v.string(), v.startsWith('/', 'must be an absolute path')) })),
+  metrics: v.optional(v.strictObject({ listen: nonEmpty() })),
+  log: v.optional(v.strictObject({
+    format: v.optional(v.picklist(['journal', 'text', 'json'])),
+    level: v.optional(v.picklist(['error', 'warning', 'notice', 'info', 'debug']), 'info'),
+  }), {}),
 });
 
 /** A validated configuration. */
-export type DaemonConfig = z.infer<typeof configSchema>;
+export type DaemonConfig = v.InferOutput<typeof configSchema>;
 /** A watched interface's settings. */
-export type InterfaceConfig = z.infer<typeof interfaceSchema>;
-export type ProbeConfig = z.infer<typeof probeSchema>;
+export type InterfaceConfig = v.InferOutput<typeof interfaceSchema>;
+export type ProbeConfig = v.InferOutput<typeof probeSchema>;
 
 /** The kernel's rule for device names (net/core/dev.c dev_valid_name). */
 export function isValidInterfaceName(name: string): boolean {
@@ -270,6 +290,20 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '') || '(top level)';
 }
 
+/**
+ * A schema issue as a problem naming its field: `interfaces.eth0.probe.intervalMs: Invalid
+ * value: Expected >=10 but received 1`; an unknown key (strictObject's issue, whose path ends
+ * at the key) as `interfaces.eth0: unknown key "ladderr"`.
+ */
+function schemaProblem(issue: v.BaseIssue<unknown>): Problem {
+  const path = (issue.path ?? []).map((item) => item.key as PropertyKey);
+  if (issue.type === 'strict_object' && issue.expected === 'never' && path.length > 0) {
+    const key = path[path.length - 1]!;
+    return { text: `${formatPath(path.slice(0, -1))}: unknown key ${JSON.stringify(key)}`, path };
+  }
+  return { text: `${formatPath(path)}: ${issue.message}`, path };
+}
+
 /** The policy engine's view of a config. */
 export function policyConfigOf(config: DaemonConfig): PolicyConfig {
   const interfaces: Record<string, InterfacePolicyConfig> = {};
@@ -291,21 +325,9 @@ interface Problem {
  * schema holds, the cross-field rules, the policy rules and the hook files.
  */
 function configProblems(raw: unknown, options: { actions?: readonly string[] } = {}): { config?: DaemonConfig; problems: Problem[] } {
-  const result = configSchema.safeParse(raw);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue): Problem => {
-      const keys = (issue as { keys?: string[] }).keys;
-      const at = formatPath(issue.path);
-      // A bad record key (an interface name) carries its own reason one level down.
-      const inner = issue.code === 'invalid_key' ? (issue as { issues?: { message: string }[] }).issues?.[0]?.message : undefined;
-      if (keys?.length) {
-        return { text: `${at}: unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}`, path: [...issue.path, keys[0]!] };
-      }
-      return { text: `${at}: ${inner ?? issue.message}`, path: issue.path };
-    });
-    return { problems };
-  }
-  const config = result.data;
+  const result = v.safeParse(configSchema, raw);
+  if (!result.success) return { problems: result.issues.map(schemaProblem) };
+  const config = result.output;
   const problems: Problem[] = crossFieldProblems(config, [...Object.values(BUILTIN_ACTIONS), ...(options.actions ?? [])]).map((text) => ({ text }));
   try {
     validatePolicyConfig(policyConfigOf(config));
@@ -326,7 +348,7 @@ function configProblems(raw: unknown, options: { actions?: readonly string[] } =
 
 /**
  * Validates parsed JSON. Throws NETHEAL_ERR_CONFIG naming the field path of every problem,
- * e.g. `interfaces.eth0.probe.intervalMs: Too small: expected number to be >=10`.
+ * e.g. `interfaces.eth0.probe.intervalMs: Invalid value: Expected >=10 but received 1`.
  */
 export function validateConfig(raw: unknown, source = 'config', options: { actions?: readonly string[] } = {}): DaemonConfig {
   const { config, problems } = configProblems(raw, options);

@@ -9,28 +9,29 @@
  * stay true across a restart; a file from another boot or another namespace is ignored.
  */
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { InterfaceConfiguration } from '../actions/link-bounce';
 import { StoredConfiguration, loadConfiguration, storeConfiguration } from '../actions/interruption';
 import type { InterfaceSafetyState, SafetyState } from '../policy/engine-events';
-import { StateScope, monotonicMs, readStateFile, sameScope, storedConfigurationSchema, writeStateFile } from './state-files';
+import { StateScope, firstIssue, monotonicMs, readStateFile, sameScope, storedConfigurationSchema, writeStateFile } from './state-files';
 
 const FILE = 'safety.json';
 const VERSION = 1;
 
-const nonNegative = z.number().finite().min(0);
-const storedInterface = z.object({
-  safety: z.object({
-    budgetSpentAgoMs: z.array(nonNegative),
-    damping: z.object({ penalty: nonNegative, updatedAgoMs: nonNegative, suppressedForMs: nonNegative.nullable(), flaps: z.number().int().min(0) }),
-    backoffAttempts: z.number().int().min(0),
-    totalActions: z.number().int().min(0),
-    baselineAddresses: z.array(z.string()),
-  }).optional(),
-  knownGood: storedConfigurationSchema.optional(),
+const nonNegative = v.pipe(v.number(), v.finite(), v.minValue(0));
+const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+const storedInterface = v.object({
+  safety: v.optional(v.object({
+    budgetSpentAgoMs: v.array(nonNegative),
+    damping: v.object({ penalty: nonNegative, updatedAgoMs: nonNegative, suppressedForMs: v.nullable(nonNegative), flaps: count }),
+    backoffAttempts: count,
+    totalActions: count,
+    baselineAddresses: v.array(v.string()),
+  })),
+  knownGood: v.optional(storedConfigurationSchema),
 });
-const safetyFile = z.object({
-  version: z.literal(VERSION), scope: z.unknown(), savedMonotonicMs: nonNegative, interfaces: z.record(z.string(), storedInterface),
+const safetyFile = v.object({
+  version: v.literal(VERSION), scope: v.unknown(), savedMonotonicMs: nonNegative, interfaces: v.record(v.string(), storedInterface),
 });
 
 /** What a restarted daemon takes over. */
@@ -53,18 +54,17 @@ export function saveSafety(dir: string, scope: StateScope, safety: SafetyState, 
 export function loadSafety(dir: string, scope: StateScope, warn: (message: string) => void): CarriedState | undefined {
   const raw = readStateFile(dir, FILE, warn);
   if (raw === undefined) return undefined;
-  const parsed = safetyFile.safeParse(raw);
+  const parsed = v.safeParse(safetyFile, raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    warn(`${join(dir, FILE)}: ignored, not a safety state: ${issue?.path.join('.') || '(top)'}: ${issue?.message}`);
+    warn(`${join(dir, FILE)}: ignored, not a safety state: ${firstIssue(parsed.issues)}`);
     return undefined;
   }
-  if (!sameScope(scope, parsed.data.scope)) return undefined;
+  if (!sameScope(scope, parsed.output.scope)) return undefined;
   const safety: SafetyState = { interfaces: {} };
   const knownGood = new Map<string, InterfaceConfiguration>();
-  for (const [name, stored] of Object.entries(parsed.data.interfaces)) {
+  for (const [name, stored] of Object.entries(parsed.output.interfaces)) {
     if (stored.safety !== undefined) safety.interfaces[name] = stored.safety;
     if (stored.knownGood !== undefined) knownGood.set(name, loadConfiguration(stored.knownGood));
   }
-  return { safety, elapsedMs: Math.max(0, monotonicMs() - parsed.data.savedMonotonicMs), knownGood };
+  return { safety, elapsedMs: Math.max(0, monotonicMs() - parsed.output.savedMonotonicMs), knownGood };
 }

@@ -7,19 +7,26 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as v from 'valibot';
 
 /**
  * The schema of a stored interface configuration (src/actions/interruption.ts's
  * StoredConfiguration: addresses and routes as base64 netlink messages), shared by the safety
  * state and the action journal.
  */
-const storedMessageSchema = z.object({ type: z.number().int(), flags: z.number().int(), payload: z.string() });
-export const storedConfigurationSchema = z.object({
-  ifindex: z.number().int(),
-  routes: z.array(storedMessageSchema),
-  addresses: z.array(storedMessageSchema),
+const integer = v.pipe(v.number(), v.integer());
+const storedMessageSchema = v.object({ type: integer, flags: integer, payload: v.string() });
+export const storedConfigurationSchema = v.object({
+  ifindex: integer,
+  routes: v.array(storedMessageSchema),
+  addresses: v.array(storedMessageSchema),
 });
+
+/** The first issue of a stored file that does not match its schema, as `field.path: message`. */
+export function firstIssue(issues: readonly v.BaseIssue<unknown>[]): string {
+  const issue = issues[0];
+  return `${issue?.path?.map((item) => String(item.key)).join('.') || '(top)'}: ${issue?.message}`;
+}
 
 /** The state directory systemd gives the unit, else /var/lib/netheal. */
 export function defaultStateDirectory(env: NodeJS.ProcessEnv = process.env): string {
