@@ -16,4 +16,45 @@ export const Gauge = require('prom-client/lib/gauge') as typeof Prom.Gauge;
 export type Gauge<T extends string = string> = Prom.Gauge<T>;
 export const Histogram = require('prom-client/lib/histogram') as typeof Prom.Histogram;
 export type Histogram<T extends string = string> = Prom.Histogram<T>;
-export const collectDefaultMetrics = require('prom-client/lib/defaultMetrics') as typeof Prom.collectDefaultMetrics;
+
+/**
+ * prom-client's default metrics (process_*, nodejs_*), each from its own file, as its
+ * collectDefaultMetrics() registers them, except the process_cpu_* counters: their file loads
+ * @opentelemetry/api (51 modules, ~2 MiB resident) only to label exemplars, which the daemon
+ * never enables. Those three counters are registered below with the same names, help and
+ * values (process.cpuUsage() at each scrape).
+ */
+const DEFAULT_METRIC_FILES = [
+  'processStartTime', 'osMemoryHeap', 'processOpenFileDescriptors', 'processMaxFileDescriptors', 'eventLoopLag',
+  'processResources', 'processHandles', 'processRequests', 'heapSizeAndUsed', 'heapSpacesSizeAndUsed', 'version', 'gc',
+];
+
+export function collectDefaultMetrics(registry: Registry): void {
+  const config = { register: registry, eventLoopMonitoringPrecision: 10 };
+  for (const file of DEFAULT_METRIC_FILES) {
+    const register = require(`prom-client/lib/metrics/${file}`) as (registry: Registry, config: object) => void;
+    register(registry, config);
+  }
+  registerCpuMetrics(registry);
+}
+
+/** process_cpu_user_seconds_total, process_cpu_system_seconds_total and process_cpu_seconds_total. */
+function registerCpuMetrics(registry: Registry): void {
+  let last = process.cpuUsage();
+  // Registered first, as prom-client does: a scrape reads metrics in registration order, and
+  // this counter's collect() sets all three before the other two are read.
+  new Counter({
+    name: 'process_cpu_user_seconds_total', help: 'Total user CPU time spent in seconds.', registers: [registry],
+    collect(this: Counter) {
+      const now = process.cpuUsage();
+      const user = (now.user - last.user) / 1e6;
+      const sys = (now.system - last.system) / 1e6;
+      last = now;
+      this.inc(user);
+      system.inc(sys);
+      total.inc(user + sys);
+    },
+  });
+  const system = new Counter({ name: 'process_cpu_system_seconds_total', help: 'Total system CPU time spent in seconds.', registers: [registry] });
+  const total = new Counter({ name: 'process_cpu_seconds_total', help: 'Total user and system CPU time spent in seconds.', registers: [registry] });
+}
