@@ -159,7 +159,8 @@ test.serial('readStatus still reads the document; a status() that throws answers
 });
 
 test.serial('the metrics server closes at once with a scraper hanging mid-request', async (t) => {
-  const { DaemonMetrics, serveMetrics } = require('../lib/daemon/metrics');
+  const { DaemonMetrics } = require('../lib/daemon/metrics');
+  const { serveMetrics } = require('../lib/daemon/metrics-server');
   const port = await new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
       const address = /** @type {net.AddressInfo} */ (s.address());

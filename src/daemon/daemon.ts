@@ -24,7 +24,7 @@ import { DaemonConfig, policyConfigOf, validateConfig } from './config';
 import { builtinExecutors } from './executors';
 import { Logger, createLogger } from './logger';
 import { SystemdNotifier } from './notify';
-import { DaemonMetrics, serveMetrics } from './metrics';
+import { DaemonMetrics } from './metrics';
 import { serveStatus } from './status';
 import { controlSocketPath, serveControl } from './control';
 import { loadHolds, saveHolds } from './holds';
@@ -585,7 +585,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         return { ok: true, iface: request.iface, hold: request.command === 'hold', persisted: this.options.stateDirectory !== undefined };
       });
     }
-    if (config.metrics !== undefined) this.metricsServer = await serveMetrics(this.metrics, config.metrics.listen);
+    if (config.metrics !== undefined) {
+      // Loaded only here: node:http is not needed by a daemon without a metrics endpoint.
+      const { serveMetrics } = require('./metrics-server') as typeof import('./metrics-server');
+      this.metricsServer = await serveMetrics(this.metrics, config.metrics.listen);
+    }
     // Taken over: a failed build keeps it for the configuration built again after it.
     this.carried = undefined;
     this.logger.notice(`watching ${this.watched.join(', ') || 'nothing'}${this.netnsPath ? ` in ${this.netnsPath}` : ''}${this.options.dryRun ? ' (dry run)' : ''}`);

@@ -4,7 +4,6 @@
  * interface is labelled `device`, as node_exporter labels it. prom-client's process metrics
  * keep their stock names (`process_*`, `nodejs_*`), which the usual Node.js dashboards expect.
  */
-import { Server } from 'node:http';
 import { isIP } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom';
 import type { LabelValues } from 'prom-client';
@@ -143,7 +142,7 @@ export class DaemonMetrics {
   constructor(options: { processMetrics?: boolean; build?: BuildInfo } = {}) {
     // Stock names, no prefix: process_cpu_seconds_total, nodejs_heap_size_used_bytes, ...
     if (options.processMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry });
+      collectDefaultMetrics(this.registry);
       // prom-client names three gauges *_total, which `promtool check metrics` rejects (a
       // _total suffix is for counters); their per-type siblings (nodejs_active_handles{type},
       // ...) carry the same numbers, so these three are dropped.
@@ -190,37 +189,4 @@ export function parseListen(listen: string, field = 'metrics.listen'): { host: s
     throw new NethealError('NETHEAL_ERR_CONFIG', `${field}: expected ADDRESS:PORT such as 127.0.0.1:9469 or [::1]:9469, got ${JSON.stringify(listen)}`);
   }
   return { host, port };
-}
-
-/**
- * The metrics endpoint's server: an `http.Server` whose `close()` also drops the connections
- * still open (an idle keep-alive, a scraper that hangs mid-request), so closing it never
- * waits on a client.
- */
-export class MetricsServer extends Server {
-  override close(callback?: (error?: Error) => void): this {
-    super.close(callback);
-    this.closeAllConnections();
-    return this;
-  }
-}
-
-/** Serves GET /metrics; resolves once listening. */
-export async function serveMetrics(metrics: DaemonMetrics, listen: string): Promise<MetricsServer> {
-  const { host, port } = parseListen(listen);
-  const server = new MetricsServer({ headersTimeout: 5000, requestTimeout: 10_000 }, (request, response) => {
-    if (request.method !== 'GET' || (request.url ?? '').split('?')[0] !== '/metrics') {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
-      return;
-    }
-    metrics.text().then(
-      (body) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
-      (error: Error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(new NethealError('NETHEAL_ERR_CONFIG', `metrics.listen: cannot listen on ${listen}: ${error.code ?? error.message}`)));
-    server.listen(port, host, () => resolve());
-  });
-  return server;
 }
