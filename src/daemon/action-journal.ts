@@ -4,7 +4,6 @@
  * begins its disruptive part. At start the daemon reads what a dead predecessor left there
  * (same boot, same namespace) and undoes it before it watches anything.
  */
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import {
@@ -50,7 +49,8 @@ export class ActionJournal implements InterruptionJournal {
   constructor(private readonly dir: string | undefined, private readonly scope: StateScope) {}
 
   begin(iface: string, action: string, undo: UndoPlan): string {
-    const id = randomUUID();
+    // node:crypto only here, at the first disruptive step: most daemons never take one.
+    const id = (require('node:crypto') as typeof import('node:crypto')).randomUUID();
     this.entries.set(id, { iface, action, pid: process.pid, startedAt: new Date().toISOString(), undo: toStored(undo) });
     try {
       this.save();

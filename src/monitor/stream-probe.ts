@@ -17,8 +17,7 @@
  * the kernel refusing locally as `send-error`; a wrong status or body as `http-status`.
  */
 import { isIP, Socket } from 'node:net';
-import { request } from 'node:http';
-import { checkServerIdentity, connect as tlsConnect, TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { NativeBinding } from '../native';
 
@@ -135,6 +134,13 @@ export interface StreamContext {
  * Returns cancel(), which resets the connection (the prober calls it when the probe's timeout
  * passed first). Throws when the socket cannot be made (no such namespace or device).
  */
+/**
+ * node:http and node:tls, loaded by the first HTTP(S) probe: a daemon without HTTP targets
+ * never loads them (about 1 MiB resident with their dependencies; issue #15).
+ */
+let httpModules: { http: typeof import('node:http'); tls: typeof import('node:tls') } | undefined;
+const lazyHttp = (): NonNullable<typeof httpModules> => (httpModules ??= { http: require('node:http'), tls: require('node:tls') });
+
 export function startStreamProbe(target: StreamTarget, context: StreamContext, done: (outcome: StreamOutcome) => void): () => void {
   const fd = context.binding.tcpSocket(target.family, context.netns, context.device);
   const socket = new Socket({ fd, readable: true, writable: true });
@@ -176,13 +182,14 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
   socket.on('error', (error: NodeJS.ErrnoException) => finish(failure(error)));
   socket.connect({ host: target.address, port: target.port });
   // HTTPS: TLS on that very connection (the handshake waits for the connect).
+  const { http, tls } = lazyHttp();
   if (target.tls === true) {
-    const tlsSocket = tlsConnect({
+    const tlsSocket = tls.connect({
       socket,
       rejectUnauthorized: target.insecure !== true,
       ...(target.serverName ? { servername: target.serverName } : {}),
       // Verify against the name asked for, or the address (an IP SAN) when none is.
-      checkServerIdentity: (_host, cert) => checkServerIdentity(target.serverName ?? target.address, cert),
+      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(target.serverName ?? target.address, cert),
     });
     tlsSocket.on('error', (error: NodeJS.ErrnoException) => {
       // A system error (a syscall failed) is the connection's; anything else is the handshake
@@ -193,7 +200,7 @@ export function startStreamProbe(target: StreamTarget, context: StreamContext, d
     stream = tlsSocket;
   }
   const host = target.family === 6 ? `[${target.address}]` : target.address;
-  const req = request({
+  const req = http.request({
     createConnection: () => stream,
     host: target.address,
     port: target.port,
