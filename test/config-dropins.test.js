@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
-const { mergeConfig, checkConfig, loadConfig, dropInFiles } = require('../lib/daemon/config');
+const { mergeConfig, checkConfig, loadConfig, dropInFiles, validateConfig } = require('../lib/daemon/config');
 
 const CLI = require.resolve('../lib/cli.js');
 const DAEMON = require.resolve('../lib/daemon.js');
@@ -50,6 +50,11 @@ test('merge rule: objects merge key by key, arrays and scalars replace, inputs u
   const sneaky = mergeConfig({}, JSON.parse('{"__proto__": {"polluted": true}}'));
   t.is(Object.getPrototypeOf(sneaky), Object.prototype);
   t.deepEqual(Object.keys(sneaky), ['__proto__']);
+  t.throws(() => validateConfig(sneaky), { message: /\(top level\): unknown key "__proto__"/ });
+  // Interface names the schema library would drop silently are refused, not ignored.
+  for (const name of ['__proto__', 'constructor', 'prototype']) {
+    t.throws(() => validateConfig(JSON.parse(`{"interfaces": {"${name}": {}}}`)), { code: 'NETHEAL_ERR_CONFIG', message: new RegExp(`interfaces: interface name "${name}" is not supported`) });
+  }
 });
 
 test('drop-ins apply in name order (byte order), only *.json, over the main file', (t) => {

@@ -153,13 +153,23 @@ const TCP_EVIDENCE_DEFAULTS = {
   enabled: true, fastIntervalMs: 100, idleIntervalMs: 2_000, stallMs: 500, minSegments: 2, minRetransmits: 2, clearMs: 5_000,
 };
 
+/**
+ * valibot's record() leaves out the keys "__proto__", "prototype" and "constructor" without a
+ * word (to guard against prototype pollution); an interface so named is refused instead.
+ */
+const RESERVED_KEYS = ['__proto__', 'prototype', 'constructor'];
+const noReservedKeys = v.check(
+  (input: unknown) => typeof input !== 'object' || input === null || !RESERVED_KEYS.some((key) => Object.hasOwn(input, key)),
+  (issue) => `interface name ${JSON.stringify(RESERVED_KEYS.find((key) => Object.hasOwn(issue.input as object, key)))} is not supported`,
+);
+
 /** The schema of the whole file. */
 export const configSchema = v.strictObject({
   /** Namespace (name under /run/netns or a path) the daemon watches and acts in. */
   netns: v.optional(nonEmpty()),
   /** Watched interfaces by name. Empty or absent: the interfaces of the default routes. */
-  interfaces: v.optional(v.record(v.pipe(v.string(), v.check(isValidInterfaceName,
-    'must be a kernel interface name: 1-15 bytes, no "/", ":" or white space, not "." or ".."')), interfaceSchema), {}),
+  interfaces: v.optional(v.pipe(v.unknown(), noReservedKeys, v.record(v.pipe(v.string(), v.check(isValidInterfaceName,
+    'must be a kernel interface name: 1-15 bytes, no "/", ":" or white space, not "." or ".."')), interfaceSchema)), {}),
   policy: v.optional(v.strictObject({
     graceMs: v.optional(ms(0, 86_400_000)),
     defaults: v.optional(v.strictObject(policyFields)),
