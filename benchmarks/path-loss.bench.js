@@ -252,7 +252,7 @@ async function runRow(lab, c, r, { interval, kind, rounds, bfd, router, nft }) {
   const replies = [];
   prober.on('probe', (p) => { if (p.status === 'reply') replies.push(process.hrtime.bigint()); });
   const out = {
-    netheal: [], nethealMissed: 0, nethealRecovery: [], nethealRecoveryFromFirstReply: [], nethealSilentMs: [],
+    netheal: [], nethealMissed: 0, nethealRecovery: [], nethealRecoveryFromFirstReply: [], nethealSilentMs: [], nethealByCount: 0,
     bfdd: [], bfddMissed: 0, bfddRecovery: [], bfddRecoveryMissed: 0,
     fping: [], fpingMissed: 0, lastReplyAgeMs: [],
   };
@@ -271,7 +271,12 @@ async function runRow(lab, c, r, { interval, kind, rounds, bfd, router, nft }) {
       const last = replies.filter((s) => s < t0).pop();
       if (last !== undefined) out.lastReplyAgeMs.push(ms(t0 - last));
       if (event === null) out.nethealMissed++;
-      else { out.netheal.push(ms(event.monotonicNs - t0)); out.nethealSilentMs.push(event.silentMs); }
+      else {
+        out.netheal.push(ms(event.monotonicNs - t0));
+        out.nethealSilentMs.push(event.silentMs);
+        // Decided by the count of unanswered probes, before the silence deadline.
+        if (event.silentMs < MULTIPLIER * interval) out.nethealByCount++;
+      }
       if (bfd) {
         const d = await poll(() => bfd.next('down', t0), interval * (MULTIPLIER + 2) + 2000);
         if (d === null) out.bfddMissed++;
@@ -424,7 +429,7 @@ async function run({ quick = false } = {}) {
 
   const rows = rowsOut.map((o) => ({
     interval: o.interval, kind: o.kind, rounds: o.netheal.length + o.nethealMissed,
-    netheal: row(o.netheal), nethealMissed: o.nethealMissed, nethealSilentMs: row(o.nethealSilentMs),
+    netheal: row(o.netheal), nethealMissed: o.nethealMissed, nethealSilentMs: row(o.nethealSilentMs), nethealByCount: o.nethealByCount,
     nethealRecovery: row(o.nethealRecovery), nethealRecoveryFromFirstReply: row(o.nethealRecoveryFromFirstReply),
     bfdd: bfdInfo.ok ? row(o.bfdd) : null, bfddMissed: bfdInfo.ok ? o.bfddMissed : null,
     bfddRecovery: bfdInfo.ok ? row(o.bfddRecovery) : null, bfddRecoveryMissed: bfdInfo.ok ? o.bfddRecoveryMissed : null,
@@ -458,10 +463,10 @@ async function run({ quick = false } = {}) {
     targets.push({ what: 'clean run, 10 ms x 3, other core busy: netheal false downs', target: 0, measured: null, pass: false, skipped: quick ? 'quick mode' : 'PATH_LOSS_CLEAN_S=0' });
   }
 
-  const lags = rows.map((x) => ({ median: x.nethealSilentMs.median === null ? null : Number((x.nethealSilentMs.median - MULTIPLIER * x.interval).toFixed(2)), max: x.nethealSilentMs.max === null ? null : Number((x.nethealSilentMs.max - MULTIPLIER * x.interval).toFixed(2)) }));
+  const silence = rows.map((x) => ({ median: x.nethealSilentMs.median, max: x.nethealSilentMs.max, deadline: MULTIPLIER * x.interval, byCount: x.nethealByCount, rounds: x.netheal.count }));
   const notes = [
     '',
-    `Reading the max column: every contender declares down ${MULTIPLIER} x interval after the last packet it heard, so its worst round is the one where a packet (or a reply already in flight) landed just before or at t0, and which contender gets that round among 20 is chance. The nft rows add nft's own commit time after t0 (a process woken on a loaded machine), which delays the fault for every contender alike. netheal's decision lag beyond ${MULTIPLIER} x interval of silence (its \`silentMs\`), per row: median ${lags.map((l) => l.median).join(' / ')} ms, max ${lags.map((l) => l.max).join(' / ')} ms.`,
+    `Why netheal can be ahead at the same rate and multiplier: bfdd and fping declare down ${MULTIPLIER} x interval after the last packet they heard (a BFD receiver does not know when its peer sends). netheal knows when its own probes left: ${MULTIPLIER} probes sent since the last reply, the last unanswered for max(1 ms, interval / 10, SRTT + 4 RTTVAR), decide, and with the RFC 5880 jitter those ${MULTIPLIER} probes leave 12.5 % early on average. Silence when netheal decided (its \`silentMs\`) against the ${MULTIPLIER} x interval deadline, per row: median ${silence.map((l) => l.median).join(' / ')} ms, max ${silence.map((l) => l.max).join(' / ')} ms; decided by the count before the deadline in ${silence.map((l) => `${l.byCount}/${l.rounds}`).join(', ')} rounds. The nft rows add nft's own commit time after t0 (a process woken on a loaded machine), which delays the fault for every contender alike; which contender's worst round had a packet land just before t0 is chance.`,
     'netheal recovery counts from the fault\'s removal to `target-up` (recovery 2: the second reply); "from first reply" is that up after the first reply, one jittered interval. bfdd comes back through its three-way handshake at its 1 s slow rate.',
   ];
   if (clean && typeof clean.bfdd.falseDowns === 'number' && clean.bfdd.falseDowns > 0) {
@@ -471,7 +476,7 @@ async function run({ quick = false } = {}) {
   const markdown = [
     '### Path-loss detection: netheal Prober vs FRR bfdd vs fping (issues #3, #15)',
     '',
-    `Client and router namespaces joined by a veth; every contender watches the path in the same run at the same rate and multiplier (x ${MULTIPLIER}). netheal: Prober to 192.0.2.1 on the router's lo, timeout = interval, recovery 2; down when nothing was heard for 3 x interval since the last reply, sends jittered 0-25% (RFC 5880). bfdd: ${bfdInfo.ok ? `${bfdInfo.version ?? 'FRR bfdd'}, single-hop session client <-> router, transmit and receive interval = interval; the client end's \`up -> down\` log stamp (CLOCK_REALTIME, microseconds, converted).` : `**skipped** (${bfdInfo.why}).`} fping -l -p I -t I: third consecutive "timed out" line, stamped at receipt through a pipe.`,
+    `Client and router namespaces joined by a veth; every contender watches the path in the same run at the same rate and multiplier (x ${MULTIPLIER}). netheal: Prober to 192.0.2.1 on the router's lo, timeout = interval, recovery 2; down when 3 probes sent since the last reply went unanswered, the last past its RTT allowance, or when nothing was heard for 3 x interval, whichever comes first; sends jittered 0-25% (RFC 5880). bfdd: ${bfdInfo.ok ? `${bfdInfo.version ?? 'FRR bfdd'}, single-hop session client <-> router, transmit and receive interval = interval; the client end's \`up -> down\` log stamp (CLOCK_REALTIME, microseconds, converted).` : `**skipped** (${bfdInfo.why}).`} fping -l -p I -t I: third consecutive "timed out" line, stamped at receipt through a pipe.`,
     'Faults in the router at t0 (monotonic, just before the request): **blackhole** = a /32 blackhole route for the client (one RTM_NEWROUTE); **nft drop-all** = input and output chains with policy drop (one line to a waiting `nft -i`). A random pause before each fault varies its phase.',
     '',
     '| interval | fault | rounds | netheal median / p95 / max ms | missed | bfdd median / p95 / max ms | missed | fping median / p95 / max ms | missed | netheal/bfdd median | netheal recovery median / max ms | from first reply, median | bfdd recovery median / max ms |',

@@ -5,7 +5,12 @@
  * jitter; 10-25% with a multiplier of 1), so daemons on one network do not fall into step.
  * Down rule (BFD's, RFC 5880 6.8.4): a target is down when nothing was received from it for
  * `multiplier` x `interval` since its last reply (a per-target detection deadline, pushed on by
- * every reply), not after a count of timed-out probes. Early evidence may take it down sooner:
+ * every reply), not after a count of timed-out probes. A prober knows what a BFD receiver does
+ * not, when its own probes left: so the target is also down once `multiplier` probes were sent
+ * since the last reply and the last of them is late, unanswered for max(1 ms, interval / 10,
+ * SRTT + 4 RTTVAR) (RFC 6298's estimator). The jittered sends come 12.5 % early on average, so
+ * this decides before the silence deadline, with the same `multiplier` probes lost, the
+ * earlier ones each given at least an interval. Early evidence may take it down sooner:
  * ICMP errors (host/net unreachable, prohibited, TTL exceeded) or refused sends for
  * min(2, multiplier) probes in a row with no reply between, or the LinkMonitor reporting the
  * target's neighbour entry FAILED after it was silent for an interval. `recovery` consecutive
@@ -60,7 +65,8 @@ export interface TargetOptions {
   timeout?: number;
   /**
    * Detect multiplier, 1 .. 255 (default 3): a target is down after `multiplier` x `interval`
-   * ms without a reply (BFD's detection time).
+   * ms without a reply (BFD's detection time), or sooner once `multiplier` probes sent since
+   * the last reply went unanswered, the last one past its RTT-based allowance.
    */
   multiplier?: number;
   /** Consecutive replies that bring a down target up, 1 .. 255 (default 3). */
@@ -126,7 +132,7 @@ export interface ProbeResult {
 }
 
 /**
- * Why a target went down: `timeout` (silence for multiplier x interval), `unreachable` (ICMP
+ * Why a target went down: `timeout` (silence: `multiplier` probes unanswered), `unreachable` (ICMP
  * errors), `send-error` (the kernel refused the sends), `neighbour-failed` (the target's
  * ARP/NDP entry went FAILED while it was silent) or `no-gateway`.
  */
@@ -157,6 +163,8 @@ export interface TargetStateEvent {
   count: number;
   /** target-down: ms without a reply when decided (since probing began if none ever came). */
   silentMs?: number;
+  /** target-down: probes sent since the last reply (since probing began if none ever came). */
+  unanswered?: number;
   /** CLOCK_MONOTONIC when decided (process.hrtime.bigint()). */
   monotonicNs: bigint;
 }
@@ -261,6 +269,12 @@ class Target {
    * current address; moved on by a stall of the prober itself. NaN while nothing was sent.
    */
   silentSince = NaN;
+  /** Probes sent since the last reply, and when the `multiplier`-th of them left (NaN before). */
+  sentSinceReply = 0;
+  lastChanceSentAt = NaN;
+  /** RFC 6298's smoothed RTT and its variation (ms; NaN before the first reply). */
+  srtt = NaN;
+  rttvar = NaN;
   /** Seq of the newest probe that drew a reply (errors of older probes are stale). */
   lastReplySeq = 0;
   /** ICMP errors / refused sends since the last reply, and the latest one's reason. */
@@ -308,6 +322,30 @@ class Target {
   recordRtt(rtt: number): void {
     this.rtts[this.rttCount % this.window] = rtt;
     this.rttCount++;
+    if (Number.isNaN(this.srtt)) {
+      this.srtt = rtt;
+      this.rttvar = rtt / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rtt);
+      this.srtt = 0.875 * this.srtt + 0.125 * rtt;
+    }
+  }
+
+  /**
+   * How long the last of `multiplier` unanswered probes may stay unanswered before the target
+   * is down: RFC 6298's SRTT + 4 RTTVAR, at least 1 ms and a tenth of the interval (a busy
+   * machine may defer the far end's softirq or our read by a scheduler tick); Infinity until
+   * a reply gave an RTT (the silence deadline alone decides then).
+   */
+  lateAfter(): number {
+    if (Number.isNaN(this.srtt)) return Infinity;
+    return Math.max(1, this.interval / 10, this.srtt + 4 * this.rttvar);
+  }
+
+  /** A probe left: counted towards the `multiplier` sent since the last reply. */
+  noteSent(now: number): void {
+    this.sentSinceReply++;
+    if (this.sentSinceReply === this.multiplier) this.lastChanceSentAt = now;
   }
 
   recordOutcome(lost: boolean): void {
@@ -318,12 +356,16 @@ class Target {
   /** When silence takes this target down: Infinity while down, unaddressed or not probing. */
   detectAt(): number {
     if (this.state === 'down' || this.addressBytes === null || Number.isNaN(this.silentSince) || this.nextSend === Infinity) return Infinity;
-    return this.silentSince + this.multiplier * this.interval;
+    const bySilence = this.silentSince + this.multiplier * this.interval;
+    const byCount = this.lastChanceSentAt + this.lateAfter();
+    return byCount < bySilence ? byCount : bySilence;
   }
 
   /** Starts the silence window afresh (new address, back up, or probing resumed). */
   resetSilence(now: number): void {
     this.silentSince = now;
+    this.sentSinceReply = 0;
+    this.lastChanceSentAt = NaN;
     this.errorRun = 0;
     this.silenceReason = null;
   }
@@ -337,8 +379,11 @@ function sendErrorOf(error: unknown): { errno: number; name: string } {
 }
 
 /** The interval less a random 0-25% (at least `minJitter`), RFC 5880 6.8.7. */
-function jittered(interval: number, minJitter: number): number {
-  return interval * (1 - (minJitter + Math.random() * (0.25 - minJitter)));
+function jittered(interval: number, minJitter: number, lead = 0): number {
+  const gap = interval * (1 - (minJitter + Math.random() * (0.25 - minJitter)));
+  // Aimed `lead` ms early, the timers' usual lateness, so that sends leave at the drawn gap
+  // on average; never closer than 3/4 of the interval to the previous send.
+  return Math.max(interval * 0.75, gap - lead);
 }
 
 /**
@@ -348,14 +393,14 @@ function jittered(interval: number, minJitter: number): number {
  * targets take the same one. A target off the slot's schedule (probing at once after a
  * gateway change) draws its own. After a stall the lost rounds are skipped, not burst.
  */
-function advance(c: Cadence, from: number, now: number): number {
+function advance(c: Cadence, from: number, now: number, lead: number): number {
   if (from === c.prev) return c.round;
   if (from === c.round) {
     c.prev = from;
-    c.round = now + jittered(c.interval, c.minJitter);
+    c.round = now + jittered(c.interval, c.minJitter, lead);
     return c.round;
   }
-  return now + jittered(c.interval, c.minJitter);
+  return now + jittered(c.interval, c.minJitter, lead);
 }
 
 interface Group {
@@ -458,6 +503,13 @@ export class Prober extends EventEmitter<ProberEvents> {
   private readonly suspects = new Set<Target>();
   private confirmTimer: NodeJS.Immediate | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /**
+   * How late the timers fire sends, on average (ms; an EWMA of `now - nextSend`): libuv's
+   * millisecond clock and the rounding up of each delay make ~1 ms. Sends are aimed that much
+   * early (see jittered()), or every gap would be the drawn one plus it, and a silent
+   * target's `multiplier` probes would take longer to go out than the jitter intends.
+   */
+  private sendLate = 0;
   /** Turn-by-turn wait for the last two milliseconds of a detection deadline (see arm()). */
   private spin: NodeJS.Immediate | null = null;
   private timerDue = Infinity;
@@ -779,6 +831,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     t.seq++;
     const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false };
     if (Number.isNaN(t.silentSince)) t.resetSilence(now);
+    t.noteSent(now);
     t.outstanding.push(probe);
     t.sent++;
     this.pending.set(tag, probe);
@@ -925,7 +978,8 @@ export class Prober extends EventEmitter<ProberEvents> {
       t.recordOutcome(false);
       t.misses = 0;
       t.replies++;
-      // Heard from: the detection deadline moves to multiplier x interval from now.
+      // Heard from: the detection deadline moves to multiplier x interval from now, and the
+      // count of unanswered probes starts again.
       if (probe.seq >= t.lastReplySeq) {
         t.lastReplySeq = probe.seq;
         t.resetSilence(performance.now());
@@ -964,7 +1018,10 @@ export class Prober extends EventEmitter<ProberEvents> {
     // run of replies still standing).
     else t.replies = 0;
     const event: TargetStateEvent = { target: t.name, address: t.address, family: t.family, state, reason, count, monotonicNs: process.hrtime.bigint() };
-    if (state === 'down') event.silentMs = Number.isNaN(t.silentSince) ? 0 : Math.max(0, now - t.silentSince);
+    if (state === 'down') {
+      event.silentMs = Number.isNaN(t.silentSince) ? 0 : Math.max(0, now - t.silentSince);
+      event.unanswered = t.sentSinceReply;
+    }
     this.emit(state === 'up' ? 'target-up' : 'target-down', event);
     for (const g of t.groups) this.evaluateGroup(g);
   }
@@ -1088,7 +1145,9 @@ export class Prober extends EventEmitter<ProberEvents> {
         const late = now - t.nextSend;
         if (late > t.interval / 2 && !Number.isNaN(t.silentSince)) t.silentSince = Math.min(now, t.silentSince + late);
         if (t.addressBytes !== null) this.queueProbe(t, now);
-        t.nextSend = t.cadence === null ? now + jittered(t.interval, 0) : advance(t.cadence, t.nextSend, now);
+        // A stall is not the timers' usual lateness: capped at a quarter interval.
+        this.sendLate += 0.05 * (Math.min(late, t.interval / 4) - this.sendLate);
+        t.nextSend = t.cadence === null ? now + jittered(t.interval, 0, this.sendLate) : advance(t.cadence, t.nextSend, now, this.sendLate);
         if (t.seq >= t.count) t.nextSend = Infinity;
       }
       // Silent past the deadline: confirmed after this turn's I/O poll (see confirmDown).
