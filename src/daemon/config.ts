@@ -120,7 +120,7 @@ const probeSchema = v.pipe(
     intervalMs: v.optional(ms(10, 3_600_000), 1000),
     /** A probe unanswered this long counts as lost in statistics; it does not decide down. */
     timeoutMs: v.optional(ms(1, 60_000), 1000),
-    /** BFD's detect multiplier: a target is down after multiplier x intervalMs without a reply. */
+    /** BFD's detect multiplier: a target is down after multiplier x intervalMs without a reply, or once multiplier probes went unanswered (src/monitor/prober.ts). */
     multiplier: v.optional(int(1, 255), 3),
     /** Consecutive replies before a down target is up again. */
     recovery: v.optional(int(1, 255), 3),
