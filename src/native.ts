@@ -106,6 +106,14 @@ export interface SockDestroyResult {
   counts: number[];
   /** CLOCK_MONOTONIC (ns) when the last ack was read; 0n when nothing was sent. */
   lastAckNs: bigint;
+  /** CLOCK_MONOTONIC (ns) when a threadpool thread picked the call up. */
+  executeNs: bigint;
+  /**
+   * Every dump and destroy syscall the call made, flat [kind, startNs, endNs] triples (kind:
+   * 0 dump sendmsg, 1 dump recvmsg that returned a datagram, 2 destroy window sendmsg,
+   * 3 ack recvmmsg that returned acks): the kernel's own share of the call.
+   */
+  spans: BigUint64Array;
 }
 
 /**

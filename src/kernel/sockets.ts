@@ -46,6 +46,7 @@ import {
   BIT, Plan, SocketFilter, SocketProtocol, invalidOption as invalid, isEmptyFilter, parsePrefix, stateMasks as masks, validateFilter,
 } from './socket-filter';
 import { NetlinkClient } from './netlink-client';
+import { DestroyTiming, destroyTiming } from './destroy-timing';
 
 export type { SocketState } from './inet-diag';
 
@@ -132,6 +133,8 @@ export interface DestroyResult {
    * (the promise settles on the event loop a little later). Absent when nothing was sent.
    */
   lastAckNs?: string;
+  /** Where the time went: the kernel's share, from the destroy threads' syscall spans. */
+  timing?: DestroyTiming;
 }
 
 /** Options of {@link Sockets.destroy}. */
@@ -282,7 +285,8 @@ export async function findSocketOwners(inodes: Iterable<number>): Promise<Map<nu
 
 
 /** One errno per socket into a DestroyResult; `info(i)` describes socket i (failures only). */
-function summarize(errnos: Int32Array, info: (index: number) => SocketInfo, lastAckNs: bigint): DestroyResult {
+function summarize(done: SockDestroyResult, info: (index: number) => SocketInfo): DestroyResult {
+  const { errnos, lastAckNs } = done;
   const result: DestroyResult = { matched: errnos.length, destroyed: 0, gone: 0, failed: [] };
   let denied = 0;
   errnos.forEach((errno, i) => {
@@ -305,6 +309,7 @@ function summarize(errnos: Int32Array, info: (index: number) => SocketInfo, last
       (tw ? 'destroying TIME_WAIT sockets needs Linux 6.0 or later' : 'this kernel was built without CONFIG_INET_DIAG_DESTROY');
   }
   if (lastAckNs > 0n) result.lastAckNs = lastAckNs.toString();
+  if (done.spans !== undefined) result.timing = destroyTiming(done.executeNs, done.spans);
   return result;
 }
 
@@ -560,11 +565,11 @@ export class Sockets {
     // Socket i came from the dump whose running count first exceeds i.
     const ends: number[] = [];
     done.counts.reduce((sum, count) => (ends.push(sum + count), sum + count), 0);
-    return summarize(done.errnos, (i) => {
+    return summarize(done, (i) => {
       const spec = specs[ends.findIndex((end) => i < end)]!;
       const payload = done.messages.subarray(i * INET_DIAG_MSG_LEN, (i + 1) * INET_DIAG_MSG_LEN);
       return toSocketInfo(spec.protocol, decodeInetDiagMessage({ type: SOCK_DIAG_BY_FAMILY, flags: 0, seq: 0, pid: 0, payload }));
-    }, done.lastAckNs);
+    });
   }
 
   /** Destroys sockets this process already holds (destroySockets, dry-run-free uid filters). */
@@ -579,7 +584,7 @@ export class Sockets {
       throw fromSystemError(error, 'SOCK_DESTROY');
     }
     if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
-    return summarize(done.errnos, (i) => toSocketInfo(sockets[i]!.protocol, sockets[i]!.message), done.lastAckNs);
+    return summarize(done, (i) => toSocketInfo(sockets[i]!.protocol, sockets[i]!.message));
   }
 }
 
