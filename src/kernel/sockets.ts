@@ -348,6 +348,8 @@ export class Sockets {
   private readonly timeoutMs: number;
   private destroyer: NativeSockDestroyer | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Operations queued or running: with none, the next one starts at once (see serial). */
+  private inFlight = 0;
   private closed = false;
 
   constructor(options: SocketsOptions = {}) {
@@ -456,10 +458,26 @@ export class Sockets {
     this.destroyer?.close();
   }
 
+  /**
+   * Runs operations one at a time. When none is queued or running, `fn` starts now, in the
+   * caller's turn, not a microtask later: an address-loss cleanup called from an event
+   * listener reaches the native destroyer before the listener's caller goes on with the rest
+   * of its batch (a route re-dump, more events).
+   */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new NethealError('NETHEAL_ERR_CLOSED', 'Sockets: used after close()'));
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
+    const start = (): Promise<T> => {
+      try {
+        return fn();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    };
+    const run = this.inFlight === 0 ? start() : this.queue.then(start, start);
+    this.inFlight++;
+    this.queue = run.catch(() => undefined).finally(() => {
+      this.inFlight--;
+    });
     return run;
   }
 
@@ -501,8 +519,12 @@ export class Sockets {
 
   /** What a plan dumps: one request per protocol and family it can match. */
   private async dumpSpecs(plan: Plan, mask: { tcp: number; udp: number }, ext = 0): Promise<DumpSpec[]> {
+    return this.specsFor(plan, mask, ext, plan.dev === undefined ? undefined : await this.resolveDev(plan.dev));
+  }
+
+  /** dumpSpecs once the device (if any) is an ifindex: synchronous. */
+  private specsFor(plan: Plan, mask: { tcp: number; udp: number }, ext: number, ifindex: number | undefined): DumpSpec[] {
     const specs: DumpSpec[] = [];
-    const ifindex = plan.dev === undefined ? undefined : await this.resolveDev(plan.dev);
     for (const protocol of plan.protocols) {
       const states = protocol === 'tcp' ? mask.tcp : mask.udp;
       if (states === 0) continue;
@@ -553,7 +575,9 @@ export class Sockets {
    * the sockets that failed are decoded here.
    */
   private async dumpDestroy(plan: Plan, mask: { tcp: number; udp: number }): Promise<DestroyResult> {
-    const specs = await this.dumpSpecs(plan, mask);
+    // No await before the native call unless a device name must be resolved first: called
+    // while idle, the dumps start in the caller's turn (see serial).
+    const specs = plan.dev === undefined ? this.specsFor(plan, mask, 0, undefined) : await this.dumpSpecs(plan, mask);
     const destroyer = this.openDestroyer();
     let done: SockDestroyResult;
     try {
