@@ -38,10 +38,10 @@ import {
 } from './inet-diag';
 import { NETLINK_SOCK_DIAG } from './netlink';
 import { TcpInfo, decodeTcpInfo } from './tcp-info';
-import { parseIp } from './rtnetlink';
+import { parseIp } from './ip-address';
 import { NativeBinding, NativeSockDestroyer, SockDestroyResult, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
-import { LinkControl } from './link-control';
+import type { LinkControl as LinkControlType } from './link-control';
 import {
   BIT, Plan, SocketFilter, SocketProtocol, invalidOption as invalid, isEmptyFilter, parsePrefix, stateMasks as masks, validateFilter,
 } from './socket-filter';
@@ -483,6 +483,9 @@ export class Sockets {
 
   private async resolveDev(dev: string | number): Promise<number> {
     if (typeof dev === 'number') return dev;
+    // Loaded here: only a --dev name needs rtnetlink, and a one-shot `sockets kill` without
+    // one should not pay for loading it.
+    const { LinkControl } = require('./link-control') as { LinkControl: typeof LinkControlType };
     const control = new LinkControl({ netns: this.netns, binding: this.binding });
     try {
       return (await control.getLink(dev)).ifindex;
