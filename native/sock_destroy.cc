@@ -70,7 +70,12 @@ constexpr unsigned kRecvBatch = 64;
 // An ack with NETLINK_CAP_ACK is 36 bytes; room for an uncapped one.
 constexpr size_t kAckBuffer = 512;
 // A dump datagram is at most 32 KiB (netlink_recvmsg caps max_recvmsg_len); room to spare.
+// The kernel sizes the datagrams it builds after the largest buffer a socket has offered to
+// recvmsg() (nlk->max_recvmsg_len, never shrinks) but at least NLMSG_GOODSIZE (under 8 KiB):
+// a destroyer built with a smaller dumpDatagram gets smaller datagrams, so the first destroys
+// start sooner (see the hazard in Produce), at the price of more syscalls.
 constexpr size_t kDumpBuffer = 64 * 1024;
+constexpr size_t kMinDumpBuffer = 8 * 1024;
 // errnos[] value until the kernel has answered for that request.
 constexpr int32_t kUnanswered = INT32_MIN;
 
@@ -89,6 +94,7 @@ struct Shared {
   uint32_t seq = 0;       // next SOCK_DESTROY sequence number
   uint32_t dumpSeq = 0;   // next dump sequence number
   int receiveBuffer = 0;  // effective SO_RCVBUF of the destroy sockets
+  size_t dumpBuffer = kDumpBuffer;  // what the dump socket's recvmsg() offers (fixed for life)
 
   void Close() {
     if (closed.exchange(true)) return;
@@ -493,7 +499,7 @@ class DestroyCall : public Napi::AsyncWorker {
   void Produce() {
     const Shared::Channel& dump = shared_->dump;
     SpanLog log{this, {}};
-    std::vector<uint8_t> buffer(kDumpBuffer);
+    std::vector<uint8_t> buffer(shared_->dumpBuffer);
     std::vector<uint8_t> heldRequests, heldMessages, newRequests, newMessages;
     for (size_t d = 0; d < dumps_.size() && !stop_.load(); d++) {
       std::vector<uint8_t>& request = dumps_[d];
@@ -737,7 +743,7 @@ class SockDestroyer : public Napi::ObjectWrap<SockDestroyer> {
                        });
   }
 
-  // new SockDestroyer({sockets, netns?, receiveBuffer?})
+  // new SockDestroyer({sockets, netns?, receiveBuffer?, dumpDatagram?})
   SockDestroyer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockDestroyer>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) {
@@ -754,8 +760,18 @@ class SockDestroyer : public Napi::ObjectWrap<SockDestroyer> {
     if (options.Get("netns").IsString()) netns = options.Get("netns").As<Napi::String>().Utf8Value();
     int rcvbuf = kDefaultRcvbuf;
     if (options.Get("receiveBuffer").IsNumber()) rcvbuf = options.Get("receiveBuffer").As<Napi::Number>().Int32Value();
+    size_t dumpBuffer = kDumpBuffer;
+    if (options.Get("dumpDatagram").IsNumber()) {
+      int64_t bytes = options.Get("dumpDatagram").As<Napi::Number>().Int64Value();
+      if (bytes < static_cast<int64_t>(kMinDumpBuffer) || bytes > static_cast<int64_t>(kDumpBuffer)) {
+        Napi::RangeError::New(env, "dumpDatagram must be 8192..65536").ThrowAsJavaScriptException();
+        return;
+      }
+      dumpBuffer = static_cast<size_t>(bytes);
+    }
 
     auto shared = std::make_shared<Shared>();
+    shared->dumpBuffer = dumpBuffer;
     shared->wake.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!shared->wake.Valid()) {
       ErrnoError(env, errno, "eventfd").ThrowAsJavaScriptException();

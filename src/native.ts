@@ -93,6 +93,8 @@ export interface SockDestroyerOptions {
   netns?: string;
   /** Receive buffer per socket in bytes (SO_RCVBUFFORCE when permitted, else capped by rmem_max). */
   receiveBuffer?: number;
+  /** Largest dump datagram to ask the kernel for, 8192-65536 bytes (default 65536; see Sockets). */
+  dumpDatagram?: number;
 }
 
 /** What a {@link NativeSockDestroyer} call resolves with. */

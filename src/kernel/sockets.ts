@@ -105,6 +105,14 @@ export interface SocketsOptions {
   threads?: number;
   /** Per-request time limit in ms (default 10000). */
   timeoutMs?: number;
+  /**
+   * Bytes of the datagrams a destroy's dump asks the kernel for, 8192-65536 (default 65536,
+   * which the kernel caps at 32 KiB). The destroys of a datagram's sockets start once the
+   * next datagram is in (native/sock_destroy.cc), so small datagrams start them sooner: an
+   * address-loss cleanup of a few hundred sockets (PathCleanup uses 8192) finishes earlier,
+   * a bulk destroy of thousands takes longer (more syscalls).
+   */
+  dumpDatagram?: number;
 }
 
 /** One socket a destroy could not remove. */
@@ -346,6 +354,7 @@ export class Sockets {
   private readonly window: number;
   private readonly threads: number;
   private readonly timeoutMs: number;
+  private readonly dumpDatagram: number | undefined;
   private destroyer: NativeSockDestroyer | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Operations queued or running: with none, the next one starts at once (see serial). */
@@ -364,6 +373,11 @@ export class Sockets {
     }
     const timeoutMs = options.timeoutMs ?? 10000;
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) throw invalid('timeoutMs', `expected a positive number, got ${JSON.stringify(timeoutMs)}`);
+    const dumpDatagram = options.dumpDatagram;
+    if (dumpDatagram !== undefined && (!Number.isInteger(dumpDatagram) || dumpDatagram < 8192 || dumpDatagram > 65536)) {
+      throw invalid('dumpDatagram', `expected an integer 8192-65536, got ${JSON.stringify(dumpDatagram)}`);
+    }
+    this.dumpDatagram = dumpDatagram;
     this.netns = resolveNetns(options.netns);
     this.binding = options.binding;
     this.client = new NetlinkClient({
@@ -508,7 +522,9 @@ export class Sockets {
       // every ack of a window must fit at once (the kernel drops the rest: ENOBUFS). That
       // needs SO_RCVBUFFORCE (CAP_NET_ADMIN in the initial namespace); without it the buffer
       // stays at rmem_max and windows shrink to fit (see windowFor).
-      this.destroyer = new binding.SockDestroyer({ sockets: this.threads, netns: this.netns, receiveBuffer: 32 * 1024 * 1024 });
+      this.destroyer = new binding.SockDestroyer({
+        sockets: this.threads, netns: this.netns, receiveBuffer: 32 * 1024 * 1024, dumpDatagram: this.dumpDatagram,
+      });
     } catch (error) {
       throw fromSystemError(error, 'open sock_diag socket', this.netns);
     }
