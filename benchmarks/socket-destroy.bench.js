@@ -523,6 +523,8 @@ async function run({ quick = false } = {}) {
       `The 'cleanup' report reached JavaScript ${lossReportMs.median} ms (median), ${lossReportMs.p99} ms (p99) after the RTM_DELADDR receipt. Sockets ss -K killed per run: ${JSON.stringify([...new Set(loss.ss.map((x) => x.killed))])}.`,
       '',
       `Ratios: ${Object.entries(ratios).map(([k, v]) => `${k} = ${v}`).join('; ')}.`,
+      '',
+      `Load average when the run ended (1, 5, 15 min): ${require('node:os').loadavg().map((x) => x.toFixed(2)).join(', ')} on ${require('node:os').availableParallelism()} CPUs; other work shares this machine, so compare the ratios of one run, not absolute figures across runs.`,
     ].join('\n');
     const os = require('node:os');
     return {
