@@ -70,7 +70,12 @@ constexpr unsigned kRecvBatch = 64;
 // An ack with NETLINK_CAP_ACK is 36 bytes; room for an uncapped one.
 constexpr size_t kAckBuffer = 512;
 // A dump datagram is at most 32 KiB (netlink_recvmsg caps max_recvmsg_len); room to spare.
+// The kernel sizes the datagrams it builds after the largest buffer a socket has offered to
+// recvmsg() (nlk->max_recvmsg_len, never shrinks) but at least NLMSG_GOODSIZE (under 8 KiB):
+// a destroyer built with a smaller dumpDatagram gets smaller datagrams, so the first destroys
+// start sooner (see the hazard in Produce), at the price of more syscalls.
 constexpr size_t kDumpBuffer = 64 * 1024;
+constexpr size_t kMinDumpBuffer = 8 * 1024;
 // errnos[] value until the kernel has answered for that request.
 constexpr int32_t kUnanswered = INT32_MIN;
 
@@ -89,6 +94,7 @@ struct Shared {
   uint32_t seq = 0;       // next SOCK_DESTROY sequence number
   uint32_t dumpSeq = 0;   // next dump sequence number
   int receiveBuffer = 0;  // effective SO_RCVBUF of the destroy sockets
+  size_t dumpBuffer = kDumpBuffer;  // what the dump socket's recvmsg() offers (fixed for life)
 
   void Close() {
     if (closed.exchange(true)) return;
@@ -202,6 +208,13 @@ Scan ScanDump(const uint8_t* data, size_t length, uint32_t seq, uint32_t portId,
 
 // ------------------------------------------------------------------ one call
 
+// One syscall a call made, timed by the thread that made it (CLOCK_MONOTONIC): what the
+// kernel spent on the call's behalf, as opposed to queueing, waiting and our own code.
+struct Span {
+  enum Kind : uint64_t { kDumpSend = 0, kDumpRecv = 1, kDestroySend = 2, kAckRecv = 3 };
+  uint64_t kind, startNs, endNs;
+};
+
 // Why a call failed, recorded by the first thread that fails (the others stop).
 struct Failure {
   enum Kind { kNone, kErrno, kKernel, kTimeout, kClosed, kProtocol } kind = kNone;
@@ -245,6 +258,7 @@ class DestroyCall : public Napi::AsyncWorker {
  protected:
   // On a threadpool thread.
   void Execute() override {
+    executeNs_ = MonotonicNs();
     // Helper threads' start arguments must stay put: no reallocation after this.
     starts_.reserve(static_cast<size_t>(threads_));
     if (dumps_.empty()) {
@@ -285,6 +299,16 @@ class DestroyCall : public Napi::AsyncWorker {
     result.Set("messages", messages);
     result.Set("counts", counts);
     result.Set("lastAckNs", Napi::BigInt::New(env, lastAckNs_));
+    result.Set("executeNs", Napi::BigInt::New(env, executeNs_));
+    // [kind, startNs, endNs] per syscall, flat.
+    Napi::BigUint64Array spans = Napi::BigUint64Array::New(env, spans_.size() * 3);
+    if (spans.IsEmpty() || env.IsExceptionPending()) return Settle(false, nullptr);
+    for (size_t i = 0; i < spans_.size(); i++) {
+      spans[i * 3] = spans_[i].kind;
+      spans[i * 3 + 1] = spans_[i].startNs;
+      spans[i * 3 + 2] = spans_[i].endNs;
+    }
+    result.Set("spans", spans);
     Settle(true, result);
   }
 
@@ -304,6 +328,17 @@ class DestroyCall : public Napi::AsyncWorker {
   struct Window {
     size_t start;
     std::vector<int32_t> errnos;
+  };
+
+  // A thread's spans, handed over to spans_ when the thread leaves (on every return path).
+  struct SpanLog {
+    DestroyCall* call;
+    std::vector<Span> spans;
+    ~SpanLog() {
+      std::lock_guard<std::mutex> lock(call->mutex_);
+      call->spans_.insert(call->spans_.end(), spans.begin(), spans.end());
+    }
+    void Add(Span::Kind kind, uint64_t startNs) { spans.push_back({kind, startNs, MonotonicNs()}); }
   };
 
   // Settles the promise exactly once: resolves or rejects with `value`. Should `value` be
@@ -463,7 +498,8 @@ class DestroyCall : public Napi::AsyncWorker {
 
   void Produce() {
     const Shared::Channel& dump = shared_->dump;
-    std::vector<uint8_t> buffer(kDumpBuffer);
+    SpanLog log{this, {}};
+    std::vector<uint8_t> buffer(shared_->dumpBuffer);
     std::vector<uint8_t> heldRequests, heldMessages, newRequests, newMessages;
     for (size_t d = 0; d < dumps_.size() && !stop_.load(); d++) {
       std::vector<uint8_t>& request = dumps_[d];
@@ -474,9 +510,11 @@ class DestroyCall : public Napi::AsyncWorker {
       sockaddr_nl kernel = {};
       kernel.nl_family = AF_NETLINK;
       ssize_t sent;
+      uint64_t sendNs = MonotonicNs();
       do {
         sent = sendto(dump.fd.Get(), request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
       } while (sent < 0 && errno == EINTR);
+      log.Add(Span::kDumpSend, sendNs);
       if (sent < 0) return Fail({Failure::kErrno, errno, "sendmsg"});
       uint64_t deadline = MonotonicNs() + static_cast<uint64_t>(timeoutMs_) * 1000000ull;
       for (;;) {
@@ -486,7 +524,10 @@ class DestroyCall : public Napi::AsyncWorker {
         if (shared_->closed.load()) return Fail({Failure::kClosed});
         uint32_t fromPort;
         int flags;
+        uint64_t recvNs = MonotonicNs();
         ssize_t n = RecvNetlink(dump.fd.Get(), buffer.data(), buffer.size(), MSG_DONTWAIT, &fromPort, &flags);
+        // The kernel builds the next datagram inside this recvmsg(): timed when it returned one.
+        if (n >= 0) log.Add(Span::kDumpRecv, recvNs);
         if (n < 0) {
           if (errno != EAGAIN && errno != EWOULDBLOCK) return Fail({Failure::kErrno, errno, "recvmsg"});
           Wait wait = WaitReadable(dump.fd.Get(), deadline);
@@ -537,6 +578,7 @@ class DestroyCall : public Napi::AsyncWorker {
   void Work(size_t index) {
     const Shared::Channel& channel = shared_->channels[index];
     int fd = channel.fd.Get();
+    SpanLog log{this, {}};
     // Leftover acks of an earlier call that timed out must not be counted as ours.
     Drain(fd);
     std::vector<uint8_t> window;
@@ -576,9 +618,11 @@ class DestroyCall : public Napi::AsyncWorker {
       sockaddr_nl kernel = {};
       kernel.nl_family = AF_NETLINK;
       ssize_t sent;
+      uint64_t sendNs = MonotonicNs();
       do {
         sent = sendto(fd, window.data(), window.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
       } while (sent < 0 && errno == EINTR);
+      log.Add(Span::kDestroySend, sendNs);
       if (sent < 0) return Fail({Failure::kErrno, errno, "sendmsg"});
 
       // The kernel has done the window inside sendto(); its answers are normally all queued.
@@ -594,7 +638,9 @@ class DestroyCall : public Napi::AsyncWorker {
           msgs[i].msg_hdr.msg_iov = &iovs[i];
           msgs[i].msg_hdr.msg_iovlen = 1;
         }
+        uint64_t recvNs = MonotonicNs();
         int got = recvmmsg(fd, msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
+        if (got > 0) log.Add(Span::kAckRecv, recvNs);
         if (got < 0) {
           if (errno == EINTR) continue;
           if (errno != EAGAIN && errno != EWOULDBLOCK) return Fail({Failure::kErrno, errno, "recvmsg"});
@@ -673,7 +719,9 @@ class DestroyCall : public Napi::AsyncWorker {
   size_t taken_ = 0;               // ... of which handed to a thread
   bool finished_ = false;          // no more will come
   std::vector<Window> done_;
+  std::vector<Span> spans_;
   uint64_t lastAckNs_ = 0;
+  uint64_t executeNs_ = 0;  // when a pool thread picked the call up
   Failure failure_;
   std::atomic<bool> stop_{false};
   // Producer only while running; read in OnOK.
@@ -695,7 +743,7 @@ class SockDestroyer : public Napi::ObjectWrap<SockDestroyer> {
                        });
   }
 
-  // new SockDestroyer({sockets, netns?, receiveBuffer?})
+  // new SockDestroyer({sockets, netns?, receiveBuffer?, dumpDatagram?})
   SockDestroyer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockDestroyer>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) {
@@ -712,8 +760,18 @@ class SockDestroyer : public Napi::ObjectWrap<SockDestroyer> {
     if (options.Get("netns").IsString()) netns = options.Get("netns").As<Napi::String>().Utf8Value();
     int rcvbuf = kDefaultRcvbuf;
     if (options.Get("receiveBuffer").IsNumber()) rcvbuf = options.Get("receiveBuffer").As<Napi::Number>().Int32Value();
+    size_t dumpBuffer = kDumpBuffer;
+    if (options.Get("dumpDatagram").IsNumber()) {
+      int64_t bytes = options.Get("dumpDatagram").As<Napi::Number>().Int64Value();
+      if (bytes < static_cast<int64_t>(kMinDumpBuffer) || bytes > static_cast<int64_t>(kDumpBuffer)) {
+        Napi::RangeError::New(env, "dumpDatagram must be 8192..65536").ThrowAsJavaScriptException();
+        return;
+      }
+      dumpBuffer = static_cast<size_t>(bytes);
+    }
 
     auto shared = std::make_shared<Shared>();
+    shared->dumpBuffer = dumpBuffer;
     shared->wake.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!shared->wake.Valid()) {
       ErrnoError(env, errno, "eventfd").ThrowAsJavaScriptException();

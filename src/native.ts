@@ -3,7 +3,6 @@
  * (injectable, so policy tests can run on a kernel-shaped fake).
  */
 import { join } from 'node:path';
-import bindings from 'bindings';
 
 /** Options of the native netlink socket. */
 export interface NetlinkSocketOptions {
@@ -94,6 +93,8 @@ export interface SockDestroyerOptions {
   netns?: string;
   /** Receive buffer per socket in bytes (SO_RCVBUFFORCE when permitted, else capped by rmem_max). */
   receiveBuffer?: number;
+  /** Largest dump datagram to ask the kernel for, 8192-65536 bytes (default 65536; see Sockets). */
+  dumpDatagram?: number;
 }
 
 /** What a {@link NativeSockDestroyer} call resolves with. */
@@ -106,6 +107,14 @@ export interface SockDestroyResult {
   counts: number[];
   /** CLOCK_MONOTONIC (ns) when the last ack was read; 0n when nothing was sent. */
   lastAckNs: bigint;
+  /** CLOCK_MONOTONIC (ns) when a threadpool thread picked the call up. */
+  executeNs: bigint;
+  /**
+   * Every dump and destroy syscall the call made, flat [kind, startNs, endNs] triples (kind:
+   * 0 dump sendmsg, 1 dump recvmsg that returned a datagram, 2 destroy window sendmsg,
+   * 3 ack recvmmsg that returned acks): the kernel's own share of the call.
+   */
+  spans: BigUint64Array;
 }
 
 /**
@@ -192,15 +201,34 @@ export function prebuiltAddonPath(): string {
   return join(__dirname, '..', 'prebuilds', `${process.platform}-${process.arch}`, 'netheal.node');
 }
 
+/** Where node-gyp puts a release build of the addon: build/Release/netheal.node beside lib/. */
+export function releaseBuildPath(): string {
+  return join(__dirname, '..', 'build', 'Release', 'netheal.node');
+}
+
+/** The local build: build/Release directly, else wherever `bindings` finds one (Debug, ...). */
+function loadLocalBuild(): NativeBinding {
+  try {
+    // Straight to the usual place: `bindings` probes a dozen paths and reads a stack trace
+    // to find us, a few milliseconds a one-shot CLI run pays before its first syscall.
+    return require(releaseBuildPath()) as NativeBinding;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;
+  }
+  const bindings = require('bindings') as (name: string) => unknown;
+  return bindings('netheal') as NativeBinding;
+}
+
 /**
- * The real addon, loaded on first use: a local build first (build/Release through `bindings`,
- * what `npm ci` in a checkout and a from-source install make), else the prebuilt one the
- * package ships (what an install without a compiler, or with --ignore-scripts, has).
+ * The real addon, loaded on first use: a local build first (build/Release, else what
+ * `bindings` finds: what `npm ci` in a checkout and a from-source install make), else the
+ * prebuilt one the package ships (what an install without a compiler, or with
+ * --ignore-scripts, has).
  */
 export function nativeBinding(): NativeBinding {
   if (loaded !== undefined) return loaded;
   try {
-    loaded = bindings('netheal') as NativeBinding;
+    loaded = loadLocalBuild();
   } catch (buildError) {
     const prebuilt = prebuiltAddonPath();
     try {

@@ -81,7 +81,8 @@ export class PathCleanup extends EventEmitter<PathCleanupEvents> {
     this.includeTimeWait = options.includeTimeWait === true;
     this.confirmMs = options.confirmMs ?? 0;
     if (!Number.isInteger(this.confirmMs) || this.confirmMs < 0) throw invalid('confirmMs', 'expected an integer >= 0');
-    this.sockets = new Sockets({ netns: options.netns, binding: options.binding });
+    // Small dump datagrams: the first destroys start after ~50 dumped sockets, not ~250.
+    this.sockets = new Sockets({ netns: options.netns, binding: options.binding, dumpDatagram: 8192 });
     this.sockets.prepare();
     this.listener = (event) => this.onEvent(event as AddressRemovedEvent);
     this.monitor.on('event', this.listener);

@@ -16,7 +16,7 @@ import {
   encodeMessage,
   parseAttributes,
 } from './netlink';
-import { AF_INET, AF_INET6, formatIp } from './rtnetlink';
+import { AF_INET, AF_INET6, formatIp } from './ip-address';
 
 /** Message types (linux/sock_diag.h). */
 export const SOCK_DIAG_BY_FAMILY = 20;

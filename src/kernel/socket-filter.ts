@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { NethealError } from '../errors';
 import { ALL_STATES, STATE_NAMES, SocketState, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, stateMask } from './inet-diag';
-import { parseIp } from './rtnetlink';
+import { parseIp } from './ip-address';
 
 /** Transport protocol of a socket. */
 export type SocketProtocol = 'tcp' | 'udp';

@@ -38,14 +38,15 @@ import {
 } from './inet-diag';
 import { NETLINK_SOCK_DIAG } from './netlink';
 import { TcpInfo, decodeTcpInfo } from './tcp-info';
-import { parseIp } from './rtnetlink';
+import { parseIp } from './ip-address';
 import { NativeBinding, NativeSockDestroyer, SockDestroyResult, nativeBinding } from '../native';
 import { resolveNetns } from '../netns';
-import { LinkControl } from './link-control';
+import type { LinkControl as LinkControlType } from './link-control';
 import {
   BIT, Plan, SocketFilter, SocketProtocol, invalidOption as invalid, isEmptyFilter, parsePrefix, stateMasks as masks, validateFilter,
 } from './socket-filter';
 import { NetlinkClient } from './netlink-client';
+import { DestroyTiming, destroyTiming } from './destroy-timing';
 
 export type { SocketState } from './inet-diag';
 
@@ -104,6 +105,14 @@ export interface SocketsOptions {
   threads?: number;
   /** Per-request time limit in ms (default 10000). */
   timeoutMs?: number;
+  /**
+   * Bytes of the datagrams a destroy's dump asks the kernel for, 8192-65536 (default 65536,
+   * which the kernel caps at 32 KiB). The destroys of a datagram's sockets start once the
+   * next datagram is in (native/sock_destroy.cc), so small datagrams start them sooner: an
+   * address-loss cleanup of a few hundred sockets (PathCleanup uses 8192) finishes earlier,
+   * a bulk destroy of thousands takes longer (more syscalls).
+   */
+  dumpDatagram?: number;
 }
 
 /** One socket a destroy could not remove. */
@@ -132,6 +141,8 @@ export interface DestroyResult {
    * (the promise settles on the event loop a little later). Absent when nothing was sent.
    */
   lastAckNs?: string;
+  /** Where the time went: the kernel's share, from the destroy threads' syscall spans. */
+  timing?: DestroyTiming;
 }
 
 /** Options of {@link Sockets.destroy}. */
@@ -282,7 +293,8 @@ export async function findSocketOwners(inodes: Iterable<number>): Promise<Map<nu
 
 
 /** One errno per socket into a DestroyResult; `info(i)` describes socket i (failures only). */
-function summarize(errnos: Int32Array, info: (index: number) => SocketInfo, lastAckNs: bigint): DestroyResult {
+function summarize(done: SockDestroyResult, info: (index: number) => SocketInfo): DestroyResult {
+  const { errnos, lastAckNs } = done;
   const result: DestroyResult = { matched: errnos.length, destroyed: 0, gone: 0, failed: [] };
   let denied = 0;
   errnos.forEach((errno, i) => {
@@ -305,6 +317,7 @@ function summarize(errnos: Int32Array, info: (index: number) => SocketInfo, last
       (tw ? 'destroying TIME_WAIT sockets needs Linux 6.0 or later' : 'this kernel was built without CONFIG_INET_DIAG_DESTROY');
   }
   if (lastAckNs > 0n) result.lastAckNs = lastAckNs.toString();
+  if (done.spans !== undefined) result.timing = destroyTiming(done.executeNs, done.spans);
   return result;
 }
 
@@ -341,8 +354,11 @@ export class Sockets {
   private readonly window: number;
   private readonly threads: number;
   private readonly timeoutMs: number;
+  private readonly dumpDatagram: number | undefined;
   private destroyer: NativeSockDestroyer | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Operations queued or running: with none, the next one starts at once (see serial). */
+  private inFlight = 0;
   private closed = false;
 
   constructor(options: SocketsOptions = {}) {
@@ -357,6 +373,11 @@ export class Sockets {
     }
     const timeoutMs = options.timeoutMs ?? 10000;
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) throw invalid('timeoutMs', `expected a positive number, got ${JSON.stringify(timeoutMs)}`);
+    const dumpDatagram = options.dumpDatagram;
+    if (dumpDatagram !== undefined && (!Number.isInteger(dumpDatagram) || dumpDatagram < 8192 || dumpDatagram > 65536)) {
+      throw invalid('dumpDatagram', `expected an integer 8192-65536, got ${JSON.stringify(dumpDatagram)}`);
+    }
+    this.dumpDatagram = dumpDatagram;
     this.netns = resolveNetns(options.netns);
     this.binding = options.binding;
     this.client = new NetlinkClient({
@@ -451,15 +472,34 @@ export class Sockets {
     this.destroyer?.close();
   }
 
+  /**
+   * Runs operations one at a time. When none is queued or running, `fn` starts now, in the
+   * caller's turn, not a microtask later: an address-loss cleanup called from an event
+   * listener reaches the native destroyer before the listener's caller goes on with the rest
+   * of its batch (a route re-dump, more events).
+   */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new NethealError('NETHEAL_ERR_CLOSED', 'Sockets: used after close()'));
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
+    const start = (): Promise<T> => {
+      try {
+        return fn();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    };
+    const run = this.inFlight === 0 ? start() : this.queue.then(start, start);
+    this.inFlight++;
+    this.queue = run.catch(() => undefined).finally(() => {
+      this.inFlight--;
+    });
     return run;
   }
 
   private async resolveDev(dev: string | number): Promise<number> {
     if (typeof dev === 'number') return dev;
+    // Loaded here: only a --dev name needs rtnetlink, and a one-shot `sockets kill` without
+    // one should not pay for loading it.
+    const { LinkControl } = require('./link-control') as { LinkControl: typeof LinkControlType };
     const control = new LinkControl({ netns: this.netns, binding: this.binding });
     try {
       return (await control.getLink(dev)).ifindex;
@@ -482,7 +522,9 @@ export class Sockets {
       // every ack of a window must fit at once (the kernel drops the rest: ENOBUFS). That
       // needs SO_RCVBUFFORCE (CAP_NET_ADMIN in the initial namespace); without it the buffer
       // stays at rmem_max and windows shrink to fit (see windowFor).
-      this.destroyer = new binding.SockDestroyer({ sockets: this.threads, netns: this.netns, receiveBuffer: 32 * 1024 * 1024 });
+      this.destroyer = new binding.SockDestroyer({
+        sockets: this.threads, netns: this.netns, receiveBuffer: 32 * 1024 * 1024, dumpDatagram: this.dumpDatagram,
+      });
     } catch (error) {
       throw fromSystemError(error, 'open sock_diag socket', this.netns);
     }
@@ -496,8 +538,12 @@ export class Sockets {
 
   /** What a plan dumps: one request per protocol and family it can match. */
   private async dumpSpecs(plan: Plan, mask: { tcp: number; udp: number }, ext = 0): Promise<DumpSpec[]> {
+    return this.specsFor(plan, mask, ext, plan.dev === undefined ? undefined : await this.resolveDev(plan.dev));
+  }
+
+  /** dumpSpecs once the device (if any) is an ifindex: synchronous. */
+  private specsFor(plan: Plan, mask: { tcp: number; udp: number }, ext: number, ifindex: number | undefined): DumpSpec[] {
     const specs: DumpSpec[] = [];
-    const ifindex = plan.dev === undefined ? undefined : await this.resolveDev(plan.dev);
     for (const protocol of plan.protocols) {
       const states = protocol === 'tcp' ? mask.tcp : mask.udp;
       if (states === 0) continue;
@@ -548,7 +594,9 @@ export class Sockets {
    * the sockets that failed are decoded here.
    */
   private async dumpDestroy(plan: Plan, mask: { tcp: number; udp: number }): Promise<DestroyResult> {
-    const specs = await this.dumpSpecs(plan, mask);
+    // No await before the native call unless a device name must be resolved first: called
+    // while idle, the dumps start in the caller's turn (see serial).
+    const specs = plan.dev === undefined ? this.specsFor(plan, mask, 0, undefined) : await this.dumpSpecs(plan, mask);
     const destroyer = this.openDestroyer();
     let done: SockDestroyResult;
     try {
@@ -560,11 +608,11 @@ export class Sockets {
     // Socket i came from the dump whose running count first exceeds i.
     const ends: number[] = [];
     done.counts.reduce((sum, count) => (ends.push(sum + count), sum + count), 0);
-    return summarize(done.errnos, (i) => {
+    return summarize(done, (i) => {
       const spec = specs[ends.findIndex((end) => i < end)]!;
       const payload = done.messages.subarray(i * INET_DIAG_MSG_LEN, (i + 1) * INET_DIAG_MSG_LEN);
       return toSocketInfo(spec.protocol, decodeInetDiagMessage({ type: SOCK_DIAG_BY_FAMILY, flags: 0, seq: 0, pid: 0, payload }));
-    }, done.lastAckNs);
+    });
   }
 
   /** Destroys sockets this process already holds (destroySockets, dry-run-free uid filters). */
@@ -579,7 +627,7 @@ export class Sockets {
       throw fromSystemError(error, 'SOCK_DESTROY');
     }
     if (this.closed) throw new NethealError('NETHEAL_ERR_CLOSED', 'SOCK_DESTROY: Sockets closed');
-    return summarize(done.errnos, (i) => toSocketInfo(sockets[i]!.protocol, sockets[i]!.message), done.lastAckNs);
+    return summarize(done, (i) => toSocketInfo(sockets[i]!.protocol, sockets[i]!.message));
   }
 }
 
