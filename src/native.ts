@@ -3,6 +3,7 @@
  * (injectable, so policy tests can run on a kernel-shaped fake).
  */
 import { join } from 'node:path';
+import bindings from 'bindings';
 
 /** Options of the native netlink socket. */
 export interface NetlinkSocketOptions {
@@ -201,34 +202,15 @@ export function prebuiltAddonPath(): string {
   return join(__dirname, '..', 'prebuilds', `${process.platform}-${process.arch}`, 'netheal.node');
 }
 
-/** Where node-gyp puts a release build of the addon: build/Release/netheal.node beside lib/. */
-export function releaseBuildPath(): string {
-  return join(__dirname, '..', 'build', 'Release', 'netheal.node');
-}
-
-/** The local build: build/Release directly, else wherever `bindings` finds one (Debug, ...). */
-function loadLocalBuild(): NativeBinding {
-  try {
-    // Straight to the usual place: `bindings` probes a dozen paths and reads a stack trace
-    // to find us, a few milliseconds a one-shot CLI run pays before its first syscall.
-    return require(releaseBuildPath()) as NativeBinding;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;
-  }
-  const bindings = require('bindings') as (name: string) => unknown;
-  return bindings('netheal') as NativeBinding;
-}
-
 /**
- * The real addon, loaded on first use: a local build first (build/Release, else what
- * `bindings` finds: what `npm ci` in a checkout and a from-source install make), else the
- * prebuilt one the package ships (what an install without a compiler, or with
- * --ignore-scripts, has).
+ * The real addon, loaded on first use: a local build first (build/Release through `bindings`,
+ * what `npm ci` in a checkout and a from-source install make), else the prebuilt one the
+ * package ships (what an install without a compiler, or with --ignore-scripts, has).
  */
 export function nativeBinding(): NativeBinding {
   if (loaded !== undefined) return loaded;
   try {
-    loaded = loadLocalBuild();
+    loaded = bindings('netheal') as NativeBinding;
   } catch (buildError) {
     const prebuilt = prebuiltAddonPath();
     try {
