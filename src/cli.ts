@@ -7,8 +7,8 @@ type Register = (program: Command) => void;
 
 /**
  * The module that registers each subcommand, loaded only when needed: a one-shot command
- * such as `sockets kill` runs in a fresh process, where loading every subcommand (zod and the
- * config schema behind `unit` alone take ~40 ms) would cost more than the work itself.
+ * such as `sockets kill` runs in a fresh process, where loading every subcommand (the config
+ * schema and the daemon modules behind `unit` and `config`) would cost more than the work itself.
  */
 const GROUPS: Array<{ commands: string[]; load: () => Register }> = [
   { commands: ['links'], load: () => (require('./cli/links') as typeof import('./cli/links')).registerLinks },
