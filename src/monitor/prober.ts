@@ -26,9 +26,10 @@ import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { errnoName, NethealError } from '../errors';
-import { encodeAddress, icmpErrorName, RESULT_RECORD, ResultFlag, ResultKind, SEND_RECORD, writeSendRecord, decodeAddress } from '../kernel/icmp';
+import { encodeAddress, icmpErrorName, RESULT_RECORD, ResultFlag, ResultKind, SEND_RECORD, decodeAddress } from '../kernel/icmp';
 import { NativeBinding, nativeBinding, NativeIcmpSocket } from '../native';
 import { resolveNetns } from '../netns';
+import { ProbeTable } from './probe-table';
 import { HttpTargetSpec, parseStreamTarget, startStreamProbe, StreamOutcome, StreamTarget, targetSpecName } from './stream-probe';
 
 /**
@@ -224,6 +225,8 @@ interface SocketSlot {
   family: 4 | 6;
   socket: NativeIcmpSocket;
   records: Buffer;
+  /** `records` as 32-bit words: a probe record is written as six of them (see queueProbe). */
+  words: Uint32Array;
   errnos: Int32Array;
   probes: Probe[];
   count: number;
@@ -246,6 +249,8 @@ interface Cadence {
 }
 
 class Target {
+  /** False once remove()d (cheaper than asking the targets Map on every visit). */
+  live = true;
   heapIndex = -1;
   due = Infinity;
   nextSend = 0;
@@ -279,6 +284,8 @@ class Target {
   outcomeCount = 0;
   address: string | null = null;
   addressBytes: Buffer | null = null;
+  /** addressBytes as four 32-bit words, in memory order. */
+  addressWords = new Uint32Array(4);
   groups = new Set<Group>();
   count = Infinity;
   /** A TCP/HTTP target (no ICMP socket slot then), and the device its connections are bound to. */
@@ -303,6 +310,8 @@ class Target {
   setAddress(address: string | null): void {
     this.address = address;
     this.addressBytes = address === null ? null : encodeAddress(address);
+    this.addressWords.fill(0);
+    if (this.addressBytes !== null) this.addressWords.set(new Uint32Array(this.addressBytes.buffer.slice(this.addressBytes.byteOffset, this.addressBytes.byteOffset + 16)));
   }
 
   recordRtt(rtt: number): void {
@@ -398,6 +407,11 @@ function checkDevice(option: string, value: unknown): string | undefined {
   return value;
 }
 
+/** A record buffer as 32-bit words (Buffer.alloc() gives it its own, aligned ArrayBuffer). */
+function wordsOf(records: Buffer): Uint32Array {
+  return new Uint32Array(records.buffer, records.byteOffset, records.length >> 2);
+}
+
 function pingGroupRange(): string | null {
   try {
     return readFileSync('/proc/sys/net/ipv4/ping_group_range', 'utf8').trim().replace(/\s+/g, ' ');
@@ -448,7 +462,7 @@ export class Prober extends EventEmitter<ProberEvents> {
   private readonly targets = new Map<string, Target>();
   private readonly groups = new Map<string, Group>();
   private readonly sockets = new Map<string, SocketSlot>();
-  private readonly pending = new Map<number, Probe>();
+  private readonly pending = new ProbeTable<Probe>();
   private readonly heap: Target[] = [];
   private readonly dirty = new Set<SocketSlot>();
   private readonly phases = new Map<number, { base: number; count: number }>();
@@ -602,6 +616,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.heapRemove(t);
     this.suspects.delete(t);
     this.targets.delete(name);
+    t.live = false;
     for (const g of t.groups) {
       g.targets = g.targets.filter((x) => x !== t);
       this.evaluateGroup(g);
@@ -747,7 +762,8 @@ export class Prober extends EventEmitter<ProberEvents> {
       throw socketError(error, family, this.mode, device, this.netns);
     }
     if (!this.refed) socket.unref();
-    slot = { key, family, socket, records: Buffer.alloc(SEND_RECORD * 64), errnos: new Int32Array(64), probes: [], count: 0, users: 0 };
+    const records = Buffer.alloc(SEND_RECORD * 64);
+    slot = { key, family, socket, records, words: wordsOf(records), errnos: new Int32Array(64), probes: [], count: 0, users: 0 };
     holder.slot = slot;
     this.sockets.set(key, slot);
     return slot;
@@ -763,10 +779,21 @@ export class Prober extends EventEmitter<ProberEvents> {
       const bigger = Buffer.alloc(slot.records.length * 2);
       slot.records.copy(bigger);
       slot.records = bigger;
+      slot.words = wordsOf(bigger);
       slot.errnos = new Int32Array(slot.errnos.length * 2);
     }
     const probe = this.newProbe(t, now);
-    writeSendRecord(slot.records, slot.count * SEND_RECORD, t.addressBytes!, probe.seq, probe.tag);
+    // The record (address[16], u16 seq, u16 0, u32 tag) as six words, without Buffer calls:
+    // the addon reads it in host byte order, as these typed arrays write it.
+    const w = slot.words;
+    const o = slot.count * (SEND_RECORD / 4);
+    const a = t.addressWords;
+    w[o] = a[0]!;
+    w[o + 1] = a[1]!;
+    w[o + 2] = a[2]!;
+    w[o + 3] = a[3]!;
+    w[o + 4] = probe.seq & 0xffff;
+    w[o + 5] = probe.tag;
     slot.probes[slot.count] = probe;
     slot.count++;
     this.dirty.add(slot);
@@ -781,7 +808,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     if (Number.isNaN(t.silentSince)) t.resetSilence(now);
     t.outstanding.push(probe);
     t.sent++;
-    this.pending.set(tag, probe);
+    this.pending.set(probe);
     return probe;
   }
 
@@ -1081,7 +1108,7 @@ export class Prober extends EventEmitter<ProberEvents> {
         this.finish(p, 'timeout', { kind: 'timeout' }, null, null, null, null, false);
         if (this.closed) return;
       }
-      if (!this.targets.has(t.name) || this.targets.get(t.name) !== t) continue;
+      if (!t.live) continue;
       if (t.nextSend <= now) {
         // A send half an interval late means the prober itself stalled (a blocked event loop,
         // no CPU): it was not asking, so the stall is not the target's silence.
@@ -1121,7 +1148,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     for (const t of suspects) {
       t.confirming = false;
       if (this.closed) return;
-      if (this.targets.get(t.name) !== t) continue;
+      if (!t.live) continue;
       if (t.detectAt() <= now) this.transition(t, 'down', t.silenceReason ?? { kind: 'timeout' }, t.multiplier);
       if (this.closed) return;
       this.reschedule(t);
@@ -1130,7 +1157,7 @@ export class Prober extends EventEmitter<ProberEvents> {
   };
 
   private reschedule(t: Target): void {
-    if (this.closed || this.targets.get(t.name) !== t) return;
+    if (this.closed || !t.live) return;
     let due = t.addressBytes === null ? Infinity : t.nextSend;
     for (const p of t.outstanding) {
       if (p.done) continue;
