@@ -596,7 +596,10 @@ export class Prober extends EventEmitter<ProberEvents> {
       cadence = { interval, minJitter, prev: NaN, round: -Infinity };
       this.cadences.set(key, cadence);
     }
-    if (cadence.round < now) {
+    // A round less than an interval overdue is still to be sent (its timer has not run yet,
+    // e.g. while a long add() loop holds the event loop): join it, or the slot splits for
+    // good into targets that each draw their own schedule (one wake-up and sendmmsg() each).
+    if (cadence.round < now - interval) {
       let next = phase.base + offset;
       if (next < now) next += Math.ceil((now - next) / interval) * interval;
       cadence.round = next;
