@@ -478,13 +478,20 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
     int32_t* errnos = reinterpret_cast<int32_t*>(
         static_cast<uint8_t*>(typed.ArrayBuffer().Data()) + typed.ByteOffset());
     size_t failed = 0;
-    std::vector<uint8_t> packets(count * kPacket);
-    std::vector<sockaddr_in6> addrs(count);
-    std::vector<iovec> iovs(count);
-    std::vector<mmsghdr> msgs(count);
+    // Scratch kept between calls: a burst is sent every few milliseconds.
+    if (sendPackets_.size() < count * kPacket) {
+      sendPackets_.resize(count * kPacket);
+      sendAddrs_.resize(count);
+      sendIovs_.resize(count);
+      sendMsgs_.resize(count);
+    }
+    uint8_t* packets = sendPackets_.data();
+    sockaddr_in6* addrs = sendAddrs_.data();
+    iovec* iovs = sendIovs_.data();
+    mmsghdr* msgs = sendMsgs_.data();
     const uint8_t* rec = records.Data();
     for (size_t i = 0; i < count; i++, rec += kSendRecord) {
-      uint8_t* p = packets.data() + i * kPacket;
+      uint8_t* p = packets + i * kPacket;
       uint16_t seq;
       uint32_t tag;
       memcpy(&seq, rec + 16, 2);
@@ -539,7 +546,7 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
         slot.kernelNs = 0;
         slot.valid = true;
       }
-      int n = sendmmsg(state_->fd, msgs.data() + next, vlen, MSG_DONTWAIT);
+      int n = sendmmsg(state_->fd, msgs + next, vlen, MSG_DONTWAIT);
       if (n < 0) {
         if (errno == EINTR) continue;
         errnos[next] = errno;
@@ -574,6 +581,10 @@ class IcmpSocket : public PolledSocket<IcmpSocket> {
   std::vector<uint8_t> control_;
   std::vector<sockaddr_storage> names_;
   std::vector<uint8_t> out_;
+  std::vector<uint8_t> sendPackets_;
+  std::vector<sockaddr_in6> sendAddrs_;
+  std::vector<iovec> sendIovs_;
+  std::vector<mmsghdr> sendMsgs_;
 };
 
 }  // namespace
