@@ -464,6 +464,11 @@ export class Prober extends EventEmitter<ProberEvents> {
   private readonly sockets = new Map<string, SocketSlot>();
   private readonly pending = new ProbeTable<Probe>();
   private readonly heap: Target[] = [];
+  /**
+   * The heap's due times, beside it by position: comparisons read unboxed doubles here
+   * instead of each target's `due` (a boxed number behind the target).
+   */
+  private heapDue = new Float64Array(256);
   private readonly dirty = new Set<SocketSlot>();
   private readonly phases = new Map<number, { base: number; count: number }>();
   /** Send schedules by `${interval}|${minJitter}|${slot offset}` (see add()). */
@@ -1100,7 +1105,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     if (this.closed) return;
     const now = performance.now();
     const heap = this.heap;
-    while (heap.length > 0 && heap[0]!.due <= now) {
+    while (heap.length > 0 && this.heapDue[0]! <= now) {
       const t = heap[0]!;
       // Expire probes whose deadline passed: each is a miss (a missing ICMP error included).
       while (t.outstanding.length > 0) {
@@ -1172,10 +1177,17 @@ export class Prober extends EventEmitter<ProberEvents> {
       t.due = due;
       t.heapIndex = this.heap.length;
       this.heap.push(t);
+      if (this.heapDue.length < this.heap.length) {
+        const bigger = new Float64Array(this.heapDue.length * 2);
+        bigger.set(this.heapDue);
+        this.heapDue = bigger;
+      }
+      this.heapDue[t.heapIndex] = due;
       this.siftUp(t.heapIndex);
     } else if (due !== t.due) {
       const older = t.due;
       t.due = due;
+      this.heapDue[t.heapIndex] = due;
       if (due < older) this.siftUp(t.heapIndex);
       else this.siftDown(t.heapIndex);
     }
@@ -1184,7 +1196,7 @@ export class Prober extends EventEmitter<ProberEvents> {
   private arm(): void {
     if (this.closed || this.heap.length === 0) return;
     const head = this.heap[0]!;
-    const due = head.due;
+    const due = this.heapDue[0]!;
     if (due === Infinity) return;
     // A detection deadline is kept to a fraction of a millisecond (timers have a resolution
     // of one, and fire up to one or two late): the timer wakes us early and the last two
@@ -1216,40 +1228,51 @@ export class Prober extends EventEmitter<ProberEvents> {
     if (last === t) return;
     this.heap[i] = last;
     last.heapIndex = i;
+    this.heapDue[i] = last.due;
     this.siftDown(i);
     this.siftUp(last.heapIndex);
   }
 
   private siftUp(i: number): void {
     const heap = this.heap;
+    const dues = this.heapDue;
     const t = heap[i]!;
+    const due = dues[i]!;
     while (i > 0) {
       const parent = (i - 1) >> 1;
+      const parentDue = dues[parent]!;
+      if (parentDue <= due) break;
       const p = heap[parent]!;
-      if (p.due <= t.due) break;
       heap[i] = p;
+      dues[i] = parentDue;
       p.heapIndex = i;
       i = parent;
     }
     heap[i] = t;
+    dues[i] = due;
     t.heapIndex = i;
   }
 
   private siftDown(i: number): void {
     const heap = this.heap;
+    const dues = this.heapDue;
     const n = heap.length;
     const t = heap[i]!;
+    const due = dues[i]!;
     for (;;) {
       let child = 2 * i + 1;
       if (child >= n) break;
-      if (child + 1 < n && heap[child + 1]!.due < heap[child]!.due) child++;
+      let childDue = dues[child]!;
+      if (child + 1 < n && dues[child + 1]! < childDue) childDue = dues[++child]!;
+      if (childDue >= due) break;
       const c = heap[child]!;
-      if (c.due >= t.due) break;
       heap[i] = c;
+      dues[i] = childDue;
       c.heapIndex = i;
       i = child;
     }
     heap[i] = t;
+    dues[i] = due;
     t.heapIndex = i;
   }
 
