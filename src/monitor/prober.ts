@@ -217,7 +217,7 @@ interface Probe {
   target: Target;
   done: boolean;
   /** A TCP/HTTP probe's connection: reset when the probe ends otherwise (timeout, cancel). */
-  cancel?: () => void;
+  cancel: (() => void) | undefined;
 }
 
 interface SocketSlot {
@@ -812,7 +812,8 @@ export class Prober extends EventEmitter<ProberEvents> {
     const tag = this.nextTag;
     this.nextTag = (this.nextTag + 1) % MAX_TAG;
     t.seq++;
-    const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false };
+    // Every field from the start (cancel too), so ICMP and stream probes share one shape.
+    const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false, cancel: undefined };
     if (Number.isNaN(t.silentSince)) t.resetSilence(now);
     t.outstanding.push(probe);
     t.sent++;
@@ -893,6 +894,9 @@ export class Prober extends EventEmitter<ProberEvents> {
   private onResults(slot: SocketSlot, buf: Buffer, count: number): void {
     if (this.closed) return;
     const family = slot.family;
+    // Asked once per batch: a 'probe' listener added from a handler meanwhile gets `from`
+    // from the next batch on.
+    const listening = this.listenerCount('probe') > 0;
     const now = performance.now();
     for (let i = 0; i < count && !this.closed; i++) {
       const o = i * RESULT_RECORD;
@@ -906,7 +910,7 @@ export class Prober extends EventEmitter<ProberEvents> {
       if (kind === ResultKind.REPLY) {
         if (probe === undefined || probe.done) continue;  // late (already a timeout) or not ours
         const rtt = flags & ResultFlag.RTT_KNOWN ? buf.readDoubleLE(o + 48) / 1e6 : now - probe.sentAt;
-        const from = this.listenerCount('probe') > 0 ? decodeAddress(buf, o + 16, family) : null;
+        const from = listening ? decodeAddress(buf, o + 16, family) : null;
         this.finish(probe, 'reply', null, rtt, from, null, null, (flags & ResultFlag.KERNEL_RTT) !== 0);
       } else if (kind === ResultKind.ICMP_ERROR) {
         const seq = buf.readUInt16LE(o + 4);
