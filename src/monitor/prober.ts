@@ -480,6 +480,8 @@ export class Prober extends EventEmitter<ProberEvents> {
   /** Turn-by-turn wait for the last two milliseconds of a detection deadline (see arm()). */
   private spin: NodeJS.Immediate | null = null;
   private timerDue = Infinity;
+  /** performance.now() of the last process() (see add(): an overdue round not yet sent). */
+  private lastProcess = -Infinity;
   private nextTag: number;
   private closed = false;
   private refed = true;
@@ -601,10 +603,12 @@ export class Prober extends EventEmitter<ProberEvents> {
       cadence = { interval, minJitter, prev: NaN, round: -Infinity };
       this.cadences.set(key, cadence);
     }
-    // A round less than an interval overdue is still to be sent (its timer has not run yet,
-    // e.g. while a long add() loop holds the event loop): join it, or the slot splits for
-    // good into targets that each draw their own schedule (one wake-up and sendmmsg() each).
-    if (cadence.round < now - interval) {
+    // An overdue round that no process() has run since is still to be sent (a long add()
+    // loop holds the event loop: 30-70 ms for 1000 targets, more on a busy machine): join
+    // it, or the slot splits for good into targets that each draw their own schedule (one
+    // wake-up and sendmmsg() each). A round that process() passed is stale (its targets
+    // were removed or stopped): restart on the grid.
+    if (cadence.round < now && this.lastProcess >= cadence.round) {
       let next = phase.base + offset;
       if (next < now) next += Math.ceil((now - next) / interval) * interval;
       cadence.round = next;
@@ -1108,6 +1112,7 @@ export class Prober extends EventEmitter<ProberEvents> {
   private process(): void {
     if (this.closed) return;
     const now = performance.now();
+    this.lastProcess = now;
     const heap = this.heap;
     while (heap.length > 0 && this.heapDue[0]! <= now) {
       const t = heap[0]!;
