@@ -83,7 +83,11 @@ export interface NativeIcmpSocket {
   readonly fd: number;
 }
 
-/** Receives a wake-up's outcomes: `count` 64-byte result records (see src/kernel/icmp.ts). */
+/**
+ * Receives a wake-up's outcomes: `count` 64-byte result records (see src/kernel/icmp.ts) at
+ * the start of `records`. The socket reuses that Buffer for every wake-up: read it during the
+ * call, copy what must outlive it.
+ */
 export type IcmpResultHandler = (records: Buffer, count: number) => void;
 
 /** Options of the native bulk destroyer (native/sock_destroy.cc). */

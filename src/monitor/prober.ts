@@ -31,9 +31,10 @@ import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { errnoName, NethealError } from '../errors';
-import { encodeAddress, icmpErrorName, RESULT_RECORD, ResultFlag, ResultKind, SEND_RECORD, writeSendRecord, decodeAddress } from '../kernel/icmp';
+import { encodeAddress, icmpErrorName, RESULT_RECORD, ResultFlag, ResultKind, SEND_RECORD, decodeAddress } from '../kernel/icmp';
 import { NativeBinding, nativeBinding, NativeIcmpSocket } from '../native';
 import { resolveNetns } from '../netns';
+import { ProbeTable } from './probe-table';
 import { HttpTargetSpec, parseStreamTarget, startStreamProbe, StreamOutcome, StreamTarget, targetSpecName } from './stream-probe';
 
 /**
@@ -224,7 +225,7 @@ interface Probe {
   target: Target;
   done: boolean;
   /** A TCP/HTTP probe's connection: reset when the probe ends otherwise (timeout, cancel). */
-  cancel?: () => void;
+  cancel: (() => void) | undefined;
 }
 
 interface SocketSlot {
@@ -232,6 +233,8 @@ interface SocketSlot {
   family: 4 | 6;
   socket: NativeIcmpSocket;
   records: Buffer;
+  /** `records` as 32-bit words: a probe record is written as six of them (see queueProbe). */
+  words: Uint32Array;
   errnos: Int32Array;
   probes: Probe[];
   count: number;
@@ -254,6 +257,8 @@ interface Cadence {
 }
 
 class Target {
+  /** False once remove()d (cheaper than asking the targets Map on every visit). */
+  live = true;
   heapIndex = -1;
   due = Infinity;
   nextSend = 0;
@@ -293,6 +298,8 @@ class Target {
   outcomeCount = 0;
   address: string | null = null;
   addressBytes: Buffer | null = null;
+  /** addressBytes as four 32-bit words, in memory order. */
+  addressWords = new Uint32Array(4);
   groups = new Set<Group>();
   count = Infinity;
   /** A TCP/HTTP target (no ICMP socket slot then), and the device its connections are bound to. */
@@ -317,6 +324,8 @@ class Target {
   setAddress(address: string | null): void {
     this.address = address;
     this.addressBytes = address === null ? null : encodeAddress(address);
+    this.addressWords.fill(0);
+    if (this.addressBytes !== null) this.addressWords.set(new Uint32Array(this.addressBytes.buffer.slice(this.addressBytes.byteOffset, this.addressBytes.byteOffset + 16)));
   }
 
   recordRtt(rtt: number): void {
@@ -443,6 +452,11 @@ function checkDevice(option: string, value: unknown): string | undefined {
   return value;
 }
 
+/** A record buffer as 32-bit words (Buffer.alloc() gives it its own, aligned ArrayBuffer). */
+function wordsOf(records: Buffer): Uint32Array {
+  return new Uint32Array(records.buffer, records.byteOffset, records.length >> 2);
+}
+
 function pingGroupRange(): string | null {
   try {
     return readFileSync('/proc/sys/net/ipv4/ping_group_range', 'utf8').trim().replace(/\s+/g, ' ');
@@ -493,8 +507,13 @@ export class Prober extends EventEmitter<ProberEvents> {
   private readonly targets = new Map<string, Target>();
   private readonly groups = new Map<string, Group>();
   private readonly sockets = new Map<string, SocketSlot>();
-  private readonly pending = new Map<number, Probe>();
+  private readonly pending = new ProbeTable<Probe>();
   private readonly heap: Target[] = [];
+  /**
+   * The heap's due times, beside it by position: comparisons read unboxed doubles here
+   * instead of each target's `due` (a boxed number behind the target).
+   */
+  private heapDue = new Float64Array(256);
   private readonly dirty = new Set<SocketSlot>();
   private readonly phases = new Map<number, { base: number; count: number }>();
   /** Send schedules by `${interval}|${minJitter}|${slot offset}` (see add()). */
@@ -513,6 +532,8 @@ export class Prober extends EventEmitter<ProberEvents> {
   /** Turn-by-turn wait for the last two milliseconds of a detection deadline (see arm()). */
   private spin: NodeJS.Immediate | null = null;
   private timerDue = Infinity;
+  /** performance.now() of the last process() (see add(): an overdue round not yet sent). */
+  private lastProcess = -Infinity;
   private nextTag: number;
   private closed = false;
   private refed = true;
@@ -634,7 +655,12 @@ export class Prober extends EventEmitter<ProberEvents> {
       cadence = { interval, minJitter, prev: NaN, round: -Infinity };
       this.cadences.set(key, cadence);
     }
-    if (cadence.round < now) {
+    // An overdue round that no process() has run since is still to be sent (a long add()
+    // loop holds the event loop: 30-70 ms for 1000 targets, more on a busy machine): join
+    // it, or the slot splits for good into targets that each draw their own schedule (one
+    // wake-up and sendmmsg() each). A round that process() passed is stale (its targets
+    // were removed or stopped): restart on the grid.
+    if (cadence.round < now && this.lastProcess >= cadence.round) {
       let next = phase.base + offset;
       if (next < now) next += Math.ceil((now - next) / interval) * interval;
       cadence.round = next;
@@ -654,6 +680,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     this.heapRemove(t);
     this.suspects.delete(t);
     this.targets.delete(name);
+    t.live = false;
     for (const g of t.groups) {
       g.targets = g.targets.filter((x) => x !== t);
       this.evaluateGroup(g);
@@ -799,7 +826,8 @@ export class Prober extends EventEmitter<ProberEvents> {
       throw socketError(error, family, this.mode, device, this.netns);
     }
     if (!this.refed) socket.unref();
-    slot = { key, family, socket, records: Buffer.alloc(SEND_RECORD * 64), errnos: new Int32Array(64), probes: [], count: 0, users: 0 };
+    const records = Buffer.alloc(SEND_RECORD * 64);
+    slot = { key, family, socket, records, words: wordsOf(records), errnos: new Int32Array(64), probes: [], count: 0, users: 0 };
     holder.slot = slot;
     this.sockets.set(key, slot);
     return slot;
@@ -815,10 +843,21 @@ export class Prober extends EventEmitter<ProberEvents> {
       const bigger = Buffer.alloc(slot.records.length * 2);
       slot.records.copy(bigger);
       slot.records = bigger;
+      slot.words = wordsOf(bigger);
       slot.errnos = new Int32Array(slot.errnos.length * 2);
     }
     const probe = this.newProbe(t, now);
-    writeSendRecord(slot.records, slot.count * SEND_RECORD, t.addressBytes!, probe.seq, probe.tag);
+    // The record (address[16], u16 seq, u16 0, u32 tag) as six words, without Buffer calls:
+    // the addon reads it in host byte order, as these typed arrays write it.
+    const w = slot.words;
+    const o = slot.count * (SEND_RECORD / 4);
+    const a = t.addressWords;
+    w[o] = a[0]!;
+    w[o + 1] = a[1]!;
+    w[o + 2] = a[2]!;
+    w[o + 3] = a[3]!;
+    w[o + 4] = probe.seq & 0xffff;
+    w[o + 5] = probe.tag;
     slot.probes[slot.count] = probe;
     slot.count++;
     this.dirty.add(slot);
@@ -829,12 +868,13 @@ export class Prober extends EventEmitter<ProberEvents> {
     const tag = this.nextTag;
     this.nextTag = (this.nextTag + 1) % MAX_TAG;
     t.seq++;
-    const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false };
+    // Every field from the start (cancel too), so ICMP and stream probes share one shape.
+    const probe: Probe = { tag, seq: t.seq, sentAt: now, deadline: now + t.timeout, target: t, done: false, cancel: undefined };
     if (Number.isNaN(t.silentSince)) t.resetSilence(now);
     t.noteSent(now);
     t.outstanding.push(probe);
     t.sent++;
-    this.pending.set(tag, probe);
+    this.pending.set(probe);
     return probe;
   }
 
@@ -911,6 +951,9 @@ export class Prober extends EventEmitter<ProberEvents> {
   private onResults(slot: SocketSlot, buf: Buffer, count: number): void {
     if (this.closed) return;
     const family = slot.family;
+    // Asked once per batch: a 'probe' listener added from a handler meanwhile gets `from`
+    // from the next batch on.
+    const listening = this.listenerCount('probe') > 0;
     const now = performance.now();
     for (let i = 0; i < count && !this.closed; i++) {
       const o = i * RESULT_RECORD;
@@ -924,7 +967,7 @@ export class Prober extends EventEmitter<ProberEvents> {
       if (kind === ResultKind.REPLY) {
         if (probe === undefined || probe.done) continue;  // late (already a timeout) or not ours
         const rtt = flags & ResultFlag.RTT_KNOWN ? buf.readDoubleLE(o + 48) / 1e6 : now - probe.sentAt;
-        const from = this.listenerCount('probe') > 0 ? decodeAddress(buf, o + 16, family) : null;
+        const from = listening ? decodeAddress(buf, o + 16, family) : null;
         this.finish(probe, 'reply', null, rtt, from, null, null, (flags & ResultFlag.KERNEL_RTT) !== 0);
       } else if (kind === ResultKind.ICMP_ERROR) {
         const seq = buf.readUInt16LE(o + 4);
@@ -1126,8 +1169,9 @@ export class Prober extends EventEmitter<ProberEvents> {
   private process(): void {
     if (this.closed) return;
     const now = performance.now();
+    this.lastProcess = now;
     const heap = this.heap;
-    while (heap.length > 0 && heap[0]!.due <= now) {
+    while (heap.length > 0 && this.heapDue[0]! <= now) {
       const t = heap[0]!;
       // Expire probes whose deadline passed: each is a miss (a missing ICMP error included).
       while (t.outstanding.length > 0) {
@@ -1138,7 +1182,7 @@ export class Prober extends EventEmitter<ProberEvents> {
         this.finish(p, 'timeout', { kind: 'timeout' }, null, null, null, null, false);
         if (this.closed) return;
       }
-      if (!this.targets.has(t.name) || this.targets.get(t.name) !== t) continue;
+      if (!t.live) continue;
       if (t.nextSend <= now) {
         // A send half an interval late means the prober itself stalled (a blocked event loop,
         // no CPU): it was not asking, so the stall is not the target's silence.
@@ -1180,7 +1224,7 @@ export class Prober extends EventEmitter<ProberEvents> {
     for (const t of suspects) {
       t.confirming = false;
       if (this.closed) return;
-      if (this.targets.get(t.name) !== t) continue;
+      if (!t.live) continue;
       if (t.detectAt() <= now) this.transition(t, 'down', t.silenceReason ?? { kind: 'timeout' }, t.multiplier);
       if (this.closed) return;
       this.reschedule(t);
@@ -1189,7 +1233,7 @@ export class Prober extends EventEmitter<ProberEvents> {
   };
 
   private reschedule(t: Target): void {
-    if (this.closed || this.targets.get(t.name) !== t) return;
+    if (this.closed || !t.live) return;
     let due = t.addressBytes === null ? Infinity : t.nextSend;
     for (const p of t.outstanding) {
       if (p.done) continue;
@@ -1201,10 +1245,17 @@ export class Prober extends EventEmitter<ProberEvents> {
       t.due = due;
       t.heapIndex = this.heap.length;
       this.heap.push(t);
+      if (this.heapDue.length < this.heap.length) {
+        const bigger = new Float64Array(this.heapDue.length * 2);
+        bigger.set(this.heapDue);
+        this.heapDue = bigger;
+      }
+      this.heapDue[t.heapIndex] = due;
       this.siftUp(t.heapIndex);
     } else if (due !== t.due) {
       const older = t.due;
       t.due = due;
+      this.heapDue[t.heapIndex] = due;
       if (due < older) this.siftUp(t.heapIndex);
       else this.siftDown(t.heapIndex);
     }
@@ -1213,7 +1264,7 @@ export class Prober extends EventEmitter<ProberEvents> {
   private arm(): void {
     if (this.closed || this.heap.length === 0) return;
     const head = this.heap[0]!;
-    const due = head.due;
+    const due = this.heapDue[0]!;
     if (due === Infinity) return;
     // A detection deadline is kept to a fraction of a millisecond (timers have a resolution
     // of one, and fire up to one or two late): the timer wakes us early and the last two
@@ -1245,40 +1296,51 @@ export class Prober extends EventEmitter<ProberEvents> {
     if (last === t) return;
     this.heap[i] = last;
     last.heapIndex = i;
+    this.heapDue[i] = last.due;
     this.siftDown(i);
     this.siftUp(last.heapIndex);
   }
 
   private siftUp(i: number): void {
     const heap = this.heap;
+    const dues = this.heapDue;
     const t = heap[i]!;
+    const due = dues[i]!;
     while (i > 0) {
       const parent = (i - 1) >> 1;
+      const parentDue = dues[parent]!;
+      if (parentDue <= due) break;
       const p = heap[parent]!;
-      if (p.due <= t.due) break;
       heap[i] = p;
+      dues[i] = parentDue;
       p.heapIndex = i;
       i = parent;
     }
     heap[i] = t;
+    dues[i] = due;
     t.heapIndex = i;
   }
 
   private siftDown(i: number): void {
     const heap = this.heap;
+    const dues = this.heapDue;
     const n = heap.length;
     const t = heap[i]!;
+    const due = dues[i]!;
     for (;;) {
       let child = 2 * i + 1;
       if (child >= n) break;
-      if (child + 1 < n && heap[child + 1]!.due < heap[child]!.due) child++;
+      let childDue = dues[child]!;
+      if (child + 1 < n && dues[child + 1]! < childDue) childDue = dues[++child]!;
+      if (childDue >= due) break;
       const c = heap[child]!;
-      if (c.due >= t.due) break;
       heap[i] = c;
+      dues[i] = childDue;
       c.heapIndex = i;
       i = child;
     }
     heap[i] = t;
+    dues[i] = due;
     t.heapIndex = i;
   }
 
