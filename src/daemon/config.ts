@@ -22,8 +22,9 @@ export const STATUS_DIR = '/run/netheal';
 /** Where the daemon looks when --config is not given. */
 export const DEFAULT_CONFIG_PATH = '/etc/netheal/config.json';
 
-const ms = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
 const int = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+/** A duration in milliseconds: the same rule, named for what the field holds. */
+const ms = int;
 const nonEmpty = () => v.pipe(v.string(), v.minLength(1));
 
 /**
