@@ -174,9 +174,15 @@ async function injectAndHeal(t, manager, inject) {
   const tcp = await conn.exchange(5000);
   const healMs = detectionToConfigured(d2h, faultAt, healed);
   record.detectionToConfiguredMs = healMs === null ? null : Math.round(healMs);
+  const command = box.managerCommands()[0];
+  const detectedAt = d2h.detected ? nsOf(d2h.detected) : null;
+  const commandAt = command ? command.atMs - WALL_MINUS_MONOTONIC : null;
   report(t, box, record, {
     faultToDetectionMs: d2h.detected && nsOf(d2h.detected) !== null ? +(nsOf(d2h.detected) - faultAt).toFixed(1) : null,
-    faultToConfiguredMs: healed.ms && Math.round(healed.ms), detectionToHealthyMs: d2h.ms && Math.round(d2h.ms), tcpSurvived: tcp.ok,
+    faultToConfiguredMs: healed.ms && Math.round(healed.ms), pollMs: healed.pollMs && Math.round(healed.pollMs),
+    detectionToCommandMs: commandAt !== null && detectedAt !== null ? Math.round(commandAt - detectedAt) : null,
+    commandToConfiguredMs: commandAt !== null && healed.ok ? Math.round(faultAt + healed.ms - commandAt) : null,
+    detectionToHealthyMs: d2h.ms && Math.round(d2h.ms), tcpSurvived: tcp.ok,
   });
   return { box, iface, lines, healed, healthy, d2h, tcp, healMs };
 }

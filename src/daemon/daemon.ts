@@ -17,7 +17,7 @@ import { Sockets } from '../kernel/sockets';
 import { NativeBinding } from '../native';
 import { resolveNetns } from '../netns';
 import { ActionExecutor } from '../policy/actions';
-import { Clock } from '../policy/clock';
+import { Clock, systemClock } from '../policy/clock';
 import { ActionEvent, AlertEvent, HealthEvent, PolicyEngine, PolicySnapshot, RecoveredEvent, VerifyEvent } from '../policy/engine';
 import { Evidence, evidenceFromMonitorEvent } from '../policy/evidence';
 import { DaemonConfig, policyConfigOf, validateConfig } from './config';
@@ -117,7 +117,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private engine: PolicyEngine | undefined;
   private watched: string[] = [];
   private readonly knownGood = new Map<string, InterfaceConfiguration>();
-  /** The last query of each interface's owners (performance.now() at its start). */
+  /** The last query of each interface's owners (the engine's clock at its start). */
   private readonly ownerQueries = new Map<string, { startedAt: number; claims: Promise<OwnerClaim[]> }>();
   /** The last answered query of each interface's owners. */
   private readonly ownerAnswers = new Map<string, OwnerClaim[]>();
@@ -570,7 +570,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await Promise.all(this.watched.map((name) => this.rememberGood(name)));
     // Asking the managers takes their tools' start-up time: never hold READY back for it.
     for (const name of this.watched) {
-      void this.claimsOf(name, 0).then((claims) => {
+      void this.claimsSince(name, this.clock.now()).then((claims) => {
         if (claims.length > 1) this.logger.warning(`${name} is claimed by several managers: ${claims.map((c) => c.owner).join(', ')}; they will fight over it`, { iface: name });
       }, () => undefined);
     }
@@ -765,7 +765,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const commands = Array.isArray(event.result.data?.commands) ? event.result.data.commands as string[] : undefined;
     this.logger.log(event.result.status === 'skipped' ? 'info' : level, `${event.iface}: step ${event.step} ${event.kind}: ${event.result.status}${event.result.detail ? `: ${event.result.detail}` : ''}`, {
       iface: event.iface, step: event.step, action: event.kind, result: event.result.status, dryRun: event.dryRun,
-      fault: this.engine?.faultOf(event.iface)?.class ?? null, commands,
+      fault: event.fault, commands,
       destroyed: destroyed > 0 ? destroyed : undefined,
       durationMs: Math.round(event.durationMs), monotonicNs: process.hrtime.bigint().toString(),
     });
@@ -783,11 +783,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
   }
 
-  /** The managers' claims from a query started at most `maxAgeMs` ago, else a new query. */
-  private claimsOf(iface: string, maxAgeMs: number): Promise<OwnerClaim[]> {
-    const now = performance.now();
+  /** The engine's clock (a test's fake one, else the monotonic clock): owner queries are dated on it. */
+  private get clock(): Clock {
+    return this.options.clock ?? systemClock;
+  }
+
+  /** The managers' claims from a query started at or after `sinceMs` (engine clock), else a new query. */
+  private claimsSince(iface: string, sinceMs: number): Promise<OwnerClaim[]> {
+    const now = this.clock.now();
     const last = this.ownerQueries.get(iface);
-    if (last !== undefined && now - last.startedAt <= maxAgeMs) return last.claims;
+    if (last !== undefined && last.startedAt >= sinceMs) return last.claims;
     const claims = queryOwners(iface, this.managerEnvironment());
     this.ownerQueries.set(iface, { startedAt: now, claims });
     claims.then((answer) => { this.ownerAnswers.set(iface, answer); }, () => this.ownerQueries.delete(iface));
@@ -801,7 +806,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private async refreshIntent(iface: string): Promise<void> {
     let intent: Intent;
     try {
-      const [claim] = await this.claimsOf(iface, 0);
+      const [claim] = await this.claimsSince(iface, this.clock.now());
       intent = claim === undefined
         ? { owner: 'netheal', wantUp: true, source: 'no manager owns it: netheal\'s configuration' }
         : { owner: claim.owner, wantUp: claim.wantUp, source: claim.source };
@@ -876,7 +881,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       pathDeadMs: this.config.killSockets.pathDeadMs,
       managers: this.managerEnvironment(),
       journal: this.journal!,
-      claimsOf: (iface: string, maxAgeMs: number) => this.claimsOf(iface, maxAgeMs),
+      claimsSince: (iface: string, sinceMs: number) => this.claimsSince(iface, sinceMs),
+      now: () => this.clock.now(),
       lastClaims: (iface: string) => this.ownerAnswers.get(iface),
       addressesOf: (iface: string) => this.monitor?.getLink(iface)?.addresses.map((a) => ({ address: a.address, prefixlen: a.prefixlen, family: a.family })) ?? [],
       ifindexOf: (iface: string) => this.monitor?.getLink(iface)?.ifindex ?? null,

@@ -29,10 +29,13 @@ export interface ExecutorHost {
   /** Where disruptive steps write down how to undo their middle (src/actions/interruption.ts). */
   journal: InterruptionJournal;
   /**
-   * The managers' claims on an interface, from a query started at most `maxAgeMs` ago (one
-   * in flight counts): an episode's steps share the query the fault itself set off.
+   * The managers' claims on an interface, from a query started at or after `sinceMs` (the
+   * engine's clock; one in flight counts): an episode's steps share the query the fault
+   * itself set off instead of paying the managers' tools' start-up again.
    */
-  claimsOf(iface: string, maxAgeMs: number): Promise<OwnerClaim[]>;
+  claimsSince(iface: string, sinceMs: number): Promise<OwnerClaim[]>;
+  /** The engine's clock, the one `ActionContext`'s times are on. */
+  now(): number;
   /** The last answered claims, if any (no query). */
   lastClaims(iface: string): OwnerClaim[] | undefined;
   /** Addresses on the interface now, with their prefix lengths (from the LinkMonitor). */
@@ -59,14 +62,14 @@ export const IFDOWN_CONFIRM_MS = 150;
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
-/** The owner as asked since the fault began (`maxAgeMs` 0: asked now). */
-async function ownerOf(host: ExecutorHost, iface: string, maxAgeMs: number): Promise<OwnerClaim | null> {
-  const [first] = await host.claimsOf(iface, Math.max(0, maxAgeMs));
+/** The owner as asked at or after `sinceMs` (`host.now()`: asked now). */
+async function ownerOf(host: ExecutorHost, iface: string, sinceMs: number): Promise<OwnerClaim | null> {
+  const [first] = await host.claimsSince(iface, sinceMs);
   return first ?? null;
 }
 
-/** How long the fault has lasted: claims asked since then are fresh enough. */
-const faultAge = (ctx: ActionContext): number => ctx.atMs - ctx.faultSinceMs;
+/** The owner as asked since the fault began: a query the fault set off is fresh enough. */
+const ownerSinceFault = (host: ExecutorHost, ctx: ActionContext): Promise<OwnerClaim | null> => ownerOf(host, ctx.iface, ctx.faultSinceMs);
 
 /** Sets an interface up that is administratively down against its owner's intent. */
 function linkUp(host: ExecutorHost): ActionExecutor {
@@ -96,15 +99,15 @@ function repair(host: ExecutorHost): ActionExecutor {
       // A daemon that owns the interface is asked to re-apply instead (the next rung).
       const known = host.lastClaims(ctx.iface)?.[0];
       if (known?.owner === 'systemd-networkd' || known?.owner === 'NetworkManager') return false;
-      let owner = await ownerOf(host, ctx.iface, faultAge(ctx));
+      let owner = await ownerSinceFault(host, ctx);
       if (owner === null) return true;
       if (owner.owner !== 'ifupdown' && owner.owner !== 'network-scripts') return false;
-      const age = faultAge(ctx);
+      const age = host.now() - ctx.faultSinceMs;
       // A loss that began the episode may be an ifdown under way; one that followed an earlier
       // fault of this episode (routes flushed by an admin-down just healed) is not.
       if (age < IFDOWN_CONFIRM_MS && ctx.episodeSinceMs >= ctx.faultSinceMs) {
         await delay(IFDOWN_CONFIRM_MS - age);
-        owner = await ownerOf(host, ctx.iface, 0);
+        owner = await ownerOf(host, ctx.iface, host.now());
       }
       // The owner took it down on purpose: nothing to repair.
       return owner !== null && owner.wantUp !== false;
@@ -137,13 +140,13 @@ function managerReapply(host: ExecutorHost): ActionExecutor {
       // applying ActivationPolicy=down removes the address before it takes the link down;
       // NetworkManager's `device disconnect` keeps the link up). The query the fault set off
       // is shared, so this costs no extra round.
-      const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
+      const owner = await ownerSinceFault(host, ctx);
       // Never re-apply what the owner took down on purpose (`nmcli device disconnect`).
       if (owner === null || owner.wantUp === false) return false;
       return ctx.fault.class === 'link' || owner.owner === 'systemd-networkd' || owner.owner === 'NetworkManager';
     },
     async run(ctx) {
-      const owner = await ownerOf(host, ctx.iface, faultAge(ctx));
+      const owner = await ownerSinceFault(host, ctx);
       if (owner === null) return { status: 'skipped', detail: 'no network manager owns the interface' };
       const result = await reapply(owner.owner, ctx.iface, {
         ...host.managers, netnsPath: host.netnsPath, timeoutMs: ctx.timeoutMs, signal: ctx.signal, journal: host.journal,
@@ -205,7 +208,7 @@ function linkBounce(host: ExecutorHost): ActionExecutor {
     afterMs: { link: LINK_HOLD_DOWN_MS },
     async applies(ctx) {
       // A manager would fight a raw bounce and own the configuration anyway.
-      return (await ownerOf(host, ctx.iface, faultAge(ctx))) === null;
+      return (await ownerSinceFault(host, ctx)) === null;
     },
     async run(ctx) {
       const downMs = typeof ctx.options.downMs === 'number' ? ctx.options.downMs : 200;

@@ -47,6 +47,8 @@ export interface ActionEvent {
   kind: string;
   /** Climb number since the last backoff reset, 1-based. */
   attempt: number;
+  /** The class of the fault the step was taken (or skipped) for, fixed when it started. */
+  fault: FaultClass;
   dryRun: boolean;
   result: StepResult;
   /** Clock time (ms) the step started. */

@@ -271,7 +271,7 @@ export class EpisodeRunner {
     const skip = (i: number, step: LadderStep, detail: string): void => {
       const at = this.host.clock.now();
       this.record(rec, {
-        iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.host.dryRun,
+        iface: rec.name, step: i + 1, kind: step.action, attempt, fault: fault.class, dryRun: this.host.dryRun,
         result: { status: 'skipped', detail }, startedAtMs: at, durationMs: 0,
       }, false);
     };
@@ -286,7 +286,7 @@ export class EpisodeRunner {
       if (executor === undefined) {
         this.host.alert(rec, 'unknown-action', `${rec.name}: ladder step ${i + 1} names "${step.action}", which no executor provides`, null, false);
         this.record(rec, {
-          iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.host.dryRun,
+          iface: rec.name, step: i + 1, kind: step.action, attempt, fault: fault.class, dryRun: this.host.dryRun,
           result: { status: 'failed', detail: `no executor registered for "${step.action}"` }, startedAtMs: this.host.clock.now(), durationMs: 0,
         }, false);
         continue;
@@ -357,7 +357,7 @@ export class EpisodeRunner {
       if (result.status === 'skipped') rec.budget.refund(budgetStamp);
       else if (verifiable) rec.verifiableRuns += 1;
       this.record(rec, {
-        iface: rec.name, step: i + 1, kind: step.action, attempt, dryRun: this.host.dryRun, result, startedAtMs,
+        iface: rec.name, step: i + 1, kind: step.action, attempt, fault: fault.class, dryRun: this.host.dryRun, result, startedAtMs,
         durationMs: this.host.clock.now() - startedAtMs,
       }, result.status !== 'skipped');
       if (!this.current(rec, token)) return 'cancelled';

@@ -13,7 +13,7 @@
  *   dryRun: argv.dryRun,
  * });
  * engine.on('health', (e) => log.info(e));   // {iface|group, from, to, evidence, reasons, cause, atMs}
- * engine.on('action', (e) => log.info(e));   // {iface, step, kind, attempt, dryRun, result, durationMs}
+ * engine.on('action', (e) => log.info(e));   // {iface, step, kind, attempt, fault, dryRun, result, durationMs}
  * engine.on('alert', (e) => log.warn(e));    // {iface, reason, detail, untilMs, atMs}
  * monitor.on('event', (ev) => {
  *   for (const e of evidenceFromMonitorEvent(ev, (i) => names.get(i))) engine.observe(e);

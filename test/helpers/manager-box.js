@@ -522,8 +522,9 @@ class ManagerBox {
     const start = hrMs();
     let state;
     for (;;) {
+      const pollStart = hrMs();
       state = await this.linkState();
-      if (this.isConfigured(state)) return { ok: true, ms: hrMs() - start, state };
+      if (this.isConfigured(state)) return { ok: true, ms: hrMs() - start, state, pollMs: hrMs() - pollStart };
       if (hrMs() - start > timeoutMs) break;
       await sleep(intervalMs);
     }
