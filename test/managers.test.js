@@ -35,6 +35,9 @@ const REAPPLY = {
   ifupdown: null, // netheal puts the declared address/route back itself (action `repair`)
 };
 
+/** The first command of each daemon's owner query (src/actions/manager.ts), as the shims record it. */
+const OWNER_QUERY = { networkd: 'networkctl list', networkmanager: 'nmcli -t -f DEVICE,STATE device' };
+
 const timings = [];
 
 function daemonConfig(box) {
@@ -184,11 +187,11 @@ async function injectAndHeal(t, manager, inject) {
     commandToConfiguredMs: commandAt !== null && healed.ok ? Math.round(faultAt + healed.ms - commandAt) : null,
     detectionToHealthyMs: d2h.ms && Math.round(d2h.ms), tcpSurvived: tcp.ok,
   });
-  return { box, iface, lines, healed, healthy, d2h, tcp, healMs };
+  return { box, iface, lines, healed, healthy, d2h, tcp, healMs, faultAt };
 }
 
 async function lostConfiguration(t, manager, what) {
-  const { box, iface, lines, healed, healthy, d2h, tcp, healMs } = await injectAndHeal(t, manager,
+  const { box, iface, lines, healed, healthy, d2h, tcp, healMs, faultAt } = await injectAndHeal(t, manager,
     (b) => (what === 'address' ? b.delAddress() : b.delDefaultRoute()));
 
   t.true(healed.ok, `configured state back within ${HEAL_WITHIN_MS} ms: ${JSON.stringify(healed.state)}`);
@@ -200,6 +203,12 @@ async function lostConfiguration(t, manager, what) {
   const commands = box.managerCommands().map((c) => c.line);
   if (REAPPLY[manager] !== null) {
     t.deepEqual(commands, [REAPPLY[manager](iface)], 'exactly the manager\'s re-apply ran');
+    // The owner is asked once after the fault: the re-apply step reuses that answer instead of
+    // paying the manager's tool's start-up again before it acts.
+    const calls = box.shimCalls().filter((c) => c.atMs - WALL_MINUS_MONOTONIC >= faultAt);
+    const reapplyAt = calls.findIndex((c) => c.line === REAPPLY[manager](iface));
+    const asked = calls.slice(0, reapplyAt).filter((c) => c.line.startsWith(OWNER_QUERY[manager]));
+    t.is(asked.length, 1, `owner queries between the fault and the re-apply: ${JSON.stringify(calls.map((c) => c.line))}`);
   } else {
     t.deepEqual(commands, [], 'no ifdown/ifup');
     t.true(actionLines(lines, iface).some((l) => l.action === 'repair' && l.result === 'ok'), 'netheal repaired the declared configuration itself');
