@@ -384,6 +384,7 @@ class ManagerBox {
   async wire() {
     const gw = this.gwNs;
     const far = this.farNs;
+    await removeOrphanNamespaces();
     await must('ip', ['netns', 'add', gw]);
     this.nsMade = [gw];
     await must('ip', ['netns', 'add', far]);
@@ -818,6 +819,25 @@ class ManagerBox {
     }
     for (const ns of this.nsMade ?? []) await sh('ip', ['netns', 'del', ns]);
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Deletes the gateway/far namespaces of earlier boxes whose test process is gone (killed
+ * before its teardown ran): their names carry that process's pid. A live pid, ours or
+ * another's, is left alone, so a parallel run never loses its namespaces.
+ */
+async function removeOrphanNamespaces() {
+  let names = [];
+  try {
+    names = fs.readdirSync('/run/netns');
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = /^nh(?:gw|far)(\d+)[a-z]{2}$/.exec(name)?.[1];
+    if (pid === undefined || fs.existsSync(`/proc/${pid}`)) continue;
+    await sh('ip', ['netns', 'del', name]);
   }
 }
 
