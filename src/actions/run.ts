@@ -1,5 +1,6 @@
 /** Running helper commands (nmcli, ifup, hooks) with a time limit, inside a namespace if asked. */
 import { ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
 
 /** The outcome of a command; never throws for a failing command. */
 export interface CommandResult {
@@ -17,6 +18,23 @@ export interface CommandResult {
    */
   spawnError: string | null;
   durationMs: number;
+}
+
+/**
+ * Whether `command` is an executable file on PATH (or, with a slash, at that path). Asking
+ * costs a few stat calls; starting a missing tool costs a whole fork (~10 ms of a blocked
+ * event loop on a VM) just to learn ENOENT.
+ */
+export function commandExists(command: string, searchPath = process.env.PATH ?? ''): boolean {
+  const candidates = command.includes('/') ? [command] : searchPath.split(':').filter(Boolean).map((dir) => `${dir}/${command}`);
+  return candidates.some((file) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Options of {@link runCommand}. */

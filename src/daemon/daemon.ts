@@ -664,6 +664,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private onMonitorEvent(event: MonitorEvent): void {
+    const receivedAt = this.clock.now();
+    let askOwner: string | null = null;
     this.emit('monitor', event);
     this.metrics.events.inc({ type: event.type });
     // A default route lost may be netheal's own, removed by a manager that clears foreign routes.
@@ -676,7 +678,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.metrics.linkAdminUp.set({ iface: event.link.name }, event.link.adminUp ? 1 : 0);
       if (event.changed.includes('carrier')) this.metrics.carrierChanges.inc({ iface: event.link.name });
       // Admin-down by whom? The owner's intent decides whether to heal it or respect it.
-      if (event.changed.includes('adminUp') || !event.link.adminUp) void this.refreshIntent(event.link.name);
+      if (event.changed.includes('adminUp') || !event.link.adminUp) askOwner = event.link.name;
       this.remember('kernel', `link ${event.link.name}: ${event.changed.join(',')} -> carrier ${event.link.carrier ? 'up' : 'down'}, ${event.link.adminUp ? 'admin up' : 'admin down'} (via ${event.via})`, event.link.name);
     } else if (event.type === 'address' || event.type === 'default-route' || event.type === 'link-removed') {
       const text = event.type === 'address' ? `address ${event.action} ${event.address}/${event.prefixlen}`
@@ -690,6 +692,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     for (const evidence of evidenceFromMonitorEvent(event, (i) => monitor.getLink(i)?.name)) {
       this.observe(evidence, event.monotonicNs, event.via);
     }
+    // After the evidence: starting the owner's tools blocks the loop ~10 ms per process on a
+    // VM, and the health change must not wait for that. A query the change itself set off
+    // (onHealth) is reused.
+    if (askOwner !== null) void this.refreshIntent(askOwner, receivedAt);
   }
 
   private onTarget(event: TargetStateEvent, up: boolean): void {
@@ -793,7 +799,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const now = this.clock.now();
     const last = this.ownerQueries.get(iface);
     if (last !== undefined && last.startedAt >= sinceMs) return last.claims;
-    const claims = queryOwners(iface, this.managerEnvironment());
+    const claims = queryOwners(iface, this.managerEnvironment(), this.ownerAnswers.get(iface));
     this.ownerQueries.set(iface, { startedAt: now, claims });
     claims.then((answer) => { this.ownerAnswers.set(iface, answer); }, () => this.ownerQueries.delete(iface));
     return claims;
@@ -802,11 +808,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /**
    * Asks the interface's owner what it wants (see src/actions/manager.ts) and feeds it as
    * evidence. Where no manager owns the interface, netheal's own configuration speaks: up.
+   * A query started at or after `sinceMs` is answer enough.
    */
-  private async refreshIntent(iface: string): Promise<void> {
+  private async refreshIntent(iface: string, sinceMs = this.clock.now()): Promise<void> {
     let intent: Intent;
     try {
-      const [claim] = await this.claimsSince(iface, this.clock.now());
+      const [claim] = await this.claimsSince(iface, sinceMs);
       intent = claim === undefined
         ? { owner: 'netheal', wantUp: true, source: 'no manager owns it: netheal\'s configuration' }
         : { owner: claim.owner, wantUp: claim.wantUp, source: claim.source };
