@@ -66,14 +66,14 @@ const r3 = (v) => (v === null || v === undefined ? null : Number(v.toFixed(3)));
 /** Fault classes, in runLab's order. `netlink`: an event reports it (target < 5 ms). */
 const CLASSES = [
   { key: 'carrierLoss', match: /^carrier loss/, label: 'carrier loss (far end down)', netlink: true, causeRemoved: true },
-  { key: 'blackhole', match: /blackhole/, label: 'path blackhole (router drops replies)', netlink: false, causeRemoved: true },
-  { key: 'addressLoss', match: /address loss/, label: 'address loss (192.0.2.2 removed)', netlink: true, causeRemoved: false },
-  { key: 'defaultRouteLoss', match: /default-route loss/, label: 'default-route loss', netlink: true, causeRemoved: false },
-  { key: 'nicCarrierLoss', match: /NIC carrier loss/, label: 'NIC carrier loss (tap, linkwatch-delayed)', netlink: false, causeRemoved: false },
+  { key: 'blackhole', match: /^path blackhole/, label: 'path blackhole (router drops replies)', netlink: false, causeRemoved: true },
+  { key: 'addressLoss', match: /^address loss/, label: 'address loss (192.0.2.2 removed)', netlink: true, causeRemoved: false },
+  { key: 'defaultRouteLoss', match: /^default-route loss/, label: 'default-route loss', netlink: true, causeRemoved: false },
+  { key: 'nicCarrierLoss', match: /^NIC carrier loss/, label: 'NIC carrier loss (tap, linkwatch-delayed)', netlink: false, causeRemoved: false },
   { key: 'defaultRouteLossBeyondGw', nethealKey: 'defaultRouteLoss', match: /^$/, label: 'default-route loss, loop variant pinging 198.51.100.1 beyond the gateway', netlink: true, causeRemoved: false, loopOnly: true },
-  { key: 'flapStorm', match: /flap storm/, label: 'flap storm (25 flaps, 80 ms apart)', netlink: true, causeRemoved: true },
-  { key: 'adminDown', match: /admin-down behind/, label: 'admin-down behind netheal\'s back', netlink: true, causeRemoved: false, nethealOnly: 'the loop pings the gateway: it sees the failure but its ifdown/ifup would heal it; not scripted for the loop' },
-  { key: 'beyondFirstHop', match: /beyond the first hop/, label: 'loss beyond the first hop (far target gone)', netlink: false, causeRemoved: true, nethealOnly: 'the loop pinging the gateway never sees it' },
+  { key: 'flapStorm', match: /^flap storm/, label: 'flap storm (25 flaps, 80 ms apart)', netlink: true, causeRemoved: true },
+  { key: 'adminDown', match: /^admin-down behind/, label: 'admin-down behind netheal\'s back', netlink: true, causeRemoved: false, nethealOnly: 'the loop pings the gateway: it sees the failure but its ifdown/ifup would heal it; not scripted for the loop' },
+  { key: 'beyondFirstHop', match: /^loss beyond the first hop/, label: 'loss beyond the first hop (far target gone)', netlink: false, causeRemoved: true, nethealOnly: 'the loop pinging the gateway never sees it' },
 ];
 
 const median = (values) => (values.length === 0 ? null : summarize(values).median);
