@@ -106,3 +106,18 @@ test('out of file descriptors (RLIMIT_NOFILE lowered by prlimit): the hook fails
   t.is(action.status, 'failed');
   t.is(action.detail, `${hook}: failed: spawn EMFILE`);
 });
+
+test('commandExists: an executable file on PATH or by path; not a directory, a plain file or a missing name', (t) => {
+  const { commandExists } = require('../lib/actions/run');
+  const dir = fs.mkdtempSync('/run/netheal-command-exists-');
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'tool'), '#!/bin/sh\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, 'data'), 'x', { mode: 0o644 });
+  fs.mkdirSync(path.join(dir, 'sub'));
+  t.true(commandExists('tool', `/nonexistent:${dir}`));
+  t.true(commandExists(path.join(dir, 'tool'), ''));
+  t.false(commandExists('data', dir), 'not executable');
+  t.false(commandExists('sub', dir), 'a directory');
+  t.false(commandExists('missing', dir));
+  t.false(commandExists('tool', ''), 'an empty PATH finds nothing');
+});
