@@ -274,6 +274,7 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
 
     const outcomes: FaultOutcome[] = [];
     const control = new LinkControl({ netns: Lab.path(router) });
+    const clientControl = new LinkControl({ netns: clientPath });
 
     const isDown = (iface: string) => (r: LogRecord): boolean => r.iface === iface && (r.to === 'down' || r.to === 'suspect');
     const isHealthy = (iface: string) => (r: LogRecord): boolean => r.iface === iface && r.to === 'healthy';
@@ -336,8 +337,10 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
     await scenario('path blackhole (router drops replies)', CLIENT_IF,
       async () => { const t = monotonicNs(); await lab.ip(router, 'route', 'add', 'blackhole', '192.0.2.2/32'); return t; },
       async () => { await lab.ip(router, 'route', 'del', 'blackhole', '192.0.2.2/32'); });
-    await scenario('admin-down behind netheal\'s back (ip link set down)', CLIENT_IF,
-      async () => { const t = monotonicNs(); await lab.ip(client, 'link', 'set', CLIENT_IF, 'down'); return t; });
+    await scenario('admin-down behind netheal\'s back (RTM_NEWLINK down)', CLIENT_IF,
+      // By netlink, stamped just before the request (as for the carrier loss): t0 before an
+      // `ip` process would count that process's start-up (~10 ms) as detection time.
+      () => clientControl.setAdmin(CLIENT_IF, false));
     await scenario('loss beyond the first hop (far target gone)', CLIENT_IF,
       async () => { const t = monotonicNs(); await lab.ip(router, 'addr', 'del', '198.51.100.1/32', 'dev', 'lo'); return t; },
       async () => { await lab.ip(router, 'addr', 'add', '198.51.100.1/32', 'dev', 'lo'); });
@@ -364,6 +367,7 @@ export async function runLab(options: { logFormat?: string; quiet?: boolean } = 
     const bounces = log.since(stormMark).filter((r) => r.action === 'link-bounce' && r.result !== undefined && r.iface === CLIENT_IF).length;
     outcomes[outcomes.length - 1]!.note = `${bounces} link bounce(s) during the storm`;
     control.close();
+    clientControl.close();
 
     out('');
     printTable(outcomes, out);
