@@ -120,4 +120,9 @@ test('commandExists: an executable file on PATH or by path; not a directory, a p
   t.false(commandExists('sub', dir), 'a directory');
   t.false(commandExists('missing', dir));
   t.false(commandExists('tool', ''), 'an empty PATH finds nothing');
+  // Unset PATH: the default spawn() would search, so a tool it would start is not "missing".
+  const saved = process.env.PATH;
+  delete process.env.PATH;
+  t.teardown(() => { process.env.PATH = saved; });
+  t.true(commandExists('sh'), 'found in the default search path');
 });

@@ -20,12 +20,15 @@ export interface CommandResult {
   durationMs: number;
 }
 
+/** What spawn() searches when PATH is unset (libuv falls back to the C library's default). */
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /**
  * Whether `command` is an executable file on PATH (or, with a slash, at that path). Asking
  * costs a few stat calls; starting a missing tool costs a whole fork (~10 ms of a blocked
  * event loop on a VM) just to learn ENOENT.
  */
-export function commandExists(command: string, searchPath = process.env.PATH ?? ''): boolean {
+export function commandExists(command: string, searchPath = process.env.PATH ?? DEFAULT_PATH): boolean {
   const candidates = command.includes('/') ? [command] : searchPath.split(':').filter(Boolean).map((dir) => `${dir}/${command}`);
   return candidates.some((file) => {
     try {

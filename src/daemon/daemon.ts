@@ -544,7 +544,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       const fault = snapshot.interfaces[name]?.fault?.class ?? null;
       for (const c of FAULT_CLASSES) this.metrics.fault.set({ iface: name, class: c }, c === fault ? 1 : 0);
     }
-    for (const name of this.watched) void this.refreshIntent(name);
+    const intentAskedAt = this.clock.now();
+    for (const name of this.watched) void this.refreshIntent(name, intentAskedAt);
 
     this.startProber(defaults);
     if (config.uplinks !== undefined) {
@@ -570,7 +571,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await Promise.all(this.watched.map((name) => this.rememberGood(name)));
     // Asking the managers takes their tools' start-up time: never hold READY back for it.
     for (const name of this.watched) {
-      void this.claimsSince(name, this.clock.now()).then((claims) => {
+      void this.claimsSince(name, intentAskedAt).then((claims) => {
         if (claims.length > 1) this.logger.warning(`${name} is claimed by several managers: ${claims.map((c) => c.owner).join(', ')}; they will fight over it`, { iface: name });
       }, () => undefined);
     }
@@ -801,7 +802,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (last !== undefined && last.startedAt >= sinceMs) return last.claims;
     const claims = queryOwners(iface, this.managerEnvironment(), this.ownerAnswers.get(iface));
     this.ownerQueries.set(iface, { startedAt: now, claims });
-    claims.then((answer) => { this.ownerAnswers.set(iface, answer); }, () => this.ownerQueries.delete(iface));
+    // Only the newest query speaks: an older one finishing late must not overwrite its answer.
+    const newest = (): boolean => this.ownerQueries.get(iface)?.claims === claims;
+    claims.then((answer) => { if (newest()) this.ownerAnswers.set(iface, answer); }, () => { if (newest()) this.ownerQueries.delete(iface); });
     return claims;
   }
 

@@ -68,8 +68,17 @@ async function ownerOf(host: ExecutorHost, iface: string, sinceMs: number): Prom
   return first ?? null;
 }
 
-/** The owner as asked since the fault began: a query the fault set off is fresh enough. */
-const ownerSinceFault = (host: ExecutorHost, ctx: ActionContext): Promise<OwnerClaim | null> => ownerOf(host, ctx.iface, ctx.faultSinceMs);
+/**
+ * How old an owner's answer may be when a step acts on it. A fault's first steps act on the
+ * query the fault set off (a second one would cost the tools' start-up again); a step that
+ * comes later (a link fault's 3 s hold-down, a later climb) asks again, or an operator's
+ * `nmcli device disconnect` in the meantime, which changes no evidence, would go unseen.
+ */
+export const OWNER_ANSWER_MAX_AGE_MS = 1000;
+
+/** The owner as asked since the fault began, and within {@link OWNER_ANSWER_MAX_AGE_MS}. */
+const ownerSinceFault = (host: ExecutorHost, ctx: ActionContext): Promise<OwnerClaim | null> =>
+  ownerOf(host, ctx.iface, Math.max(ctx.faultSinceMs, host.now() - OWNER_ANSWER_MAX_AGE_MS));
 
 /** Sets an interface up that is administratively down against its owner's intent. */
 function linkUp(host: ExecutorHost): ActionExecutor {

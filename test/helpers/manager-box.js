@@ -442,6 +442,25 @@ class ManagerBox {
     return this.shimCalls().filter((c) => isMutating(c.argv));
   }
 
+  /**
+   * Waits until the shims have recorded nothing new for `quietMs` (at most `timeoutMs`);
+   * resolves the number of calls recorded so far, a mark to count later calls from.
+   */
+  async shimsQuiet(quietMs, timeoutMs) {
+    const start = hrMs();
+    let count = this.shimCalls().length;
+    let since = hrMs();
+    while (hrMs() - since < quietMs && hrMs() - start < timeoutMs) {
+      await sleep(25);
+      const now = this.shimCalls().length;
+      if (now !== count) {
+        count = now;
+        since = hrMs();
+      }
+    }
+    return count;
+  }
+
   clearShimCalls() {
     fs.rmSync(path.join(this.dir, 'shim-calls.log'), { force: true });
   }
@@ -825,7 +844,8 @@ class ManagerBox {
 /**
  * Deletes the gateway/far namespaces of earlier boxes whose test process is gone (killed
  * before its teardown ran): their names carry that process's pid. A live pid, ours or
- * another's, is left alone, so a parallel run never loses its namespaces.
+ * another's, is left alone, so a parallel run in this PID namespace never loses its
+ * namespaces (one in another PID namespace sharing /run/netns would not be seen alive).
  */
 async function removeOrphanNamespaces() {
   let names = [];
