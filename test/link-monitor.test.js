@@ -163,19 +163,29 @@ test('carrier-sync sees a tap carrier loss that linkwatch delays', async (t) => 
   await synced.start();
   const rec = recorder(synced);
   // Two drops 0.2 s apart: the second waits for linkwatch's 1 s timer (docs/kernel-facts.md).
-  tap.setCarrier(false);
-  await rec.next(isLink('tap0', (l) => !l.carrier), 3000, 'first drop');
-  tap.setCarrier(true);
-  await rec.next(isLink('tap0', (l) => l.carrier), 3000, 'carrier up');
-  await new Promise((resolve) => setTimeout(resolve, 150));
-  const t0 = process.hrtime.bigint();
-  tap.setCarrier(false);
-  const event = await rec.next(isLink('tap0', (l) => !l.carrier), 3000, 'second drop');
-  const latencyMs = Number(BigInt(event.monotonicNs) - t0) / 1e6;
-  // Seen by the poll, so before linkwatch let the kernel announce it: that is the point. How
-  // soon (about one 20 ms interval when the machine keeps up) is logged, not asserted.
-  t.is(event.via, 'carrier-sync');
-  t.log(`seen after ${latencyMs.toFixed(1)} ms`);
+  // Seen by the poll, so before linkwatch lets the kernel announce it: that is the point. On
+  // a machine starved of CPU for most of that second the kernel's notification can still win
+  // the race (CI with both cores busy saw it once); such an attempt is logged and repeated,
+  // and one of three must go to the poll. A poll that never sees it fails all three.
+  const attempts = [];
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    tap.setCarrier(false);
+    await rec.next(isLink('tap0', (l) => !l.carrier), 3000, 'first drop');
+    tap.setCarrier(true);
+    await rec.next(isLink('tap0', (l) => l.carrier), 3000, 'carrier up');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const t0 = process.hrtime.bigint();
+    tap.setCarrier(false);
+    const event = await rec.next(isLink('tap0', (l) => !l.carrier), 3000, 'second drop');
+    const latencyMs = Number(BigInt(event.monotonicNs) - t0) / 1e6;
+    attempts.push(`${event.via} after ${latencyMs.toFixed(1)} ms`);
+    // How soon (about one 20 ms interval when the machine keeps up) is logged, not asserted.
+    if (event.via === 'carrier-sync') break;
+    tap.setCarrier(true);
+    await rec.next(isLink('tap0', (l) => l.carrier), 3000, 'carrier up again');
+  }
+  t.log(`second drop seen: ${attempts.join('; ')}`);
+  t.true(attempts.at(-1).startsWith('carrier-sync'), `seen by the poll in one of three attempts: ${attempts.join('; ')}`);
 });
 
 test('a storm that overflows the receive buffer ends in a resync and the truth', async (t) => {
