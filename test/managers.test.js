@@ -79,11 +79,6 @@ function detectionToHealthy(lines, iface, sinceMs) {
   return { detected, healthy: healthy ?? null, ms };
 }
 
-/** Milliseconds from the daemon's detection to the configured state being back (polled). */
-function detectionToConfigured(d2h, faultAt, healed) {
-  const detectedAt = d2h.detected ? nsOf(d2h.detected) : null;
-  return healed.ok && detectedAt !== null ? faultAt + healed.ms - detectedAt : null;
-}
 
 function summarize(lines, iface) {
   return [...new Set([...healthLines(lines, iface), ...actionLines(lines, iface), ...destroyedLines(lines),
@@ -178,16 +173,19 @@ async function injectAndHeal(t, manager, inject) {
   const lines = box.logLines();
   const d2h = detectionToHealthy(lines, iface, faultAt);
   const tcp = await conn.exchange(5000);
-  const healMs = detectionToConfigured(d2h, faultAt, healed);
-  record.detectionToConfiguredMs = healMs === null ? null : Math.round(healMs);
-  const command = box.managerCommands()[0];
+  // On this process's monotonic scale: the daemon's detection, the configured state seen back
+  // (polled), the manager command's start (its shim's stamp).
   const detectedAt = d2h.detected ? nsOf(d2h.detected) : null;
+  const configuredAt = healed.ok ? faultAt + healed.ms : null;
+  const command = box.managerCommands()[0];
   const commandAt = command ? command.atMs - WALL_MINUS_MONOTONIC : null;
+  const healMs = configuredAt !== null && detectedAt !== null ? configuredAt - detectedAt : null;
+  record.detectionToConfiguredMs = healMs === null ? null : Math.round(healMs);
   report(t, box, record, {
-    faultToDetectionMs: d2h.detected && nsOf(d2h.detected) !== null ? +(nsOf(d2h.detected) - faultAt).toFixed(1) : null,
+    faultToDetectionMs: detectedAt !== null ? +(detectedAt - faultAt).toFixed(1) : null,
     faultToConfiguredMs: healed.ms && Math.round(healed.ms), pollMs: healed.pollMs && Math.round(healed.pollMs),
     detectionToCommandMs: commandAt !== null && detectedAt !== null ? Math.round(commandAt - detectedAt) : null,
-    commandToConfiguredMs: commandAt !== null && healed.ok ? Math.round(faultAt + healed.ms - commandAt) : null,
+    commandToConfiguredMs: commandAt !== null && configuredAt !== null ? Math.round(configuredAt - commandAt) : null,
     detectionToHealthyMs: d2h.ms && Math.round(d2h.ms), tcpSurvived: tcp.ok,
   });
   return { box, iface, lines, healed, healthy, d2h, tcp, healMs, shimMark };
